@@ -1,0 +1,50 @@
+// Batches from a GPU-resident dataset, and the step counters that index them.
+//
+// The dataset stays as packed u8 (four pixels per u32 word, little-endian): uploaded once, it is a
+// quarter the size of f32. Each step gathers its rows through a per-epoch permutation.
+
+struct Params {
+    rows: u32,     // rows in this batch
+    features: u32, // bytes per sample
+    stride: u32,   // samples per full batch: batch b starts at b · stride in the permutation
+    scale: f32,    // x = byte · scale + shift
+    shift: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> cursor: array<u32>;   // [batch index]
+@group(0) @binding(2) var<storage, read> order: array<u32>;    // permutation of sample indices
+@group(0) @binding(3) var<storage, read> pixels: array<u32>;   // packed u8, samples × features
+@group(0) @binding(4) var<storage, read> labels: array<i32>;   // samples
+@group(0) @binding(5) var<storage, read_write> x: array<f32>;  // rows × features
+@group(0) @binding(6) var<storage, read_write> y: array<i32>;  // rows
+// advance
+@group(0) @binding(7) var<storage, read_write> counter: array<u32>;
+
+// x[r, j] = pixels[order[b·stride + r], j] · scale + shift ; y[r] = labels[order[b·stride + r]]
+@compute @workgroup_size(256)
+fn gather(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = (wg.x + wg.y * groups.x) * 256u + lid;
+    if i >= p.rows * p.features {
+        return;
+    }
+    let r = i / p.features;
+    let j = i % p.features;
+    let sample = order[cursor[0] * p.stride + r];
+    let byte = sample * p.features + j;
+    let v = (pixels[byte / 4u] >> ((byte % 4u) * 8u)) & 0xffu;
+    x[i] = f32(v) * p.scale + p.shift;
+    if j == 0u {
+        y[r] = labels[sample];
+    }
+}
+
+// counter[0] += 1: moves a step counter on between recorded steps, with no host round trip.
+@compute @workgroup_size(1)
+fn advance() {
+    counter[0] += 1u;
+}

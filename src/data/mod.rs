@@ -1,0 +1,8 @@
+//! Datasets: the IDX file format, MNIST-style folders, and datasets resident on the GPU.
+
+pub mod idx;
+mod loader;
+mod mnist;
+
+pub use loader::GpuSplit;
+pub use mnist::{Mnist, Split, CLASSES};

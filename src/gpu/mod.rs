@@ -1,0 +1,328 @@
+//! Device and buffer manager: adapter choice, device, queue, limits and the pipeline cache.
+
+mod recorder;
+mod tensor;
+
+pub use recorder::{Dispatch, Program};
+pub use tensor::{DType, Element, Tensor};
+
+use crate::error::{Error, Result};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Which adapter to open. `Default` picks the best adapter of any backend.
+#[derive(Clone, Debug, Default)]
+pub struct GpuOptions {
+    /// Restrict the search to these backends (`None`: all compiled in).
+    pub backends: Option<wgpu::Backends>,
+    /// Keep only adapters whose name contains this text (case-insensitive).
+    pub adapter_name: Option<String>,
+}
+
+impl GpuOptions {
+    /// Options from `WGML_BACKEND` (`vulkan`, `gl`, `metal`, `dx12`) and `WGML_ADAPTER` (a name
+    /// substring).
+    pub fn from_env() -> Result<Self> {
+        let backends = match std::env::var("WGML_BACKEND") {
+            Ok(value) if !value.is_empty() => Some(parse_backend(&value)?),
+            _ => None,
+        };
+        let adapter_name = std::env::var("WGML_ADAPTER").ok().filter(|s| !s.is_empty());
+        Ok(GpuOptions {
+            backends,
+            adapter_name,
+        })
+    }
+
+    fn describe(&self) -> String {
+        let backend = match self.backends {
+            Some(b) => format!("backend {b:?}"),
+            None => "any backend".to_string(),
+        };
+        match &self.adapter_name {
+            Some(name) => format!("{backend}, name containing {name:?}"),
+            None => backend,
+        }
+    }
+}
+
+fn parse_backend(value: &str) -> Result<wgpu::Backends> {
+    Ok(match value.to_ascii_lowercase().as_str() {
+        "vulkan" | "vk" => wgpu::Backends::VULKAN,
+        "gl" | "gles" | "opengl" => wgpu::Backends::GL,
+        "metal" => wgpu::Backends::METAL,
+        "dx12" | "d3d12" => wgpu::Backends::DX12,
+        _ => {
+            return Err(Error::BadEnv {
+                var: "WGML_BACKEND",
+                value: value.to_string(),
+                expected: "one of vulkan, gl, metal, dx12",
+            })
+        }
+    })
+}
+
+/// One adapter as seen by [`Gpu::adapters`].
+#[derive(Clone, Debug)]
+pub struct AdapterSummary {
+    /// wgpu's description of the adapter.
+    pub info: wgpu::AdapterInfo,
+    /// Whether it can run compute shaders (and so wgml).
+    pub usable: bool,
+    /// Whether [`Gpu::new`] with the same options would choose it.
+    pub chosen: bool,
+}
+
+impl std::fmt::Display for AdapterSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({:?}, {:?})",
+            self.info.name, self.info.backend, self.info.device_type
+        )
+    }
+}
+
+/// An open GPU: device, queue, the adapter's limits and a cache of compiled pipelines.
+///
+/// Cheap to clone; clones share the device.
+#[derive(Clone)]
+pub struct Gpu {
+    inner: Arc<GpuInner>,
+}
+
+struct GpuInner {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    limits: wgpu::Limits,
+    pipelines: Mutex<HashMap<(&'static str, &'static str), wgpu::ComputePipeline>>,
+    /// The first GPU error reported outside an error scope, kept until [`Gpu::check`].
+    fault: Arc<Mutex<Option<String>>>,
+}
+
+/// A WGSL source file of `shaders/`, compiled on first use.
+#[derive(Clone, Copy, Debug)]
+pub struct Shader {
+    /// File name, used as the cache key and in error messages.
+    pub name: &'static str,
+    /// WGSL text.
+    pub source: &'static str,
+}
+
+/// Every adapter of the given backends (all compiled-in backends when `None`).
+fn enumerate(backends: Option<wgpu::Backends>) -> Vec<wgpu::Adapter> {
+    let backends = backends.unwrap_or(wgpu::Backends::all());
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = backends;
+    pollster::block_on(wgpu::Instance::new(desc).enumerate_adapters(backends))
+}
+
+/// Preference order: discrete, integrated, virtual, CPU; Vulkan/Metal/DX12 before GL.
+fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
+    let device = match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    };
+    let backend = u8::from(info.backend == wgpu::Backend::Gl);
+    (device, backend)
+}
+
+fn can_compute(adapter: &wgpu::Adapter) -> bool {
+    adapter
+        .get_downlevel_capabilities()
+        .flags
+        .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
+}
+
+fn matches(options: &GpuOptions, info: &wgpu::AdapterInfo) -> bool {
+    options.adapter_name.as_ref().is_none_or(|name| {
+        info.name
+            .to_ascii_lowercase()
+            .contains(&name.to_ascii_lowercase())
+    })
+}
+
+/// Index of the adapter `options` selects among `adapters`, if any.
+fn choose(options: &GpuOptions, adapters: &[wgpu::Adapter]) -> Option<usize> {
+    adapters
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| can_compute(a) && matches(options, &a.get_info()))
+        .min_by_key(|(_, a)| rank(&a.get_info()))
+        .map(|(i, _)| i)
+}
+
+impl Gpu {
+    /// Opens the adapter chosen by `WGML_BACKEND` / `WGML_ADAPTER`, or the best one.
+    pub fn from_env() -> Result<Self> {
+        Self::new(&GpuOptions::from_env()?)
+    }
+
+    /// Lists every adapter the options' backends expose, marking the one [`Gpu::new`] would open.
+    pub fn adapters(options: &GpuOptions) -> Vec<AdapterSummary> {
+        let adapters = enumerate(options.backends);
+        let chosen = choose(options, &adapters);
+        adapters
+            .iter()
+            .enumerate()
+            .map(|(i, a)| AdapterSummary {
+                info: a.get_info(),
+                usable: can_compute(a),
+                chosen: Some(i) == chosen,
+            })
+            .collect()
+    }
+
+    /// Opens the best adapter that matches `options`, with the adapter's own limits.
+    pub fn new(options: &GpuOptions) -> Result<Self> {
+        // Vulkan, Metal and DX12 first; GL only when none of them will do.
+        let mut adapters = enumerate(options.backends.or(Some(wgpu::Backends::PRIMARY)));
+        if options.backends.is_none() && choose(options, &adapters).is_none() {
+            adapters = enumerate(None);
+        }
+        let Some(index) = choose(options, &adapters) else {
+            let all = Self::adapters(&GpuOptions::default());
+            let found = if all.is_empty() {
+                "none (is a Vulkan, Metal, DX12 or GL driver installed? On headless Linux: \
+                 apt-get install mesa-vulkan-drivers)"
+                    .to_string()
+            } else {
+                all.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            };
+            return Err(Error::NoAdapter {
+                wanted: options.describe(),
+                found,
+            });
+        };
+        let adapter = adapters.swap_remove(index);
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("wgml"),
+            required_limits: limits.clone(),
+            ..Default::default()
+        }))
+        .map_err(|e| Error::RequestDevice(e.to_string()))?;
+        let fault = Arc::new(Mutex::new(None));
+        let sink = fault.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            record_fault(&sink, e.to_string())
+        }));
+        let sink = fault.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            if reason != wgpu::DeviceLostReason::Destroyed {
+                record_fault(&sink, format!("device lost ({reason:?}): {message}"));
+            }
+        });
+        Ok(Gpu {
+            inner: Arc::new(GpuInner {
+                device,
+                queue,
+                info: adapter.get_info(),
+                limits,
+                pipelines: Mutex::new(HashMap::new()),
+                fault,
+            }),
+        })
+    }
+
+    /// The wgpu device.
+    pub fn device(&self) -> &wgpu::Device {
+        &self.inner.device
+    }
+
+    /// The wgpu queue.
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.inner.queue
+    }
+
+    /// The opened adapter's description.
+    pub fn info(&self) -> &wgpu::AdapterInfo {
+        &self.inner.info
+    }
+
+    /// The device's limits (the adapter's own).
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.inner.limits
+    }
+
+    /// Returns, and clears, the first GPU error reported since the last check.
+    pub fn check(&self) -> Result<()> {
+        match lock(&self.inner.fault).take() {
+            Some(message) => Err(Error::Gpu(message)),
+            None => Ok(()),
+        }
+    }
+
+    /// Blocks until all submitted work is done, then reports any GPU error.
+    pub fn wait(&self) -> Result<()> {
+        self.device()
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(e.to_string()))?;
+        self.check()
+    }
+
+    /// The compute pipeline for `entry` in `shader`, compiled once and cached.
+    pub fn pipeline(&self, shader: Shader, entry: &'static str) -> Result<wgpu::ComputePipeline> {
+        let key = (shader.name, entry);
+        if let Some(p) = lock(&self.inner.pipelines).get(&key) {
+            return Ok(p.clone());
+        }
+        let device = self.device();
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(shader.name),
+            source: wgpu::ShaderSource::Wgsl(shader.source.into()),
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(entry),
+            layout: None,
+            module: &module,
+            entry_point: Some(entry),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu(format!("{}::{entry}: {e}", shader.name)));
+        }
+        lock(&self.inner.pipelines).insert(key, pipeline.clone());
+        Ok(pipeline)
+    }
+
+    /// Splits `groups` workgroups into an x/y grid within `max_compute_workgroups_per_dimension`.
+    /// Kernels recover the linear index as `wg.x + wg.y * num_workgroups.x`.
+    pub fn grid(&self, groups: u64) -> Result<[u32; 3]> {
+        let max = u64::from(self.limits().max_compute_workgroups_per_dimension);
+        if groups <= max {
+            return Ok([groups as u32, 1, 1]);
+        }
+        let y = groups.div_ceil(max);
+        if y > max {
+            return Err(Error::Limit {
+                what: "a dispatch".into(),
+                needed: groups,
+                limit: "max_compute_workgroups_per_dimension²",
+                max: max * max,
+            });
+        }
+        Ok([max as u32, y as u32, 1])
+    }
+}
+
+fn record_fault(sink: &Mutex<Option<String>>, message: String) {
+    let mut slot = lock(sink);
+    if slot.is_none() {
+        *slot = Some(message);
+    }
+}
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

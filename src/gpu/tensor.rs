@@ -1,0 +1,271 @@
+//! `Tensor`: a typed view of a GPU buffer with a shape; upload and readback.
+
+use super::Gpu;
+use crate::error::{Error, Result};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Element type of a tensor. Every type is 4 bytes wide.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DType {
+    /// 32-bit float.
+    F32,
+    /// 32-bit signed integer (class-index targets; `ignore_index` is negative).
+    I32,
+    /// 32-bit unsigned integer (indices, packed bytes, counters).
+    U32,
+}
+
+/// A Rust type that can live in a [`Tensor`].
+pub trait Element: bytemuck::Pod {
+    /// The matching [`DType`].
+    const DTYPE: DType;
+}
+impl Element for f32 {
+    const DTYPE: DType = DType::F32;
+}
+impl Element for i32 {
+    const DTYPE: DType = DType::I32;
+}
+impl Element for u32 {
+    const DTYPE: DType = DType::U32;
+}
+
+/// Bytes per element.
+const WORD: u64 = 4;
+
+/// A row-major view of `shape` elements of `dtype` starting `offset` bytes into a GPU buffer.
+///
+/// Cloning a tensor clones the view, not the data. Views of one buffer (see [`Tensor::view`]) let
+/// many tensors share one allocation, such as every parameter in one flat buffer.
+#[derive(Clone, Debug)]
+pub struct Tensor {
+    buffer: wgpu::Buffer,
+    offset: u64,
+    shape: Vec<usize>,
+    dtype: DType,
+}
+
+impl Tensor {
+    /// A new zero-filled tensor.
+    pub fn zeros(gpu: &Gpu, shape: &[usize], dtype: DType) -> Result<Self> {
+        let len: usize = shape.iter().product();
+        let bytes = (len as u64 * WORD).max(WORD);
+        let max = gpu.limits().max_buffer_size;
+        if bytes > max {
+            return Err(Error::Limit {
+                what: format!("a tensor of shape {shape:?}"),
+                needed: bytes,
+                limit: "max_buffer_size",
+                max,
+            });
+        }
+        let buffer = gpu.device().create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size: bytes,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        Ok(Tensor {
+            buffer,
+            offset: 0,
+            shape: shape.to_vec(),
+            dtype,
+        })
+    }
+
+    /// A new tensor holding `data`, which must have `shape`'s element count.
+    pub fn from_slice<T: Element>(gpu: &Gpu, data: &[T], shape: &[usize]) -> Result<Self> {
+        let t = Self::zeros(gpu, shape, T::DTYPE)?;
+        t.write(gpu, data)?;
+        Ok(t)
+    }
+
+    /// Overwrites the tensor with `data`. Queued: lands before the next submit.
+    pub fn write<T: Element>(&self, gpu: &Gpu, data: &[T]) -> Result<()> {
+        self.expect_dtype(T::DTYPE)?;
+        if data.len() != self.len() {
+            return Err(Error::shape(format!(
+                "writing {} elements into a tensor of shape {:?}",
+                data.len(),
+                self.shape
+            )));
+        }
+        if !data.is_empty() {
+            gpu.queue()
+                .write_buffer(&self.buffer, self.offset, bytemuck::cast_slice(data));
+        }
+        Ok(())
+    }
+
+    /// Copies the tensor to the host, waiting for the GPU.
+    pub fn to_vec<T: Element>(&self, gpu: &Gpu) -> Result<Vec<T>> {
+        self.read_async::<T>(gpu)?.finish(gpu)
+    }
+
+    /// Starts a copy to the host without waiting; [`PendingRead::finish`] collects it once the
+    /// GPU has caught up, and [`PendingRead::is_ready`] says whether it has.
+    pub fn read_async<T: Element>(&self, gpu: &Gpu) -> Result<PendingRead<T>> {
+        self.expect_dtype(T::DTYPE)?;
+        let bytes = self.len() as u64 * WORD;
+        let staging = gpu.device().create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: bytes.max(WORD),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = gpu
+            .device()
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+        if bytes > 0 {
+            encoder.copy_buffer_to_buffer(&self.buffer, self.offset, &staging, 0, bytes);
+        }
+        gpu.queue().submit([encoder.finish()]);
+        let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
+        let arrived = Arc::new(AtomicBool::new(false));
+        let flag = arrived.clone();
+        staging.map_async(wgpu::MapMode::Read, .., move |result| {
+            flag.store(true, Ordering::Release);
+            let _ = sender.send(result);
+        });
+        Ok(PendingRead {
+            staging,
+            receiver,
+            arrived,
+            len: self.len(),
+            _element: std::marker::PhantomData,
+        })
+    }
+
+    /// A view of `shape` elements starting `start` elements into this tensor.
+    pub fn view(&self, start: usize, shape: &[usize]) -> Result<Self> {
+        let len: usize = shape.iter().product();
+        if start + len > self.len() {
+            return Err(Error::shape(format!(
+                "view of {shape:?} at {start} exceeds a tensor of shape {:?}",
+                self.shape
+            )));
+        }
+        Ok(Tensor {
+            buffer: self.buffer.clone(),
+            offset: self.offset + start as u64 * WORD,
+            shape: shape.to_vec(),
+            dtype: self.dtype,
+        })
+    }
+
+    /// The first `rows` rows (along the first dimension) of this tensor.
+    pub fn rows(&self, rows: usize) -> Result<Self> {
+        let mut shape = self.shape.clone();
+        match shape.first_mut() {
+            Some(first) if rows <= *first => *first = rows,
+            _ => {
+                return Err(Error::shape(format!(
+                    "{rows} rows of a tensor of shape {:?}",
+                    self.shape
+                )))
+            }
+        }
+        self.view(0, &shape)
+    }
+
+    /// The same data seen with another shape of equal element count.
+    pub fn reshape(&self, shape: &[usize]) -> Result<Self> {
+        if shape.iter().product::<usize>() != self.len() {
+            return Err(Error::shape(format!(
+                "cannot reshape {:?} to {shape:?}",
+                self.shape
+            )));
+        }
+        self.view(0, shape)
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// The number of elements.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Whether the tensor has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The underlying buffer.
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
+
+    /// Byte offset of the view into [`Tensor::buffer`].
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The binding of this view (at least one element wide, as bindings cannot be empty).
+    pub fn binding(&self) -> wgpu::BindingResource<'_> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: &self.buffer,
+            offset: self.offset,
+            size: wgpu::BufferSize::new((self.len() as u64 * WORD).max(WORD)),
+        })
+    }
+
+    /// An error unless the tensor holds `dtype`.
+    pub fn expect_dtype(&self, dtype: DType) -> Result<()> {
+        if self.dtype == dtype {
+            Ok(())
+        } else {
+            Err(Error::shape(format!(
+                "expected a {dtype:?} tensor, got {:?} of shape {:?}",
+                self.dtype, self.shape
+            )))
+        }
+    }
+}
+
+/// A readback started by [`Tensor::read_async`].
+pub struct PendingRead<T> {
+    staging: wgpu::Buffer,
+    receiver: futures_intrusive::channel::shared::OneshotReceiver<
+        std::result::Result<(), wgpu::BufferAsyncError>,
+    >,
+    arrived: Arc<AtomicBool>,
+    len: usize,
+    _element: std::marker::PhantomData<T>,
+}
+
+impl<T: Element> PendingRead<T> {
+    /// Whether the data has arrived (never blocks; the device must be polled meanwhile).
+    pub fn is_ready(&self, gpu: &Gpu) -> bool {
+        let _ = gpu.device().poll(wgpu::PollType::Poll);
+        self.arrived.load(Ordering::Acquire)
+    }
+
+    /// Waits for the copy and returns the data.
+    pub fn finish(self, gpu: &Gpu) -> Result<Vec<T>> {
+        gpu.wait()?;
+        let mapped = pollster::block_on(self.receiver.receive())
+            .ok_or_else(|| Error::Readback("the GPU dropped the readback".into()))?;
+        mapped.map_err(|e| Error::Readback(e.to_string()))?;
+        let out = {
+            let view = self
+                .staging
+                .get_mapped_range(..)
+                .map_err(|e| Error::Readback(e.to_string()))?;
+            bytemuck::cast_slice::<u8, T>(&view)[..self.len].to_vec()
+        };
+        self.staging.unmap();
+        Ok(out)
+    }
+}

@@ -1,0 +1,52 @@
+//! Typed Rust entry points for every WGSL kernel, one module per shader file.
+//!
+//! Each kernel comes two ways: a `*_dispatch` function that validates shapes on the host and
+//! returns a prepared [`Dispatch`](crate::gpu::Dispatch) to record as often as needed (what models
+//! use), and a one-shot function that allocates its output, runs, and returns it (handy from Rust
+//! and in tests).
+
+pub mod cross_entropy;
+pub mod data;
+pub mod elementwise;
+pub mod matmul;
+pub mod optim;
+pub mod reduce;
+
+use crate::error::{Error, Result};
+use crate::gpu::{DType, Shader, Tensor};
+
+/// Every shader in `shaders/`, for validation and tooling.
+pub const SHADERS: [Shader; 6] = [
+    matmul::SHADER,
+    elementwise::SHADER,
+    cross_entropy::SHADER,
+    optim::SHADER,
+    reduce::SHADER,
+    data::SHADER,
+];
+
+/// The two dimensions of a matrix tensor, or a shape error naming `what`.
+pub(crate) fn dims2(t: &Tensor, what: &str) -> Result<(usize, usize)> {
+    match *t.shape() {
+        [r, c] => Ok((r, c)),
+        ref s => Err(Error::shape(format!("{what} must be 2-D, got shape {s:?}"))),
+    }
+}
+
+/// An error unless `t` is an f32 tensor of exactly `len` elements.
+pub(crate) fn expect_len(t: &Tensor, len: usize, what: &str) -> Result<()> {
+    t.expect_dtype(DType::F32)?;
+    if t.len() == len {
+        Ok(())
+    } else {
+        Err(Error::shape(format!(
+            "{what} must have {len} elements, got shape {:?}",
+            t.shape()
+        )))
+    }
+}
+
+/// `n` as a u32 kernel parameter, or an error naming `what`.
+pub(crate) fn u32_param(n: usize, what: &str) -> Result<u32> {
+    u32::try_from(n).map_err(|_| Error::shape(format!("{what} = {n} exceeds u32")))
+}

@@ -1,0 +1,35 @@
+//! # wgml
+//!
+//! Train neural networks on any GPU — Vulkan, Metal, DX12, GL, or a software adapter — with
+//! hand-written WGSL compute kernels.
+//!
+//! Layers, bottom up: [`gpu`] (device, tensors, dispatches), [`kernels`] (one typed module per
+//! shader), [`nn`], [`loss`] and [`optim`] (the model API), [`data`] (IDX files, MNIST), and
+//! [`train`] (the training loop). [`reference`] holds plain CPU versions of every kernel.
+//!
+//! ```no_run
+//! use wgml::{data::Mnist, gpu::Gpu, nn::Sequential, train::{TrainConfig, Trainer}};
+//!
+//! let gpu = Gpu::from_env()?;
+//! let data = Mnist::bundled()?;
+//! let model = Sequential::mlp(&gpu, &[784, 128, 10], 0)?;
+//! let mut trainer = Trainer::new(&gpu, model, &data, TrainConfig::default())?;
+//! for epoch in 0..10 {
+//!     let stats = trainer.epoch()?;
+//!     println!("epoch {epoch}: loss {:.4}, test accuracy {:.4}", stats.train_loss, trainer.evaluate()?);
+//! }
+//! # Ok::<(), wgml::Error>(())
+//! ```
+
+pub mod data;
+pub mod error;
+pub mod gpu;
+pub mod kernels;
+pub mod loss;
+pub mod nn;
+pub mod optim;
+pub mod reference;
+pub mod rng;
+pub mod train;
+
+pub use error::{Error, Result};

@@ -1,0 +1,175 @@
+//! The `wgml` command line: list adapters, train the MNIST tutorial model.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use wgml::data::Mnist;
+use wgml::gpu::{Gpu, GpuOptions};
+use wgml::nn::Sequential;
+use wgml::train::{TrainConfig, Trainer};
+
+#[derive(Parser)]
+#[command(
+    name = "wgml",
+    version,
+    about = "Train neural networks on any GPU with WGSL kernels"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List GPU adapters; `*` marks the one wgml would use (WGML_BACKEND, WGML_ADAPTER choose).
+    Devices,
+    /// Train the 784-128-10 MLP of PyTorch's MNIST tutorial with Adam and cross-entropy.
+    Train(TrainArgs),
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// Folder with the four MNIST-format IDX files (optionally .gz); default: the bundled subset.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Passes over the training set.
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    /// Samples per step.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    batch_size: u64,
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f32,
+    /// Seed for initialisation and shuffling: same seed, same adapter, same numbers.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Hidden layer width.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..))]
+    hidden: u64,
+    /// Print one JSON summary line at the end instead of only text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Devices => devices(),
+        Command::Train(args) => train(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn devices() -> wgml::Result<()> {
+    let adapters = Gpu::adapters(&GpuOptions::from_env()?);
+    if adapters.is_empty() {
+        println!("no adapters found");
+    }
+    for a in adapters {
+        let mark = if a.chosen { "*" } else { " " };
+        let note = if a.usable {
+            ""
+        } else {
+            " [no compute shaders]"
+        };
+        println!("{mark} {a}{note}");
+    }
+    Ok(())
+}
+
+fn train(args: &TrainArgs) -> wgml::Result<()> {
+    let data = match &args.data {
+        Some(dir) => Mnist::load(dir)?,
+        None => Mnist::bundled()?,
+    };
+    let gpu = Gpu::from_env()?;
+    let info = gpu.info().clone();
+    let source = match &args.data {
+        Some(dir) => dir.display().to_string(),
+        None => "bundled MNIST subset".into(),
+    };
+    let sizes = [
+        data.train.features,
+        args.hidden as usize,
+        wgml::data::CLASSES,
+    ];
+    let model = Sequential::mlp(&gpu, &sizes, args.seed)?;
+    let mut config = TrainConfig {
+        batch_size: args.batch_size as usize,
+        seed: args.seed,
+        ..TrainConfig::default()
+    };
+    config.adam.lr = args.lr;
+    let mut trainer = Trainer::new(&gpu, model, &data, config)?;
+    let log = |line: String| {
+        if args.json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    };
+    log(format!(
+        "training on {source}: {} train / {} test samples, {} on {:?}",
+        data.train.len(),
+        data.test.len(),
+        info.name,
+        info.backend
+    ));
+    let started = std::time::Instant::now();
+    let (mut losses, mut accs, mut secs) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..args.epochs {
+        let stats = trainer.epoch()?;
+        let acc = trainer.evaluate()?;
+        log(format!(
+            "epoch {:>3}/{}  train loss {:.4}  test accuracy {:.2}%  {:.2}s",
+            stats.epoch,
+            args.epochs,
+            stats.train_loss,
+            acc * 100.0,
+            stats.seconds
+        ));
+        losses.push(stats.train_loss);
+        accs.push(acc);
+        secs.push(stats.seconds);
+    }
+    if args.json {
+        secs.sort_by(f64::total_cmp);
+        let median = secs.get(secs.len() / 2).copied().unwrap_or(0.0);
+        let list = |v: Vec<String>| v.join(",");
+        println!(
+            "{{\"epochs\":{},\"train_samples\":{},\"sec_per_epoch_median\":{median:.6},\"total_s\":{:.6},\
+             \"test_acc\":{},\"adapter\":{},\"backend\":{},\"epoch_train_loss\":[{}],\"epoch_test_acc\":[{}]}}",
+            args.epochs,
+            data.train.len(),
+            started.elapsed().as_secs_f64(),
+            accs.last().map_or("null".into(), |a| format!("{a:.6}")),
+            json_string(&info.name),
+            json_string(&format!("{:?}", info.backend).to_lowercase()),
+            list(losses.iter().map(|l| format!("{l:.6}")).collect()),
+            list(accs.iter().map(|a| format!("{a:.6}")).collect()),
+        );
+    }
+    Ok(())
+}
+
+/// `s` as a JSON string literal.
+fn json_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}

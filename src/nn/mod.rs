@@ -1,0 +1,17 @@
+//! The model API: layers with explicit forward and backward passes (no tape).
+//!
+//! A model is built once for a device; [`Sequential::forward_program`] and
+//! [`Sequential::backward_program`] turn it into fixed lists of dispatches over a
+//! [`Workspace`] allocated up front, so training records the same programs step after step.
+//! Backward overwrites the gradients (it does not accumulate as PyTorch's `.grad` does), so no
+//! `zero_grad` is needed.
+
+mod linear;
+mod params;
+mod relu;
+mod sequential;
+
+pub use linear::Linear;
+pub use params::{ParamInfo, Parameters};
+pub use relu::Relu;
+pub use sequential::{Layer, Module, Sequential, Workspace};

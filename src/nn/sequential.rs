@@ -1,0 +1,248 @@
+//! `Sequential`: layers applied in order, with PyTorch's `nn.Sequential` parameter names.
+
+use super::{Linear, Parameters, Relu};
+use crate::error::{Error, Result};
+use crate::gpu::{DType, Gpu, Program, Tensor};
+use crate::rng::Rng;
+
+/// A layer as the user describes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layer {
+    /// `nn.Linear(in_features, out_features)`.
+    Linear {
+        /// Input features.
+        in_features: usize,
+        /// Output features.
+        out_features: usize,
+    },
+    /// `nn.ReLU()`.
+    Relu,
+}
+
+/// A built layer of a [`Sequential`].
+#[derive(Clone, Debug)]
+pub enum Module {
+    /// A fully connected layer.
+    Linear(Linear),
+    /// A rectifier.
+    Relu(Relu),
+}
+
+/// Layers applied in order. Parameters are named as PyTorch's `nn.Sequential` names them: the
+/// layer's index, then `weight` or `bias` (`0.weight`, `0.bias`, `2.weight`, …).
+pub struct Sequential {
+    modules: Vec<Module>,
+    widths: Vec<usize>,
+    params: Parameters,
+}
+
+/// Per-layer outputs and their gradients for batches of up to `rows` rows, allocated once.
+pub struct Workspace {
+    outputs: Vec<Tensor>,
+    grads: Vec<Tensor>,
+    rows: usize,
+}
+
+impl Workspace {
+    /// Where the loss writes d(loss)/d(model output) for the first `rows` rows.
+    pub fn output_grad(&self, rows: usize) -> Result<Tensor> {
+        match self.grads.last() {
+            Some(g) => g.rows(rows),
+            None => Err(Error::shape("an empty model has no output gradient")),
+        }
+    }
+
+    /// The largest batch this workspace holds.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+}
+
+impl Sequential {
+    /// Builds `layers` on `gpu` with PyTorch's default initialisation drawn from `seed`.
+    pub fn new(gpu: &Gpu, layers: &[Layer], seed: u64) -> Result<Self> {
+        let Some(Layer::Linear { in_features, .. }) = layers.first() else {
+            return Err(Error::invalid(
+                "a Sequential model must start with a Linear layer",
+            ));
+        };
+        let mut widths = vec![*in_features];
+        let mut modules = Vec::with_capacity(layers.len());
+        let mut init = Vec::new();
+        let mut rng = Rng::new(seed);
+        for (i, layer) in layers.iter().enumerate() {
+            let width = *widths.last().unwrap_or(&0);
+            match *layer {
+                Layer::Linear {
+                    in_features,
+                    out_features,
+                } => {
+                    if in_features != width || in_features == 0 || out_features == 0 {
+                        return Err(Error::shape(format!(
+                            "layer {i}: Linear({in_features}, {out_features}) follows a layer \
+                             with {width} outputs"
+                        )));
+                    }
+                    let linear = Linear::new(&i.to_string(), in_features, out_features);
+                    init.extend(linear.init(&mut rng));
+                    modules.push(Module::Linear(linear));
+                    widths.push(out_features);
+                }
+                Layer::Relu => {
+                    modules.push(Module::Relu(Relu));
+                    widths.push(width);
+                }
+            }
+        }
+        let params = Parameters::new(gpu, init)?;
+        Ok(Sequential {
+            modules,
+            widths,
+            params,
+        })
+    }
+
+    /// A multilayer perceptron: Linear layers between consecutive `sizes`, ReLU between them.
+    /// `mlp(&gpu, &[784, 128, 10], seed)` is PyTorch's MNIST tutorial model.
+    pub fn mlp(gpu: &Gpu, sizes: &[usize], seed: u64) -> Result<Self> {
+        if sizes.len() < 2 {
+            return Err(Error::invalid(
+                "an MLP needs at least input and output sizes",
+            ));
+        }
+        let mut layers = Vec::new();
+        for (i, pair) in sizes.windows(2).enumerate() {
+            if i > 0 {
+                layers.push(Layer::Relu);
+            }
+            layers.push(Layer::Linear {
+                in_features: pair[0],
+                out_features: pair[1],
+            });
+        }
+        Self::new(gpu, &layers, seed)
+    }
+
+    /// The layers.
+    pub fn modules(&self) -> &[Module] {
+        &self.modules
+    }
+
+    /// The parameters, in one flat buffer.
+    pub fn params(&self) -> &Parameters {
+        &self.params
+    }
+
+    /// Features the model takes.
+    pub fn in_features(&self) -> usize {
+        self.widths[0]
+    }
+
+    /// Features the model returns.
+    pub fn out_features(&self) -> usize {
+        *self.widths.last().unwrap_or(&0)
+    }
+
+    /// Allocates every intermediate tensor for batches of up to `rows` rows.
+    pub fn workspace(&self, gpu: &Gpu, rows: usize) -> Result<Workspace> {
+        let alloc = |w: &usize| Tensor::zeros(gpu, &[rows, *w], DType::F32);
+        let widths = &self.widths[1..];
+        Ok(Workspace {
+            outputs: widths.iter().map(alloc).collect::<Result<_>>()?,
+            grads: widths.iter().map(alloc).collect::<Result<_>>()?,
+            rows,
+        })
+    }
+
+    fn check_input(&self, x: &Tensor, ws: &Workspace) -> Result<usize> {
+        x.expect_dtype(DType::F32)?;
+        match *x.shape() {
+            [rows, f] if f == self.in_features() && rows <= ws.rows => Ok(rows),
+            _ => Err(Error::shape(format!(
+                "model input must be [rows ≤ {}, {}], got {:?}",
+                ws.rows,
+                self.in_features(),
+                x.shape()
+            ))),
+        }
+    }
+
+    /// The forward pass over x (rows × in_features) as dispatches, and the output view.
+    /// A Linear layer followed by a ReLU runs as one matmul with the ReLU fused in.
+    pub fn forward_program(
+        &self,
+        gpu: &Gpu,
+        x: &Tensor,
+        ws: &Workspace,
+    ) -> Result<(Program, Tensor)> {
+        let rows = self.check_input(x, ws)?;
+        let mut program = Program::new();
+        let mut i = 0;
+        while i < self.modules.len() {
+            let input = if i == 0 {
+                x.clone()
+            } else {
+                ws.outputs[i - 1].rows(rows)?
+            };
+            match &self.modules[i] {
+                Module::Linear(linear) => {
+                    let fuse = matches!(self.modules.get(i + 1), Some(Module::Relu(_)));
+                    let target = if fuse { i + 1 } else { i };
+                    let y = ws.outputs[target].rows(rows)?;
+                    program.append(linear.forward(gpu, &self.params, &input, &y, fuse)?);
+                    i = target + 1;
+                }
+                Module::Relu(relu) => {
+                    program.append(relu.forward(gpu, &input, &ws.outputs[i].rows(rows)?)?);
+                    i += 1;
+                }
+            }
+        }
+        let output = match ws.outputs.last() {
+            Some(out) => out.rows(rows)?,
+            None => x.clone(),
+        };
+        Ok((program, output))
+    }
+
+    /// The backward pass as dispatches: from d(loss)/d(output) in [`Workspace::output_grad`]
+    /// to every parameter's gradient. `x` is the forward pass's input.
+    pub fn backward_program(&self, gpu: &Gpu, x: &Tensor, ws: &Workspace) -> Result<Program> {
+        let rows = self.check_input(x, ws)?;
+        let mut program = Program::new();
+        for i in (0..self.modules.len()).rev() {
+            let dy = ws.grads[i].rows(rows)?;
+            let dx = if i > 0 {
+                Some(ws.grads[i - 1].rows(rows)?)
+            } else {
+                None
+            };
+            match &self.modules[i] {
+                Module::Linear(linear) => {
+                    let input = if i == 0 {
+                        x.clone()
+                    } else {
+                        ws.outputs[i - 1].rows(rows)?
+                    };
+                    program.append(linear.backward(gpu, &self.params, &input, &dy, dx.as_ref())?);
+                }
+                Module::Relu(relu) => {
+                    if let Some(dx) = dx {
+                        let y = ws.outputs[i].rows(rows)?;
+                        program.append(relu.backward(gpu, &y, &dy, &dx)?);
+                    }
+                }
+            }
+        }
+        Ok(program)
+    }
+
+    /// Runs the model on x once and returns its output (allocates; for inference and tests).
+    pub fn forward(&self, gpu: &Gpu, x: &Tensor) -> Result<Tensor> {
+        let rows = x.shape().first().copied().unwrap_or(0);
+        let ws = self.workspace(gpu, rows)?;
+        let (program, output) = self.forward_program(gpu, x, &ws)?;
+        program.run(gpu)?;
+        Ok(output)
+    }
+}

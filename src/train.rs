@@ -1,0 +1,264 @@
+//! The training loop: epochs of fixed, pre-recorded steps that run ahead on the GPU.
+//!
+//! A step — gather a batch, forward, loss and gradient, backward, Adam — is one [`Program`] built
+//! when the [`Trainer`] is made. An epoch records it once per batch, many steps to a submit, and
+//! reads back only at the end: the per-step losses (kept on the GPU at `losses[step]`) and the
+//! loss kernel's target check. The last partial batch is kept, as PyTorch's `DataLoader` does.
+
+use crate::data::{GpuSplit, Mnist};
+use crate::error::{Error, Result};
+use crate::gpu::{DType, Gpu, Program, Tensor};
+use crate::kernels::cross_entropy::CrossEntropyKernel;
+use crate::kernels::reduce::count_correct_dispatch;
+use crate::loss::CrossEntropyLoss;
+use crate::nn::{Sequential, Workspace};
+use crate::optim::{Adam, AdamConfig};
+use crate::rng::Rng;
+use std::time::Instant;
+
+/// How to train.
+#[derive(Clone, Debug)]
+pub struct TrainConfig {
+    /// Samples per step.
+    pub batch_size: usize,
+    /// Adam's hyper-parameters.
+    pub adam: AdamConfig,
+    /// Seeds the per-epoch shuffle.
+    pub seed: u64,
+    /// Reshuffle the training set every epoch (`false`: always in file order).
+    pub shuffle: bool,
+    /// Input scaling: x = byte · scale + shift (default byte / 255, as `ToTensor`).
+    pub scale: f32,
+    /// See `scale`.
+    pub shift: f32,
+    /// Samples per evaluation batch.
+    pub eval_batch_size: usize,
+    /// Training steps recorded into one submit.
+    pub steps_per_submit: usize,
+}
+
+impl Default for TrainConfig {
+    /// PyTorch's MNIST tutorial: batch 64, Adam with lr 1e-3, inputs in [0, 1].
+    fn default() -> Self {
+        TrainConfig {
+            batch_size: 64,
+            adam: AdamConfig::default(),
+            seed: 0,
+            shuffle: true,
+            scale: 1.0 / 255.0,
+            shift: 0.0,
+            eval_batch_size: 1000,
+            steps_per_submit: 64,
+        }
+    }
+}
+
+/// What one epoch did.
+#[derive(Clone, Debug)]
+pub struct EpochStats {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// Mean of the steps' losses.
+    pub train_loss: f32,
+    /// Steps taken.
+    pub steps: usize,
+    /// Wall time, submit to last readback.
+    pub seconds: f64,
+}
+
+/// A pass over a split: `full` recorded once per full batch, then `tail` for the remainder.
+struct Pass {
+    full: Program,
+    full_batches: usize,
+    tail: Option<Program>,
+}
+
+impl Pass {
+    fn steps(&self) -> usize {
+        self.full_batches + usize::from(self.tail.is_some())
+    }
+
+    fn submit(&self, gpu: &Gpu, steps_per_submit: usize) {
+        let mut left = self.full_batches;
+        while left > 0 {
+            let n = left.min(steps_per_submit.max(1));
+            self.full.submit(gpu, n);
+            left -= n;
+        }
+        if let Some(tail) = &self.tail {
+            tail.submit(gpu, 1);
+        }
+    }
+}
+
+/// Builds a [`Pass`] over `len` samples in batches of `batch`, from a builder of the program for
+/// a batch of `rows` rows.
+fn pass(len: usize, batch: usize, mut build: impl FnMut(usize) -> Result<Program>) -> Result<Pass> {
+    let tail_rows = len % batch;
+    Ok(Pass {
+        full: build(batch)?,
+        full_batches: len / batch,
+        tail: if tail_rows > 0 {
+            Some(build(tail_rows)?)
+        } else {
+            None
+        },
+    })
+}
+
+/// Trains a [`Sequential`] classifier with cross-entropy and Adam on an MNIST-format dataset.
+pub struct Trainer {
+    gpu: Gpu,
+    model: Sequential,
+    config: TrainConfig,
+    train: GpuSplit,
+    test: GpuSplit,
+    train_pass: Pass,
+    eval_pass: Pass,
+    loss_kernels: Vec<CrossEntropyKernel>,
+    losses: Tensor,
+    correct: Tensor,
+    rng: Rng,
+    epoch: usize,
+    // Kept alive for the prepared programs that bind them.
+    _buffers: (Adam, Workspace, Workspace, Tensor, Tensor, Tensor, Tensor),
+}
+
+impl Trainer {
+    /// Uploads `data`, allocates every buffer and records-ready program for training `model`.
+    pub fn new(gpu: &Gpu, model: Sequential, data: &Mnist, config: TrainConfig) -> Result<Self> {
+        if config.batch_size == 0 || config.eval_batch_size == 0 {
+            return Err(Error::invalid("batch size must be at least 1"));
+        }
+        let features = data.train.features;
+        if features != model.in_features() || data.test.features != features {
+            return Err(Error::shape(format!(
+                "the model takes {} features but the data has {features}",
+                model.in_features()
+            )));
+        }
+        let train = GpuSplit::upload(gpu, &data.train)?;
+        let test = GpuSplit::upload(gpu, &data.test)?;
+        let optimizer = Adam::new(gpu, model.params(), config.adam)?;
+        let norm = (config.scale, config.shift);
+
+        let batch = config.batch_size.min(train.len());
+        let ws = model.workspace(gpu, batch)?;
+        let x = Tensor::zeros(gpu, &[batch, features], DType::F32)?;
+        let y = Tensor::zeros(gpu, &[batch], DType::I32)?;
+        let steps = train.len().div_ceil(batch);
+        let losses = Tensor::zeros(gpu, &[steps], DType::F32)?;
+        let loss = CrossEntropyLoss::new();
+        let mut loss_kernels = Vec::new();
+        let train_pass = pass(train.len(), batch, |rows| {
+            let (x, y) = (x.rows(rows)?, y.rows(rows)?);
+            let mut step = Program::from(train.gather(gpu, &x, &y, batch, norm)?);
+            let (forward, out) = model.forward_program(gpu, &x, &ws)?;
+            step.append(forward);
+            let ce = loss.prepare(
+                gpu,
+                &out,
+                &y,
+                &ws.output_grad(rows)?,
+                &losses,
+                train.cursor(),
+            )?;
+            step.append(ce.program.clone());
+            loss_kernels.push(ce);
+            step.append(model.backward_program(gpu, &x, &ws)?);
+            step.append(optimizer.step_program(gpu, model.params())?);
+            step.push(train.next_batch(gpu)?);
+            Ok(step)
+        })?;
+
+        let eval_batch = config.eval_batch_size.min(test.len());
+        let eval_ws = model.workspace(gpu, eval_batch)?;
+        let ex = Tensor::zeros(gpu, &[eval_batch, features], DType::F32)?;
+        let ey = Tensor::zeros(gpu, &[eval_batch], DType::I32)?;
+        let correct = Tensor::zeros(gpu, &[1], DType::U32)?;
+        let eval_pass = pass(test.len(), eval_batch, |rows| {
+            let (x, y) = (ex.rows(rows)?, ey.rows(rows)?);
+            let mut step = Program::from(test.gather(gpu, &x, &y, eval_batch, norm)?);
+            let (forward, out) = model.forward_program(gpu, &x, &eval_ws)?;
+            step.append(forward);
+            step.push(count_correct_dispatch(gpu, &out, &y, &correct)?);
+            step.push(test.next_batch(gpu)?);
+            Ok(step)
+        })?;
+
+        Ok(Trainer {
+            gpu: gpu.clone(),
+            model,
+            rng: Rng::new(config.seed ^ 0x5348_5546_464c_4500),
+            config,
+            train,
+            test,
+            train_pass,
+            eval_pass,
+            loss_kernels,
+            losses,
+            correct,
+            epoch: 0,
+            _buffers: (optimizer, ws, eval_ws, x, y, ex, ey),
+        })
+    }
+
+    /// The model being trained.
+    pub fn model(&self) -> &Sequential {
+        &self.model
+    }
+
+    /// Epochs completed.
+    pub fn epochs_done(&self) -> usize {
+        self.epoch
+    }
+
+    /// Training steps per epoch.
+    pub fn steps_per_epoch(&self) -> usize {
+        self.train_pass.steps()
+    }
+
+    /// Runs one epoch: every batch once, in a fresh shuffled order unless shuffling is off.
+    pub fn epoch(&mut self) -> Result<EpochStats> {
+        let start = Instant::now();
+        let n = self.train.len();
+        let order = if self.config.shuffle {
+            self.rng.permutation(n)
+        } else {
+            (0..n as u32).collect()
+        };
+        self.train.start_pass(&self.gpu, &order)?;
+        self.train_pass
+            .submit(&self.gpu, self.config.steps_per_submit);
+        let losses = self.losses.to_vec::<f32>(&self.gpu)?;
+        for kernel in &self.loss_kernels {
+            kernel.check_targets(&self.gpu)?;
+        }
+        self.epoch += 1;
+        if let Some((step, &value)) = losses.iter().enumerate().find(|(_, l)| !l.is_finite()) {
+            return Err(Error::NonFiniteLoss {
+                epoch: self.epoch,
+                step: step + 1,
+                value,
+            });
+        }
+        let mean = losses.iter().map(|&l| f64::from(l)).sum::<f64>() / losses.len() as f64;
+        Ok(EpochStats {
+            epoch: self.epoch,
+            train_loss: mean as f32,
+            steps: losses.len(),
+            seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Accuracy on the test split, in [0, 1].
+    pub fn evaluate(&self) -> Result<f64> {
+        let order: Vec<u32> = (0..self.test.len() as u32).collect();
+        self.test.start_pass(&self.gpu, &order)?;
+        self.correct.write(&self.gpu, &[0u32])?;
+        self.eval_pass
+            .submit(&self.gpu, self.config.steps_per_submit);
+        let correct = self.correct.to_vec::<u32>(&self.gpu)?[0];
+        Ok(f64::from(correct) / self.test.len() as f64)
+    }
+}
