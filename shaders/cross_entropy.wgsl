@@ -3,7 +3,7 @@
 // Three passes, each deterministic:
 //   ce_denominator  one workgroup: Σ w[y_i] over non-ignored targets (mean's denominator); flags
 //                   any target outside [0, C) so the host can report it.
-//   ce_rows         one workgroup per row: log-sum-exp by tree reductions, the row's loss
+//   ce_rows         one workgroup per row: max and Σexp by tree reductions, the row's loss
 //                   -w[y]·log_softmax(x)[y], and its gradient g·w[y]·(softmax(x) - onehot(y)).
 //   ce_total        one workgroup: the reduced loss, written to out[cursor[0]].
 // The gradient is that of the reduced loss (sum or mean; for none, of the sum) with upstream 1.
@@ -131,14 +131,15 @@ fn ce_rows(
     m = scratch[0];
     workgroupBarrier();
 
-    // log Σ exp(x - max)
+    // log Σ exp(x - max). log_softmax(x) = (x - max) - log_sum: x - max is exact for nearby
+    // values, so huge logits keep their precision (max + log_sum would round at max's scale).
     var e = 0.0;
     for (var c = lid; c < p.classes; c += ROW_WG) {
         e += exp(logits[base + c] - m);
     }
     scratch[lid] = e;
     tree_sum(lid, ROW_WG);
-    let lse = m + log(scratch[0]);
+    let log_sum = log(scratch[0]);
 
     let w = class_weight(t);
     // The gradient's scale: 1/denominator for mean (0 when every target is ignored), else 1.
@@ -148,11 +149,11 @@ fn ce_rows(
         g = select(0.0, w / d, d != 0.0);
     }
     for (var c = lid; c < p.classes; c += ROW_WG) {
-        let prob = exp(logits[base + c] - lse);
+        let prob = exp((logits[base + c] - m) - log_sum);
         grad[base + c] = g * (prob - select(0.0, 1.0, c == u32(t)));
     }
     if lid == 0u {
-        row_loss[row] = -w * (logits[base + u32(t)] - lse);
+        row_loss[row] = -w * ((logits[base + u32(t)] - m) - log_sum);
     }
 }
 

@@ -33,7 +33,7 @@ pub enum Error {
     #[error("GPU readback failed: {0}")]
     Readback(String),
     /// Tensor shapes do not fit the operation.
-    #[error("shape mismatch: {0}")]
+    #[error("{0}")]
     Shape(String),
     /// A request exceeds one of the device's limits.
     #[error("{what} needs {needed} but the device's {limit} is {max}")]

@@ -63,10 +63,10 @@ impl Adam {
 /// PyTorch's checks, in its words.
 fn validate(c: &AdamConfig) -> Result<()> {
     let bad = |msg: String| Err(Error::invalid(msg));
-    if !(c.lr >= 0.0) {
+    if c.lr.is_nan() || c.lr < 0.0 {
         return bad(format!("Invalid learning rate: {}", c.lr));
     }
-    if !(c.eps >= 0.0) {
+    if c.eps.is_nan() || c.eps < 0.0 {
         return bad(format!("Invalid epsilon value: {}", c.eps));
     }
     if !(0.0..1.0).contains(&c.betas.0) {
@@ -75,7 +75,7 @@ fn validate(c: &AdamConfig) -> Result<()> {
     if !(0.0..1.0).contains(&c.betas.1) {
         return bad(format!("Invalid beta parameter at index 1: {}", c.betas.1));
     }
-    if !(c.weight_decay >= 0.0) {
+    if c.weight_decay.is_nan() || c.weight_decay < 0.0 {
         return bad(format!("Invalid weight_decay value: {}", c.weight_decay));
     }
     Ok(())

@@ -30,7 +30,7 @@ impl Dispatch {
         let limits = gpu.limits();
         for (_, t) in tensors {
             let bytes = t.len() as u64 * 4;
-            let max = u64::from(limits.max_storage_buffer_binding_size);
+            let max = limits.max_storage_buffer_binding_size;
             if bytes > max {
                 return Err(Error::Limit {
                     what: format!(

@@ -1,6 +1,6 @@
 //! `Linear`: y = x·Wᵀ + b, with PyTorch's layout and default initialisation.
 
-use super::Parameters;
+use super::{NamedTensor, Parameters};
 use crate::error::Result;
 use crate::gpu::{Gpu, Program, Tensor};
 use crate::kernels::matmul::{matmul_dispatch, MatmulOptions};
@@ -31,7 +31,7 @@ impl Linear {
 
     /// PyTorch's default initial parameters: W and b ~ U(−1/√in, 1/√in) (kaiming_uniform with
     /// a = √5 reduces to this bound), W drawn first.
-    pub fn init(&self, rng: &mut Rng) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    pub fn init(&self, rng: &mut Rng) -> Vec<NamedTensor> {
         let bound = if self.in_features > 0 {
             1.0 / (self.in_features as f32).sqrt()
         } else {

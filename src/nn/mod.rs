@@ -12,6 +12,6 @@ mod relu;
 mod sequential;
 
 pub use linear::Linear;
-pub use params::{ParamInfo, Parameters};
+pub use params::{NamedTensor, ParamInfo, Parameters};
 pub use relu::Relu;
 pub use sequential::{Layer, Module, Sequential, Workspace};

@@ -3,6 +3,9 @@
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Tensor};
 
+/// A parameter on the host: name, shape and row-major values.
+pub type NamedTensor = (String, Vec<usize>, Vec<f32>);
+
 /// Name, shape and place of one parameter tensor in the flat buffer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ParamInfo {
@@ -37,7 +40,7 @@ pub struct Parameters {
 
 impl Parameters {
     /// Lays out `params` (name, shape, initial values) and uploads them.
-    pub fn new(gpu: &Gpu, params: Vec<(String, Vec<usize>, Vec<f32>)>) -> Result<Self> {
+    pub fn new(gpu: &Gpu, params: Vec<NamedTensor>) -> Result<Self> {
         let align = (gpu.limits().min_storage_buffer_offset_alignment as usize / 4).max(1);
         let mut infos = Vec::with_capacity(params.len());
         let mut flat = Vec::new();
@@ -91,7 +94,7 @@ impl Parameters {
     }
 
     /// Copies every parameter to the host: (name, shape, values), like a state_dict.
-    pub fn state_dict(&self, gpu: &Gpu) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+    pub fn state_dict(&self, gpu: &Gpu) -> Result<Vec<NamedTensor>> {
         let flat = self.values.to_vec::<f32>(gpu)?;
         Ok(self
             .infos

@@ -1,0 +1,50 @@
+//! Shared test helpers: one GPU per test binary, seeded data, PyTorch's tolerances.
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+use wgml::gpu::Gpu;
+use wgml::rng::Rng;
+
+/// The adapter `WGML_BACKEND` / `WGML_ADAPTER` select (lavapipe in CI), opened once.
+pub fn gpu() -> &'static Gpu {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    GPU.get_or_init(|| Gpu::from_env().expect("a GPU adapter (install mesa-vulkan-drivers)"))
+}
+
+/// `n` values uniform in [lo, hi), from `seed`.
+pub fn random(n: usize, lo: f32, hi: f32, seed: u64) -> Vec<f32> {
+    let mut rng = Rng::new(seed);
+    (0..n).map(|_| rng.uniform(lo, hi)).collect()
+}
+
+/// Asserts |a − e| ≤ atol + rtol·|e| elementwise, naming the first failure.
+pub fn assert_close(actual: &[f32], expected: &[f32], atol: f32, rtol: f32, what: &str) {
+    assert_eq!(actual.len(), expected.len(), "{what}: lengths differ");
+    for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
+        let ok = (a - e).abs() <= atol + rtol * e.abs() || (a.is_nan() && e.is_nan());
+        assert!(ok, "{what}: element {i} is {a}, expected {e}");
+    }
+}
+
+/// PyTorch's float32 tolerance: 1e-5 + 1.3e-6·|e|.
+pub fn assert_torch_close(actual: &[f32], expected: &[f32], what: &str) {
+    assert_close(actual, expected, 1e-5, 1.3e-6, what);
+}
+
+/// An IDX file's bytes: u8 data with `dims`.
+pub fn idx_bytes(dims: &[u32], data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0, 0, 0x08, dims.len() as u8];
+    for d in dims {
+        out.extend_from_slice(&d.to_be_bytes());
+    }
+    out.extend_from_slice(data);
+    out
+}
+
+/// A fresh empty folder under the system's temp dir.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("wgml-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}

@@ -1,0 +1,115 @@
+//! Linear, ReLU and cross-entropy backward on the GPU against central finite differences of the
+//! same model evaluated on the CPU in f64.
+
+mod common;
+use common::{gpu, random};
+use wgml::gpu::{DType, Program, Tensor};
+use wgml::loss::{CrossEntropyLoss, Reduction};
+use wgml::nn::{Layer, Sequential};
+
+/// f64 forward of Linear(7,5) → ReLU → Linear(5,3) → cross-entropy; `p` is the state_dict.
+fn cpu_loss(p: &[Vec<f64>], x: &[f32], y: &[i32], reduction: Reduction) -> f64 {
+    let (w1, b1, w2, b2) = (&p[0], &p[1], &p[2], &p[3]);
+    let rows = y.len();
+    let mut total = 0.0;
+    let mut counted = 0.0;
+    for r in 0..rows {
+        let h: Vec<f64> = (0..5)
+            .map(|o| {
+                let s: f64 = (0..7)
+                    .map(|i| w1[o * 7 + i] * f64::from(x[r * 7 + i]))
+                    .sum();
+                (s + b1[o]).max(0.0)
+            })
+            .collect();
+        let z: Vec<f64> = (0..3)
+            .map(|o| (0..5).map(|i| w2[o * 5 + i] * h[i]).sum::<f64>() + b2[o])
+            .collect();
+        if y[r] < 0 {
+            continue;
+        }
+        let m = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let lse = m + z.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+        total += lse - z[y[r] as usize];
+        counted += 1.0;
+    }
+    match reduction {
+        Reduction::Mean => total / counted,
+        _ => total,
+    }
+}
+
+#[test]
+fn model_gradients_match_finite_differences() {
+    let g = gpu();
+    let layers = [
+        Layer::Linear {
+            in_features: 7,
+            out_features: 5,
+        },
+        Layer::Relu,
+        Layer::Linear {
+            in_features: 5,
+            out_features: 3,
+        },
+    ];
+    for reduction in [Reduction::Mean, Reduction::Sum] {
+        let model = Sequential::new(g, &layers, 11).unwrap();
+        let rows = 6;
+        let x_host = random(rows * 7, -1.0, 1.0, 5);
+        let y_host = [0i32, 2, -100, 1, 1, 0];
+        let x = Tensor::from_slice(g, &x_host, &[rows, 7]).unwrap();
+        let y = Tensor::from_slice(g, &y_host, &[rows]).unwrap();
+        let ws = model.workspace(g, rows).unwrap();
+        let (forward, out) = model.forward_program(g, &x, &ws).unwrap();
+        let loss_out = Tensor::zeros(g, &[1], DType::F32).unwrap();
+        let cursor = Tensor::zeros(g, &[1], DType::U32).unwrap();
+        let loss = CrossEntropyLoss::new().reduction(reduction);
+        let ce = loss
+            .prepare(
+                g,
+                &out,
+                &y,
+                &ws.output_grad(rows).unwrap(),
+                &loss_out,
+                &cursor,
+            )
+            .unwrap();
+        let mut program = Program::new();
+        program.append(forward);
+        program.append(ce.program.clone());
+        program.append(model.backward_program(g, &x, &ws).unwrap());
+        program.run(g).unwrap();
+
+        let state = model.params().state_dict(g).unwrap();
+        let mut p: Vec<Vec<f64>> = state
+            .iter()
+            .map(|(_, _, v)| v.iter().map(|&f| f64::from(f)).collect())
+            .collect();
+        let gpu_loss = loss_out.to_vec::<f32>(g).unwrap()[0];
+        let cpu = cpu_loss(&p, &x_host, &y_host, reduction);
+        assert!(
+            (f64::from(gpu_loss) - cpu).abs() < 1e-5,
+            "{reduction:?}: loss {gpu_loss} vs {cpu}"
+        );
+
+        for (k, (name, _, _)) in state.iter().enumerate() {
+            let grad = model.params().grad(name).unwrap().to_vec::<f32>(g).unwrap();
+            for i in 0..grad.len() {
+                let h = 1e-5;
+                let orig = p[k][i];
+                p[k][i] = orig + h;
+                let up = cpu_loss(&p, &x_host, &y_host, reduction);
+                p[k][i] = orig - h;
+                let down = cpu_loss(&p, &x_host, &y_host, reduction);
+                p[k][i] = orig;
+                let fd = (up - down) / (2.0 * h);
+                assert!(
+                    (f64::from(grad[i]) - fd).abs() < 1e-4,
+                    "{reduction:?} {name}[{i}]: GPU gradient {} vs finite difference {fd}",
+                    grad[i]
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,421 @@
+//! Every kernel against `wgml::reference` over odd shapes and extreme values.
+// Reference vectors are quoted verbatim from PyTorch (float64), beyond f32 precision.
+#![allow(clippy::excessive_precision)]
+
+mod common;
+use common::{assert_close, assert_torch_close, gpu, random};
+use wgml::gpu::{DType, Tensor};
+use wgml::kernels::cross_entropy::{
+    cross_entropy, CrossEntropyKernel, CrossEntropyOptions, Reduction,
+};
+use wgml::kernels::data::{advance_dispatch, gather_dispatch, pack_bytes, GatherSource};
+use wgml::kernels::elementwise::{relu, relu_backward};
+use wgml::kernels::matmul::{matmul, MatmulOptions};
+use wgml::kernels::optim::{adam_dispatch, AdamConfig, AdamState};
+use wgml::kernels::reduce::{argmax, column_sum, count_correct};
+use wgml::{reference, Error};
+
+const ODD: [usize; 6] = [1, 7, 63, 65, 129, 10];
+
+fn upload(data: &[f32], shape: &[usize]) -> Tensor {
+    Tensor::from_slice(gpu(), data, shape).unwrap()
+}
+
+#[test]
+fn matmul_matches_reference_over_odd_shapes_and_every_option() {
+    let shapes = [
+        (1, 1, 1),
+        (7, 63, 65),
+        (65, 129, 7),
+        (129, 10, 63),
+        (64, 128, 784),
+        (1, 65, 129),
+    ];
+    let mut seed = 0;
+    for &(m, n, k) in &shapes {
+        for flags in 0..16u32 {
+            let (ta, tb, use_bias, relu_on) = (
+                flags & 1 != 0,
+                flags & 2 != 0,
+                flags & 4 != 0,
+                flags & 8 != 0,
+            );
+            seed += 1;
+            let a = random(m * k, -1.0, 1.0, seed);
+            let b = random(k * n, -1.0, 1.0, seed + 1000);
+            let bias = random(n, -1.0, 1.0, seed + 2000);
+            let a_t = upload(&a, &if ta { [k, m] } else { [m, k] });
+            let b_t = upload(&b, &if tb { [n, k] } else { [k, n] });
+            let bias_t = upload(&bias, &[n]);
+            let opts = MatmulOptions {
+                trans_a: ta,
+                trans_b: tb,
+                bias: use_bias.then_some(&bias_t),
+                relu: relu_on,
+            };
+            let c = matmul(gpu(), &a_t, &b_t, opts).unwrap();
+            assert_eq!(c.shape(), [m, n]);
+            let expected = reference::matmul(
+                &a,
+                &b,
+                m,
+                n,
+                k,
+                ta,
+                tb,
+                use_bias.then_some(&bias[..]),
+                relu_on,
+            );
+            let what =
+                format!("matmul m={m} n={n} k={k} ta={ta} tb={tb} bias={use_bias} relu={relu_on}");
+            assert_close(
+                &c.to_vec::<f32>(gpu()).unwrap(),
+                &expected,
+                1e-5 * k as f32,
+                1e-5,
+                &what,
+            );
+        }
+    }
+}
+
+#[test]
+fn matmul_rejects_mismatched_shapes() {
+    let a = upload(&[0.0; 6], &[2, 3]);
+    let b = upload(&[0.0; 8], &[4, 2]);
+    let err = matmul(gpu(), &a, &b, MatmulOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::Shape(_)), "{err}");
+    assert!(
+        err.to_string().contains("op(A) is 2×3 but op(B) is 4×2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn relu_forward_and_backward_match_reference() {
+    for &n in &[1, 7, 255, 256, 257, 65_537] {
+        let mut x = random(n, -2.0, 2.0, n as u64);
+        x[0] = 0.0; // the gradient at exactly 0 is 0
+        let dy = random(n, -1.0, 1.0, n as u64 + 1);
+        let y = relu(gpu(), &upload(&x, &[n])).unwrap();
+        let y_host = y.to_vec::<f32>(gpu()).unwrap();
+        assert_eq!(y_host, reference::relu(&x), "relu n={n}");
+        let dx = relu_backward(gpu(), &y, &upload(&dy, &[n])).unwrap();
+        assert_eq!(
+            dx.to_vec::<f32>(gpu()).unwrap(),
+            reference::relu_backward(&y_host, &dy),
+            "relu_backward n={n}"
+        );
+    }
+}
+
+#[test]
+fn column_sum_matches_reference() {
+    for &rows in &ODD {
+        for &cols in &[1, 7, 65, 129] {
+            let x = random(rows * cols, -1.0, 1.0, (rows * 1000 + cols) as u64);
+            let sums = column_sum(gpu(), &upload(&x, &[rows, cols])).unwrap();
+            let what = format!("column_sum {rows}×{cols}");
+            assert_close(
+                &sums.to_vec::<f32>(gpu()).unwrap(),
+                &reference::column_sum(&x, rows, cols),
+                1e-5 * rows as f32,
+                1e-6,
+                &what,
+            );
+        }
+    }
+}
+
+#[test]
+fn argmax_and_count_correct_take_the_first_maximum() {
+    let x = [
+        1.0, 3.0, 3.0, /**/ -1.0, -1.0, -1.0, /**/ 0.0, 0.0, 5.0, /**/ 1e4, -1e4,
+        0.0,
+    ];
+    let t = upload(&x, &[4, 3]);
+    assert_eq!(argmax(gpu(), &t).unwrap(), vec![1, 0, 2, 0]);
+    let targets = Tensor::from_slice(gpu(), &[1i32, 0, 1, -100], &[4]).unwrap();
+    assert_eq!(count_correct(gpu(), &t, &targets).unwrap(), 2);
+    for &(rows, cols) in &[(1, 1), (7, 10), (129, 1000), (65, 3)] {
+        let x = random(rows * cols, -5.0, 5.0, (rows + cols) as u64);
+        let got = argmax(gpu(), &upload(&x, &[rows, cols])).unwrap();
+        assert_eq!(got, reference::argmax(&x, cols), "argmax {rows}×{cols}");
+    }
+}
+
+// REFERENCE.md's vectors: x, y = [0, -100, 2], w = [.2, .3, .5].
+const X3: [f32; 9] = [1.0, 2.0, 3.0, 0.5, -1.0, 2.0, -2.0, 0.0, 1.0];
+const Y3: [i32; 3] = [0, -100, 2];
+const W3: [f32; 3] = [0.2, 0.3, 0.5];
+
+fn ce(
+    x: &[f32],
+    shape: &[usize],
+    y: &[i32],
+    weight: Option<&[f32]>,
+    reduction: Reduction,
+) -> (Vec<f32>, Vec<f32>) {
+    let w = weight.map(|w| upload(w, &[w.len()]));
+    let opts = CrossEntropyOptions {
+        weight: w.as_ref(),
+        ignore_index: -100,
+        reduction,
+    };
+    let (loss, grad) = cross_entropy(gpu(), &upload(x, shape), y, opts).unwrap();
+    (loss, grad.to_vec(gpu()).unwrap())
+}
+
+#[test]
+fn cross_entropy_matches_pytorch_vectors() {
+    let (mean, grad) = ce(&X3, &[3, 3], &Y3, Some(&W3), Reduction::Mean);
+    assert_torch_close(&mean, &[0.937181859], "weighted mean");
+    let expected_grad = [
+        -0.259991265,
+        0.069922420,
+        0.190068845,
+        0.0,
+        0.0,
+        0.0,
+        0.025085019,
+        0.185354615,
+        -0.210439634,
+    ];
+    assert_torch_close(&grad, &expected_grad, "weighted mean gradient");
+    assert_torch_close(
+        &ce(&X3, &[3, 3], &Y3, Some(&W3), Reduction::Sum).0,
+        &[0.656027301],
+        "weighted sum",
+    );
+    assert_torch_close(
+        &ce(&X3, &[3, 3], &Y3, Some(&W3), Reduction::None).0,
+        &[0.48152119, 0.0, 0.17450611],
+        "weighted none",
+    );
+    let (loss, grad) = ce(
+        &[3.0, 3.0, 2.0, 2.0],
+        &[2, 2],
+        &[0, 1],
+        None,
+        Reduction::Mean,
+    );
+    assert_torch_close(&loss, &[std::f32::consts::LN_2], "unweighted mean (ln 2)");
+    assert_torch_close(&grad, &[-0.25, 0.25, 0.25, -0.25], "unweighted gradient");
+}
+
+#[test]
+fn cross_entropy_matches_reference_over_shapes_and_extreme_logits() {
+    let shapes = [(1, 1), (7, 10), (63, 129), (65, 7), (129, 1000), (2, 65)];
+    for (case, &(n, c)) in shapes.iter().enumerate() {
+        for (scale, label) in [(3.0, "normal"), (1e4, "±1e4"), (0.0, "all-equal rows")] {
+            let x = random(n * c, -scale, scale + f32::EPSILON, case as u64);
+            let mut rng = wgml::rng::Rng::new(case as u64 + 7);
+            let y: Vec<i32> = (0..n)
+                .map(|i| {
+                    if i % 5 == 3 {
+                        -100
+                    } else {
+                        rng.below(c as u64) as i32
+                    }
+                })
+                .collect();
+            let w = random(c, 0.0, 2.0, case as u64 + 99);
+            for weight in [None, Some(&w[..])] {
+                for reduction in [Reduction::None, Reduction::Sum, Reduction::Mean] {
+                    let (loss, grad) = ce(&x, &[n, c], &y, weight, reduction);
+                    let (eloss, egrad) =
+                        reference::cross_entropy(&x, &y, c, weight, -100, reduction);
+                    let what = format!(
+                        "CE {n}×{c} {label} weighted={} {reduction:?}",
+                        weight.is_some()
+                    );
+                    assert!(loss.iter().all(|l| l.is_finite()), "{what}: {loss:?}");
+                    // Losses of ±1e4 logits are ~1e4: relative tolerance dominates.
+                    assert_close(&loss, &eloss, 1e-4, 1e-5, &what);
+                    assert_close(&grad, &egrad, 1e-5, 1e-5, &format!("{what} gradient"));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn cross_entropy_all_ignored_mean_is_nan_with_zero_gradient() {
+    let (mean, grad) = ce(&X3, &[3, 3], &[-100, -100, -100], None, Reduction::Mean);
+    assert!(mean[0].is_nan(), "{mean:?}");
+    assert!(grad.iter().all(|&g| g == 0.0));
+    assert_eq!(
+        ce(&X3, &[3, 3], &[-100, -100, -100], None, Reduction::Sum).0,
+        vec![0.0]
+    );
+}
+
+#[test]
+fn cross_entropy_rejects_bad_targets_on_host_and_on_gpu() {
+    let err = cross_entropy(
+        gpu(),
+        &upload(&X3, &[3, 3]),
+        &[0, 12, 1],
+        CrossEntropyOptions::default(),
+    )
+    .unwrap_err();
+    assert_eq!(err.to_string(), "Target 12 is out of bounds.");
+    let err = cross_entropy(
+        gpu(),
+        &upload(&X3, &[3, 3]),
+        &[0, 1],
+        CrossEntropyOptions::default(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Expected input batch_size (3) to match target batch_size (2)."
+    );
+
+    // A target that reaches the GPU unchecked raises the kernel's flag.
+    let logits = upload(&X3, &[3, 3]);
+    let targets = Tensor::from_slice(gpu(), &[0i32, 1, -3], &[3]).unwrap();
+    let grad = Tensor::zeros(gpu(), &[3, 3], DType::F32).unwrap();
+    let out = Tensor::zeros(gpu(), &[1], DType::F32).unwrap();
+    let cursor = Tensor::zeros(gpu(), &[1], DType::U32).unwrap();
+    let k = CrossEntropyKernel::new(
+        gpu(),
+        &logits,
+        &targets,
+        CrossEntropyOptions::default(),
+        &grad,
+        &out,
+        &cursor,
+    )
+    .unwrap();
+    k.program.run(gpu()).unwrap();
+    assert_eq!(
+        k.check_targets(gpu()).unwrap_err().to_string(),
+        "Target -3 is out of bounds."
+    );
+    assert!(
+        k.check_targets(gpu()).is_ok(),
+        "the flag clears once reported"
+    );
+}
+
+fn run_adam(config: AdamConfig, p0: &[f32], grads: &[Vec<f32>]) -> Vec<f32> {
+    let n = p0.len();
+    let param = upload(p0, &[n]);
+    let grad = upload(&vec![0.0; n], &[n]);
+    let zeros = || Tensor::zeros(gpu(), &[n], DType::F32).unwrap();
+    let (m, v, v_max) = (zeros(), zeros(), zeros());
+    let step = Tensor::zeros(gpu(), &[1], DType::U32).unwrap();
+    let state = AdamState {
+        step: &step,
+        grad: &grad,
+        param: &param,
+        m: &m,
+        v: &v,
+        v_max: &v_max,
+    };
+    let adam = adam_dispatch(gpu(), &config, &state).unwrap();
+    let advance = advance_dispatch(gpu(), &step).unwrap();
+    for g in grads {
+        grad.write(gpu(), g).unwrap();
+        adam.run(gpu()).unwrap();
+        advance.run(gpu()).unwrap();
+    }
+    param.to_vec(gpu()).unwrap()
+}
+
+#[test]
+fn adam_matches_pytorch_vectors() {
+    let grads = [vec![0.5, -0.1], vec![-0.3, 0.2], vec![0.05, 0.4]];
+    let base = AdamConfig {
+        lr: 0.1,
+        ..AdamConfig::default()
+    };
+    assert_torch_close(
+        &run_adam(base, &[1.0, -2.0], &grads),
+        &[0.8606391056, -2.0061811729],
+        "Adam",
+    );
+    let l2 = AdamConfig {
+        weight_decay: 0.1,
+        ..base
+    };
+    assert_torch_close(
+        &run_adam(l2, &[1.0, -2.0], &grads),
+        &[0.8187530684, -1.8324800412],
+        "Adam wd=0.1",
+    );
+    let adamw = AdamConfig {
+        weight_decay: 0.1,
+        decoupled: true,
+        ..base
+    };
+    assert_torch_close(
+        &run_adam(adamw, &[1.0, -2.0], &grads),
+        &[0.8331196036, -1.9484030692],
+        "AdamW wd=0.1",
+    );
+}
+
+#[test]
+fn adam_matches_reference_with_every_option() {
+    for flags in 0..8u32 {
+        let config = AdamConfig {
+            lr: 1e-2,
+            weight_decay: 0.05,
+            decoupled: flags & 1 != 0,
+            amsgrad: flags & 2 != 0,
+            maximize: flags & 4 != 0,
+            ..AdamConfig::default()
+        };
+        let n = 1000;
+        let p0 = random(n, -1.0, 1.0, u64::from(flags));
+        let grads: Vec<Vec<f32>> = (0..5).map(|s| random(n, -1.0, 1.0, 100 + s)).collect();
+        let got = run_adam(config, &p0, &grads);
+        let mut p: Vec<f64> = p0.iter().map(|&v| f64::from(v)).collect();
+        let mut state = reference::AdamMoments::default();
+        for g in &grads {
+            let g: Vec<f64> = g.iter().map(|&v| f64::from(v)).collect();
+            reference::adam_step(&config, &mut p, &g, &mut state);
+        }
+        let expected: Vec<f32> = p.iter().map(|&v| v as f32).collect();
+        assert_torch_close(&got, &expected, &format!("{config:?}"));
+    }
+}
+
+#[test]
+fn gather_builds_normalised_batches_through_the_permutation() {
+    let (samples, features, stride) = (13, 5, 4); // 5 bytes per sample: words straddle samples
+    let bytes: Vec<u8> = (0..samples * features)
+        .map(|i| (i * 37 % 256) as u8)
+        .collect();
+    let labels: Vec<i32> = (0..samples as i32).map(|i| i % 10).collect();
+    let order: Vec<u32> = wgml::rng::Rng::new(3).permutation(samples);
+    let words = pack_bytes(&bytes);
+    let pixels = Tensor::from_slice(gpu(), &words, &[words.len()]).unwrap();
+    let labels_t = Tensor::from_slice(gpu(), &labels, &[samples]).unwrap();
+    let order_t = Tensor::from_slice(gpu(), &order, &[samples]).unwrap();
+    let cursor = Tensor::from_slice(gpu(), &[3u32], &[1]).unwrap(); // the last, partial batch
+    let rows = samples - 3 * stride;
+    let x = Tensor::zeros(gpu(), &[rows, features], DType::F32).unwrap();
+    let y = Tensor::zeros(gpu(), &[rows], DType::I32).unwrap();
+    let src = GatherSource {
+        pixels: &pixels,
+        labels: &labels_t,
+        features,
+        order: &order_t,
+        cursor: &cursor,
+        stride,
+    };
+    gather_dispatch(gpu(), &src, &x, &y, 0.5, -1.0)
+        .unwrap()
+        .run(gpu())
+        .unwrap();
+    let sample = order[3 * stride] as usize;
+    let expected: Vec<f32> = bytes[sample * features..][..features]
+        .iter()
+        .map(|&b| f32::from(b) * 0.5 - 1.0)
+        .collect();
+    assert_eq!(x.to_vec::<f32>(gpu()).unwrap(), expected);
+    assert_eq!(y.to_vec::<i32>(gpu()).unwrap(), vec![labels[sample]]);
+}

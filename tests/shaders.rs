@@ -1,0 +1,116 @@
+//! Every entry point of every shader through naga's validator and its SPIR-V, MSL, HLSL and GLSL
+//! back ends, and within the limits every WebGPU adapter offers.
+
+use naga::back::{glsl, hlsl, msl, spv};
+use naga::valid::{Capabilities, ValidationFlags, Validator};
+use wgml::kernels::SHADERS;
+
+/// Limits every adapter offers (WebGPU's defaults; Metal reserves one of its storage slots).
+const MAX_INVOCATIONS: u32 = 256;
+const MAX_WORKGROUP_BYTES: u32 = 16 * 1024;
+const MAX_STORAGE_BUFFERS: usize = 8;
+
+#[test]
+fn every_entry_point_validates_and_translates_to_all_four_back_ends() {
+    let mut checked = 0;
+    for shader in SHADERS {
+        let module = naga::front::wgsl::parse_str(shader.source)
+            .unwrap_or_else(|e| panic!("{}: {}", shader.name, e.emit_to_string(shader.source)));
+        let info = Validator::new(ValidationFlags::all(), Capabilities::default())
+            .validate(&module)
+            .unwrap_or_else(|e| panic!("{}: {}", shader.name, e.emit_to_string(shader.source)));
+        assert!(
+            !module.entry_points.is_empty(),
+            "{} has no entry point",
+            shader.name
+        );
+
+        for (index, ep) in module.entry_points.iter().enumerate() {
+            let at = format!("{}::{}", shader.name, ep.name);
+            let [x, y, z] = ep.workgroup_size;
+            assert!(
+                x * y * z <= MAX_INVOCATIONS,
+                "{at}: {} invocations per workgroup",
+                x * y * z
+            );
+
+            let usage = info.get_entry_point(index);
+            let mut storage = 0;
+            let mut workgroup_bytes = 0;
+            for (handle, var) in module.global_variables.iter() {
+                if usage[handle].is_empty() {
+                    continue;
+                }
+                match var.space {
+                    naga::AddressSpace::Storage { .. } => storage += 1,
+                    naga::AddressSpace::WorkGroup => {
+                        workgroup_bytes += module.types[var.ty].inner.size(module.to_ctx())
+                    }
+                    _ => {}
+                }
+            }
+            assert!(
+                storage <= MAX_STORAGE_BUFFERS,
+                "{at}: {storage} storage buffers"
+            );
+            assert!(
+                workgroup_bytes <= MAX_WORKGROUP_BYTES,
+                "{at}: {workgroup_bytes} bytes of workgroup memory"
+            );
+
+            let stage = naga::ShaderStage::Compute;
+            let spv_pipeline = spv::PipelineOptions {
+                shader_stage: stage,
+                entry_point: ep.name.clone(),
+            };
+            spv::write_vec(
+                &module,
+                &info,
+                &spv::Options::default(),
+                Some(&spv_pipeline),
+            )
+            .unwrap_or_else(|e| panic!("{at}: SPIR-V: {e}"));
+
+            let msl_options = msl::Options {
+                lang_version: (2, 0),
+                ..Default::default()
+            };
+            let msl_pipeline = msl::PipelineOptions {
+                entry_point: Some((stage, ep.name.clone())),
+                ..Default::default()
+            };
+            msl::write_string(&module, &info, &msl_options, &msl_pipeline)
+                .unwrap_or_else(|e| panic!("{at}: MSL: {e}"));
+
+            let hlsl_options = hlsl::Options::default();
+            let hlsl_pipeline = hlsl::PipelineOptions {
+                entry_point: Some((stage, ep.name.clone())),
+            };
+            let mut hlsl_out = String::new();
+            hlsl::Writer::new(&mut hlsl_out, &hlsl_options, &hlsl_pipeline)
+                .write(&module, &info, None)
+                .unwrap_or_else(|e| panic!("{at}: HLSL: {e}"));
+
+            let glsl_options = glsl::Options::default();
+            let glsl_pipeline = glsl::PipelineOptions {
+                shader_stage: stage,
+                entry_point: ep.name.clone(),
+                multiview: None,
+            };
+            let mut glsl_out = String::new();
+            glsl::Writer::new(
+                &mut glsl_out,
+                &module,
+                &info,
+                &glsl_options,
+                &glsl_pipeline,
+                Default::default(),
+            )
+            .and_then(|mut w| w.write())
+            .unwrap_or_else(|e| panic!("{at}: GLSL: {e}"));
+            checked += 1;
+        }
+    }
+    println!("validated {checked} entry points for SPIR-V, MSL, HLSL and GLSL");
+    assert!(checked >= 11, "only {checked} entry points found");
+}

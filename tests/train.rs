@@ -1,0 +1,79 @@
+//! Training end to end on the bundled real MNIST subset.
+
+mod common;
+use common::gpu;
+use wgml::data::{Mnist, Split};
+use wgml::nn::Sequential;
+use wgml::train::{TrainConfig, Trainer};
+
+fn head(split: &Split, n: usize) -> Split {
+    Split {
+        images: split.images[..n * split.features].to_vec(),
+        labels: split.labels[..n].to_vec(),
+        features: split.features,
+    }
+}
+
+#[test]
+fn tutorial_mlp_learns_the_bundled_subset() {
+    let data = Mnist::bundled().unwrap();
+    let model = Sequential::mlp(gpu(), &[784, 128, 10], 0).unwrap();
+    let mut trainer = Trainer::new(gpu(), model, &data, TrainConfig::default()).unwrap();
+    assert_eq!(trainer.steps_per_epoch(), 125);
+    let before = trainer.evaluate().unwrap();
+    let mut losses = Vec::new();
+    for _ in 0..3 {
+        losses.push(trainer.epoch().unwrap().train_loss);
+    }
+    let acc = trainer.evaluate().unwrap();
+    assert!(before < 0.3, "an untrained model guesses: {before}");
+    assert!(
+        losses.windows(2).all(|w| w[1] < w[0]),
+        "loss falls each epoch: {losses:?}"
+    );
+    assert!(acc >= 0.90, "3 epochs reach ≥ 90% test accuracy, got {acc}");
+}
+
+#[test]
+fn same_seed_gives_bit_identical_runs_with_a_partial_last_batch() {
+    let full = Mnist::bundled().unwrap();
+    let data = Mnist {
+        train: head(&full.train, 1000), // 15 batches of 64 and one of 40
+        test: head(&full.test, 300),
+    };
+    let run = |seed| {
+        let model = Sequential::mlp(gpu(), &[784, 32, 10], seed).unwrap();
+        let config = TrainConfig {
+            seed,
+            eval_batch_size: 128,
+            ..TrainConfig::default()
+        };
+        let mut trainer = Trainer::new(gpu(), model, &data, config).unwrap();
+        let stats: Vec<f32> = (0..2)
+            .map(|_| trainer.epoch().unwrap().train_loss)
+            .collect();
+        (
+            stats,
+            trainer.evaluate().unwrap(),
+            trainer.steps_per_epoch(),
+        )
+    };
+    let a = run(7);
+    assert_eq!(a.2, 16);
+    assert_eq!(a, run(7), "same seed, same numbers");
+    assert_ne!(a.0, run(8).0, "another seed, other numbers");
+}
+
+#[test]
+fn trainer_rejects_a_model_that_does_not_fit_the_data() {
+    let data = Mnist::bundled().unwrap();
+    let model = Sequential::mlp(gpu(), &[100, 10], 0).unwrap();
+    let err = Trainer::new(gpu(), model, &data, TrainConfig::default())
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string()
+            .contains("the model takes 100 features but the data has 784"),
+        "{err}"
+    );
+}
