@@ -419,3 +419,22 @@ fn gather_builds_normalised_batches_through_the_permutation() {
     assert_eq!(x.to_vec::<f32>(gpu()).unwrap(), expected);
     assert_eq!(y.to_vec::<i32>(gpu()).unwrap(), vec![labels[sample]]);
 }
+
+#[test]
+fn dispatches_beyond_the_per_dimension_limit_are_split() {
+    let max = u64::from(gpu().limits().max_compute_workgroups_per_dimension);
+    assert_eq!(gpu().grid(max).unwrap(), [max as u32, 1, 1]);
+    assert_eq!(gpu().grid(max + 1).unwrap(), [max as u32, 2, 1]);
+    assert!(gpu().grid(max * max + 1).is_err());
+
+    // ReLU runs 256 elements per workgroup: this needs max + 2 workgroups, so a second grid row.
+    let n = (max as usize + 1) * 256 + 300;
+    let x: Vec<f32> = (0..n)
+        .map(|i| if i % 3 == 0 { -(i as f32) } else { i as f32 })
+        .collect();
+    let y = relu(gpu(), &upload(&x, &[n]))
+        .unwrap()
+        .to_vec::<f32>(gpu())
+        .unwrap();
+    assert_eq!(y, reference::relu(&x));
+}

@@ -17,20 +17,35 @@ pub struct GpuOptions {
     pub backends: Option<wgpu::Backends>,
     /// Keep only adapters whose name contains this text (case-insensitive).
     pub adapter_name: Option<String>,
+    /// Open the device with WebGPU's default limits instead of the adapter's own, to check that
+    /// work fits every adapter.
+    pub webgpu_limits: bool,
 }
 
 impl GpuOptions {
-    /// Options from `WGML_BACKEND` (`vulkan`, `gl`, `metal`, `dx12`) and `WGML_ADAPTER` (a name
-    /// substring).
+    /// Options from `WGML_BACKEND` (`vulkan`, `gl`, `metal`, `dx12`), `WGML_ADAPTER` (a name
+    /// substring) and `WGML_LIMITS` (`adapter`, the default, or `webgpu`).
     pub fn from_env() -> Result<Self> {
         let backends = match std::env::var("WGML_BACKEND") {
             Ok(value) if !value.is_empty() => Some(parse_backend(&value)?),
             _ => None,
         };
         let adapter_name = std::env::var("WGML_ADAPTER").ok().filter(|s| !s.is_empty());
+        let webgpu_limits = match std::env::var("WGML_LIMITS").as_deref() {
+            Err(_) | Ok("") | Ok("adapter") => false,
+            Ok("webgpu") => true,
+            Ok(other) => {
+                return Err(Error::BadEnv {
+                    var: "WGML_LIMITS",
+                    value: other.to_string(),
+                    expected: "adapter or webgpu",
+                })
+            }
+        };
         Ok(GpuOptions {
             backends,
             adapter_name,
+            webgpu_limits,
         })
     }
 
@@ -177,7 +192,8 @@ impl Gpu {
             .collect()
     }
 
-    /// Opens the best adapter that matches `options`, with the adapter's own limits.
+    /// Opens the best adapter that matches `options`, with the adapter's own limits (or
+    /// WebGPU's defaults when `options.webgpu_limits`).
     pub fn new(options: &GpuOptions) -> Result<Self> {
         // Vulkan, Metal and DX12 first; GL only when none of them will do.
         let mut adapters = enumerate(options.backends.or(Some(wgpu::Backends::PRIMARY)));
@@ -202,7 +218,11 @@ impl Gpu {
             });
         };
         let adapter = adapters.swap_remove(index);
-        let limits = adapter.limits();
+        let limits = if options.webgpu_limits {
+            wgpu::Limits::default()
+        } else {
+            adapter.limits()
+        };
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgml"),
             required_limits: limits.clone(),
