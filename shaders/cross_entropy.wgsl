@@ -5,7 +5,7 @@
 //                   any target outside [0, C) so the host can report it.
 //   ce_rows         one workgroup per row: max and Σexp by tree reductions, the row's loss
 //                   -w[y]·log_softmax(x)[y], and its gradient g·w[y]·(softmax(x) - onehot(y)).
-//   ce_total        one workgroup: the reduced loss, written to out[cursor[0]].
+//   ce_total        one workgroup: the reduced loss, written to out[cursor[0]] (clamped to out).
 // The gradient is that of the reduced loss (sum or mean; for none, of the sum) with upstream 1.
 
 struct Params {
@@ -171,6 +171,6 @@ fn ce_total(@builtin(local_invocation_index) lid: u32) {
             let d = denom_in[0];
             loss = select(nan(), loss / d, d != 0.0);
         }
-        out[cursor[0]] = loss;
+        out[min(cursor[0], arrayLength(&out) - 1u)] = loss;
     }
 }

@@ -34,7 +34,9 @@ fn gather(
     }
     let r = i / p.features;
     let j = i % p.features;
-    let sample = order[cursor[0] * p.stride + r];
+    // A cursor past the last batch (a program recorded too often) rereads the last sample
+    // instead of reading out of bounds; the host checks every value of `order`.
+    let sample = order[min(cursor[0] * p.stride + r, arrayLength(&order) - 1u)];
     let byte = sample * p.features + j;
     let v = (pixels[byte / 4u] >> ((byte % 4u) * 8u)) & 0xffu;
     x[i] = f32(v) * p.scale + p.shift;

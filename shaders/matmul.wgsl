@@ -1,25 +1,35 @@
 // C = op(A) · op(B) (+ bias) (+ ReLU), with op = identity or transpose.
 //
-// op(A) is M×K and op(B) is K×N, all row-major. With TRANS_A, A is stored K×M; with TRANS_B, B is
-// stored N×K. Each workgroup computes one 64×64 tile of C: its 16×16 invocations each own a 4×4
-// register tile, and the K dimension is walked in steps of 16 through workgroup memory.
+// op(A) is M×K and op(B) is K×N. The host passes strides, so a transpose is only a different
+// stride: op(A)[i, k] = a[i·a_row + k·a_k] and op(B)[k, j] = b[k·b_k + j·b_col]. Inner loops hold
+// no branches: indices past the edge are clamped to the last row or column, and the store masks
+// them out. Three entry points compute the same thing with different work layouts; the host picks
+// one by adapter and transposes:
+//
+//   matmul        GPUs. A 64×64 tile of C per workgroup: 16×16 invocations each own a 4×4
+//                 register tile, and K is walked in steps of 16 through workgroup memory.
+//   matmul_rows   CPU adapters, B read along its rows. No barriers: a workgroup owns 4 rows × 256
+//                 columns; its 64 invocations run along the columns (4 each, 64 apart), so B is
+//                 read in contiguous runs across invocations and A's element is the same for all.
+//   matmul_dot    CPU adapters, A·Bᵀ (x·Wᵀ). A workgroup owns a 4×4 block of C; its 64
+//                 invocations split K between them, reading both operands along their contiguous
+//                 K, and one barrier precedes a fixed-order sum of the 64 partial results.
 
 struct Params {
     m: u32,
     n: u32,
     k: u32,
-    flags: u32,   // bit 0: TRANS_A, bit 1: TRANS_B, bit 2: add bias, bit 3: ReLU
+    a_row: u32,   // stride of op(A)'s rows in a
+    a_k: u32,     // stride of op(A)'s columns in a
+    b_k: u32,     // stride of op(B)'s rows in b
+    b_col: u32,   // stride of op(B)'s columns in b
+    flags: u32,   // bit 0: add bias, bit 1: ReLU
     tiles_n: u32, // tiles along N
     tiles: u32,   // tiles in all
 }
 
-const TRANS_A: u32 = 1u;
-const TRANS_B: u32 = 2u;
-const BIAS: u32 = 4u;
-const RELU: u32 = 8u;
-
-const TILE: u32 = 64u;
-const TK: u32 = 16u;
+const BIAS: u32 = 1u;
+const RELU: u32 = 2u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
@@ -27,30 +37,38 @@ const TK: u32 = 16u;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
 
+// op(A)[min(i, M-1), kk] and op(B)[kk, min(j, N-1)]: always in bounds for kk < K.
+fn a_at(i: u32, kk: u32) -> f32 {
+    return a[min(i, p.m - 1u) * p.a_row + kk * p.a_k];
+}
+fn b_at(kk: u32, j: u32) -> f32 {
+    return b[kk * p.b_k + min(j, p.n - 1u) * p.b_col];
+}
+
+// Writes C[row, col] = epilogue(v) when inside C.
+fn store(row: u32, col: u32, v: f32) {
+    if row >= p.m || col >= p.n {
+        return;
+    }
+    var out = v;
+    if (p.flags & BIAS) != 0u {
+        out += bias[col];
+    }
+    if (p.flags & RELU) != 0u {
+        out = max(out, 0.0);
+    }
+    c[row * p.n + col] = out;
+}
+
+fn tile_index(wg: vec3<u32>, groups: vec3<u32>) -> u32 {
+    return wg.x + wg.y * groups.x;
+}
+
+const TILE: u32 = 64u;
+const TK: u32 = 16u;
+
 var<workgroup> a_tile: array<f32, 1024>; // [TK][TILE]: a_tile[kk * TILE + row]
 var<workgroup> b_tile: array<f32, 1024>; // [TK][TILE]: b_tile[kk * TILE + col]
-
-// op(A)[row, kk], zero outside the matrix.
-fn load_a(row: u32, kk: u32) -> f32 {
-    if row >= p.m || kk >= p.k {
-        return 0.0;
-    }
-    if (p.flags & TRANS_A) != 0u {
-        return a[kk * p.m + row];
-    }
-    return a[row * p.k + kk];
-}
-
-// op(B)[kk, col], zero outside the matrix.
-fn load_b(kk: u32, col: u32) -> f32 {
-    if kk >= p.k || col >= p.n {
-        return 0.0;
-    }
-    if (p.flags & TRANS_B) != 0u {
-        return b[col * p.k + kk];
-    }
-    return b[kk * p.n + col];
-}
 
 @compute @workgroup_size(16, 16)
 fn matmul(
@@ -59,7 +77,7 @@ fn matmul(
     @builtin(local_invocation_index) lid: u32,
     @builtin(local_invocation_id) local: vec3<u32>,
 ) {
-    let tile = wg.x + wg.y * groups.x;
+    let tile = tile_index(wg, groups);
     if tile >= p.tiles {
         return;
     }
@@ -70,20 +88,14 @@ fn matmul(
 
     var acc: array<array<f32, 4>, 4>;
     for (var k0 = 0u; k0 < p.k; k0 += TK) {
-        // 256 invocations load 1024 elements of each tile, four each, walking the stored
-        // matrix along its contiguous dimension.
+        // 256 invocations load 1024 elements of each tile, four each; past K they load zeros.
         for (var r = 0u; r < 4u; r++) {
             let e = lid + r * 256u;
-            if (p.flags & TRANS_A) != 0u {
-                a_tile[(e / TILE) * TILE + e % TILE] = load_a(row0 + e % TILE, k0 + e / TILE);
-            } else {
-                a_tile[(e % TK) * TILE + e / TK] = load_a(row0 + e / TK, k0 + e % TK);
-            }
-            if (p.flags & TRANS_B) != 0u {
-                b_tile[(e % TK) * TILE + e / TK] = load_b(k0 + e % TK, col0 + e / TK);
-            } else {
-                b_tile[(e / TILE) * TILE + e % TILE] = load_b(k0 + e / TILE, col0 + e % TILE);
-            }
+            let kk = k0 + e / TILE;
+            let inside = kk < p.k;
+            let kc = min(kk, p.k - 1u);
+            a_tile[e] = select(0.0, a_at(row0 + e % TILE, kc), inside);
+            b_tile[e] = select(0.0, b_at(kc, col0 + e % TILE), inside);
         }
         workgroupBarrier();
         for (var kk = 0u; kk < TK; kk++) {
@@ -101,21 +113,101 @@ fn matmul(
         }
         workgroupBarrier();
     }
-
     for (var i = 0u; i < 4u; i++) {
-        let row = row0 + tr + i;
         for (var j = 0u; j < 4u; j++) {
-            let col = col0 + tc + j;
-            if row < p.m && col < p.n {
-                var v = acc[i][j];
-                if (p.flags & BIAS) != 0u {
-                    v += bias[col];
-                }
-                if (p.flags & RELU) != 0u {
-                    v = max(v, 0.0);
-                }
-                c[row * p.n + col] = v;
-            }
+            store(row0 + tr + i, col0 + tc + j, acc[i][j]);
         }
+    }
+}
+
+const LANES: u32 = 64u;
+
+// Four rows of a 4×4 block as vectors: explicit registers, no indexed locals (which CPU
+// adapters would keep in memory).
+struct Block {
+    r0: vec4<f32>,
+    r1: vec4<f32>,
+    r2: vec4<f32>,
+    r3: vec4<f32>,
+}
+
+// acc += op(A)[row0..row0+4, kk] ⊗ bv
+fn accumulate(acc: ptr<function, Block>, row0: u32, kk: u32, bv: vec4<f32>) {
+    (*acc).r0 = fma(vec4(a_at(row0, kk)), bv, (*acc).r0);
+    (*acc).r1 = fma(vec4(a_at(row0 + 1u, kk)), bv, (*acc).r1);
+    (*acc).r2 = fma(vec4(a_at(row0 + 2u, kk)), bv, (*acc).r2);
+    (*acc).r3 = fma(vec4(a_at(row0 + 3u, kk)), bv, (*acc).r3);
+}
+
+// Stores row `row` of a block to columns col0 + step·(0, 1, 2, 3).
+fn store4(row: u32, col0: u32, step: u32, v: vec4<f32>) {
+    store(row, col0, v.x);
+    store(row, col0 + step, v.y);
+    store(row, col0 + 2u * step, v.z);
+    store(row, col0 + 3u * step, v.w);
+}
+
+fn store_block(row0: u32, col0: u32, step: u32, acc: Block) {
+    store4(row0, col0, step, acc.r0);
+    store4(row0 + 1u, col0, step, acc.r1);
+    store4(row0 + 2u, col0, step, acc.r2);
+    store4(row0 + 3u, col0, step, acc.r3);
+}
+
+@compute @workgroup_size(64)
+fn matmul_rows(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+) {
+    let tile = tile_index(wg, groups);
+    if tile >= p.tiles {
+        return;
+    }
+    let row0 = (tile / p.tiles_n) * 4u;
+    let col0 = (tile % p.tiles_n) * 4u * LANES + lane;
+    var acc = Block();
+    for (var kk = 0u; kk < p.k; kk++) {
+        let bv = vec4(
+            b_at(kk, col0),
+            b_at(kk, col0 + LANES),
+            b_at(kk, col0 + 2u * LANES),
+            b_at(kk, col0 + 3u * LANES),
+        );
+        accumulate(&acc, row0, kk, bv);
+    }
+    store_block(row0, col0, LANES, acc);
+}
+
+var<workgroup> partial: array<vec4<f32>, 256>; // [4 rows][64 lanes]
+
+@compute @workgroup_size(64)
+fn matmul_dot(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+) {
+    let tile = tile_index(wg, groups);
+    if tile >= p.tiles {
+        return;
+    }
+    let row0 = (tile / p.tiles_n) * 4u;
+    let col0 = (tile % p.tiles_n) * 4u;
+    var acc = Block();
+    for (var kk = lane; kk < p.k; kk += LANES) {
+        let bv = vec4(b_at(kk, col0), b_at(kk, col0 + 1u), b_at(kk, col0 + 2u), b_at(kk, col0 + 3u));
+        accumulate(&acc, row0, kk, bv);
+    }
+    partial[lane] = acc.r0;
+    partial[LANES + lane] = acc.r1;
+    partial[2u * LANES + lane] = acc.r2;
+    partial[3u * LANES + lane] = acc.r3;
+    workgroupBarrier();
+    if lane < 4u {
+        var s = vec4(0.0);
+        for (var l = 0u; l < LANES; l++) {
+            s += partial[lane * LANES + l];
+        }
+        store4(row0 + lane, col0, 1u, s);
     }
 }

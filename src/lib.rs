@@ -21,6 +21,7 @@
 //! # Ok::<(), wgml::Error>(())
 //! ```
 
+pub mod bench;
 pub mod data;
 pub mod error;
 pub mod gpu;

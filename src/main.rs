@@ -25,6 +25,24 @@ enum Command {
     Devices,
     /// Train the 784-128-10 MLP of PyTorch's MNIST tutorial with Adam and cross-entropy.
     Train(TrainArgs),
+    /// Measure matmul GFLOP/s, the tutorial MLP's epoch time, and a training step kernel by kernel.
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Training samples for the epoch timing (synthetic 28×28 images).
+    #[arg(long, default_value_t = 60_000)]
+    samples: usize,
+    /// Timed epochs after a warm-up epoch; the fastest is reported.
+    #[arg(long, default_value_t = 1)]
+    epochs: usize,
+    /// Add 4096³ to the matmul shapes (for real GPUs).
+    #[arg(long)]
+    large: bool,
+    /// Print one JSON object instead of tables.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -57,6 +75,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Devices => devices(),
         Command::Train(args) => train(&args),
+        Command::Bench(args) => bench(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -154,6 +173,83 @@ fn train(args: &TrainArgs) -> wgml::Result<()> {
             json_string(&format!("{:?}", info.backend).to_lowercase()),
             list(losses.iter().map(|l| format!("{l:.6}")).collect()),
             list(accs.iter().map(|a| format!("{a:.6}")).collect()),
+        );
+    }
+    Ok(())
+}
+
+fn bench(args: &BenchArgs) -> wgml::Result<()> {
+    use wgml::bench;
+    let gpu = Gpu::from_env()?;
+    let info = gpu.info().clone();
+    let mut matmul = Vec::new();
+    for shape in bench::default_shapes(args.large) {
+        matmul.push(bench::matmul_gflops(&gpu, shape, 0.5)?);
+    }
+    let data = bench::synthetic_mnist(args.samples.max(1), 0);
+    let mut trainer = bench::tutorial_trainer(&gpu, &data)?;
+    let epoch_s = bench::epoch_seconds(&mut trainer, args.epochs)?;
+    let kernels = bench::step_breakdown(&gpu, &trainer, 50)?;
+    let step_us: f64 = kernels.iter().map(|k| k.micros).sum();
+    if args.json {
+        let matmul = matmul
+            .iter()
+            .map(|r| {
+                format!(
+                    "{{\"m\":{},\"n\":{},\"k\":{},\"trans_a\":{},\"trans_b\":{},\"gflops\":{:.3}}}",
+                    r.m, r.n, r.k, r.trans_a, r.trans_b, r.gflops
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        let kernels = kernels
+            .iter()
+            .map(|k| {
+                format!(
+                    "{{\"name\":{},\"us\":{:.1}}}",
+                    json_string(k.name),
+                    k.micros
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        println!(
+            "{{\"adapter\":{},\"backend\":{},\"matmul\":[{matmul}],\"epoch_s\":{epoch_s:.4},\
+             \"epoch_samples\":{},\"step_kernels\":[{kernels}]}}",
+            json_string(&info.name),
+            json_string(&format!("{:?}", info.backend).to_lowercase()),
+            data.train.len(),
+        );
+        return Ok(());
+    }
+    println!("adapter: {} ({:?})\n", info.name, info.backend);
+    println!(
+        "{:>6} {:>6} {:>6}  {:<6} {:>10}",
+        "M", "N", "K", "op", "GFLOP/s"
+    );
+    for r in &matmul {
+        let op = format!(
+            "{}{}",
+            if r.trans_a { "Aᵀ" } else { "A" },
+            if r.trans_b { "Bᵀ" } else { "B" }
+        );
+        println!(
+            "{:>6} {:>6} {:>6}  {:<6} {:>10.2}",
+            r.m, r.n, r.k, op, r.gflops
+        );
+    }
+    println!(
+        "\ntutorial MLP, batch 64: {epoch_s:.3} s per epoch of {} samples\n",
+        data.train.len()
+    );
+    println!("one training step, {step_us:.0} µs in all:");
+    for k in &kernels {
+        println!(
+            "  {:>2} {:<16} {:>9.1} µs {:>5.1}%",
+            k.index,
+            k.name,
+            k.micros,
+            100.0 * k.micros / step_us
         );
     }
     Ok(())

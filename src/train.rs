@@ -213,6 +213,11 @@ impl Trainer {
         self.epoch
     }
 
+    /// The program of one full-batch training step (for inspection and benchmarks).
+    pub fn step_program(&self) -> &Program {
+        &self.train_pass.full
+    }
+
     /// Training steps per epoch.
     pub fn steps_per_epoch(&self) -> usize {
         self.train_pass.steps()

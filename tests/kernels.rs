@@ -10,7 +10,7 @@ use wgml::kernels::cross_entropy::{
 };
 use wgml::kernels::data::{advance_dispatch, gather_dispatch, pack_bytes, GatherSource};
 use wgml::kernels::elementwise::{relu, relu_backward};
-use wgml::kernels::matmul::{matmul, MatmulOptions};
+use wgml::kernels::matmul::{matmul, MatmulKernel, MatmulOptions};
 use wgml::kernels::optim::{adam_dispatch, AdamConfig, AdamState};
 use wgml::kernels::reduce::{argmax, column_sum, count_correct};
 use wgml::{reference, Error};
@@ -47,14 +47,6 @@ fn matmul_matches_reference_over_odd_shapes_and_every_option() {
             let a_t = upload(&a, &if ta { [k, m] } else { [m, k] });
             let b_t = upload(&b, &if tb { [n, k] } else { [k, n] });
             let bias_t = upload(&bias, &[n]);
-            let opts = MatmulOptions {
-                trans_a: ta,
-                trans_b: tb,
-                bias: use_bias.then_some(&bias_t),
-                relu: relu_on,
-            };
-            let c = matmul(gpu(), &a_t, &b_t, opts).unwrap();
-            assert_eq!(c.shape(), [m, n]);
             let expected = reference::matmul(
                 &a,
                 &b,
@@ -66,15 +58,22 @@ fn matmul_matches_reference_over_odd_shapes_and_every_option() {
                 use_bias.then_some(&bias[..]),
                 relu_on,
             );
-            let what =
-                format!("matmul m={m} n={n} k={k} ta={ta} tb={tb} bias={use_bias} relu={relu_on}");
-            assert_close(
-                &c.to_vec::<f32>(gpu()).unwrap(),
-                &expected,
-                1e-5 * k as f32,
-                1e-5,
-                &what,
-            );
+            for kernel in MatmulKernel::ALL {
+                let opts = MatmulOptions {
+                    trans_a: ta,
+                    trans_b: tb,
+                    bias: use_bias.then_some(&bias_t),
+                    relu: relu_on,
+                    kernel,
+                };
+                let c = matmul(gpu(), &a_t, &b_t, opts).unwrap();
+                assert_eq!(c.shape(), [m, n]);
+                let what = format!(
+                    "{kernel:?} matmul m={m} n={n} k={k} ta={ta} tb={tb} bias={use_bias} relu={relu_on}"
+                );
+                let got = c.to_vec::<f32>(gpu()).unwrap();
+                assert_close(&got, &expected, 1e-5 * k as f32, 1e-5, &what);
+            }
         }
     }
 }

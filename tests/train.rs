@@ -77,3 +77,20 @@ fn trainer_rejects_a_model_that_does_not_fit_the_data() {
         "{err}"
     );
 }
+
+#[test]
+fn a_pass_order_must_index_the_split() {
+    let full = Mnist::bundled().unwrap();
+    let split = wgml::data::GpuSplit::upload(gpu(), &head(&full.test, 10)).unwrap();
+    let err = split
+        .start_pass(gpu(), &[0, 1, 2, 3, 4, 5, 6, 7, 8, 10])
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("sample index 10 in the order is past the 10 samples"),
+        "{err}"
+    );
+    split
+        .start_pass(gpu(), &[9, 8, 7, 6, 5, 4, 3, 2, 1, 0])
+        .unwrap();
+}

@@ -1,7 +1,7 @@
 //! A dataset split resident on the GPU, and the batches gathered from it.
 
 use super::Split;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::{DType, Dispatch, Gpu, Tensor};
 use crate::kernels::data::{advance_dispatch, gather_dispatch, pack_bytes, GatherSource};
 
@@ -47,9 +47,15 @@ impl GpuSplit {
         self.features
     }
 
-    /// Starts a pass: batch 0 next, samples in `order` (a permutation of 0..len). Queued: lands
-    /// before the next submit.
+    /// Starts a pass: batch 0 next, samples in `order` (`len` indices below `len`, usually a
+    /// permutation). Queued: lands before the next submit.
     pub fn start_pass(&self, gpu: &Gpu, order: &[u32]) -> Result<()> {
+        if let Some(bad) = order.iter().find(|&&i| i as usize >= self.len) {
+            return Err(Error::invalid(format!(
+                "sample index {bad} in the order is past the {} samples",
+                self.len
+            )));
+        }
         self.order.write(gpu, order)?;
         self.cursor.write(gpu, &[0u32])
     }

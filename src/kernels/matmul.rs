@@ -10,8 +10,49 @@ pub const SHADER: Shader = Shader {
     source: include_str!("../../shaders/matmul.wgsl"),
 };
 
-/// Output rows and columns per workgroup tile.
-const TILE: usize = 64;
+/// Which work layout computes the product (see `shaders/matmul.wgsl`). All give the same result
+/// up to rounding; they differ in speed by adapter and shape.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MatmulKernel {
+    /// The fastest layout known for the adapter and transposes.
+    #[default]
+    Auto,
+    /// 64×64 tiles through workgroup memory: for GPUs.
+    Tiled,
+    /// Barrier-free, invocations along C's columns: for CPU adapters when B is untransposed.
+    Rows,
+    /// Invocations along K with one final reduction: for CPU adapters computing A·Bᵀ.
+    Dot,
+}
+
+impl MatmulKernel {
+    /// Every concrete layout.
+    pub const ALL: [MatmulKernel; 3] = [MatmulKernel::Tiled, MatmulKernel::Rows, MatmulKernel::Dot];
+
+    /// The concrete layout `Auto` stands for on `gpu` with these transposes.
+    pub fn resolve(self, gpu: &Gpu, trans_a: bool, trans_b: bool) -> MatmulKernel {
+        if self != MatmulKernel::Auto {
+            return self;
+        }
+        if gpu.info().device_type != wgpu::DeviceType::Cpu {
+            return MatmulKernel::Tiled;
+        }
+        match (trans_a, trans_b) {
+            (_, false) => MatmulKernel::Rows,
+            (false, true) => MatmulKernel::Dot,
+            (true, true) => MatmulKernel::Tiled,
+        }
+    }
+
+    /// Entry point, and output rows × columns per workgroup.
+    fn layout(self) -> (&'static str, usize, usize) {
+        match self {
+            MatmulKernel::Auto | MatmulKernel::Tiled => ("matmul", 64, 64),
+            MatmulKernel::Rows => ("matmul_rows", 4, 256),
+            MatmulKernel::Dot => ("matmul_dot", 4, 4),
+        }
+    }
+}
 
 /// How the operands are read and what is done to the product.
 #[derive(Clone, Copy, Default, Debug)]
@@ -24,6 +65,8 @@ pub struct MatmulOptions<'a> {
     pub bias: Option<&'a Tensor>,
     /// Applies max(·, 0) after the bias.
     pub relu: bool,
+    /// The work layout.
+    pub kernel: MatmulKernel,
 }
 
 #[repr(C)]
@@ -32,6 +75,10 @@ struct Params {
     m: u32,
     n: u32,
     k: u32,
+    a_row: u32,
+    a_k: u32,
+    b_k: u32,
+    b_col: u32,
     flags: u32,
     tiles_n: u32,
     tiles: u32,
@@ -76,16 +123,22 @@ pub fn matmul_dispatch(
     if let Some(bias) = opts.bias {
         super::expect_len(bias, n, "matmul's bias")?;
     }
-    let tiles_n = n.div_ceil(TILE);
-    let tiles = m.div_ceil(TILE) * tiles_n;
-    let flags = u32::from(opts.trans_a)
-        | u32::from(opts.trans_b) << 1
-        | u32::from(opts.bias.is_some()) << 2
-        | u32::from(opts.relu) << 3;
+    let kernel = opts.kernel.resolve(gpu, opts.trans_a, opts.trans_b);
+    let (entry, tile_rows, tile_cols) = kernel.layout();
+    let tiles_n = n.div_ceil(tile_cols);
+    let tiles = m.div_ceil(tile_rows) * tiles_n;
+    let flags = u32::from(opts.bias.is_some()) | u32::from(opts.relu) << 1;
+    let (m32, n32, k32) = (u32_param(m, "M")?, u32_param(n, "N")?, u32_param(k, "K")?);
+    let (a_row, a_k) = if opts.trans_a { (1, m32) } else { (k32, 1) };
+    let (b_k, b_col) = if opts.trans_b { (1, k32) } else { (n32, 1) };
     let params = Params {
-        m: u32_param(m, "M")?,
-        n: u32_param(n, "N")?,
-        k: u32_param(k, "K")?,
+        m: m32,
+        n: n32,
+        k: k32,
+        a_row,
+        a_k,
+        b_k,
+        b_col,
         flags,
         tiles_n: u32_param(tiles_n, "tiles")?,
         tiles: u32_param(tiles, "tiles")?,
@@ -95,7 +148,7 @@ pub fn matmul_dispatch(
     Dispatch::new(
         gpu,
         SHADER,
-        "matmul",
+        entry,
         &params,
         &[(1, a), (2, b), (3, bias), (4, c)],
         tiles as u64,

@@ -1,0 +1,150 @@
+//! Benchmarks behind `wgml bench`: matmul throughput by shape, the epoch time of the tutorial
+//! MLP, and where a training step's time goes, kernel by kernel.
+//!
+//! Every figure is wall time around submits of many repetitions followed by one wait, so the
+//! per-submit overhead is amortised the way training amortises it.
+
+use crate::data::{Mnist, Split};
+use crate::error::Result;
+use crate::gpu::{DType, Dispatch, Gpu, Tensor};
+use crate::kernels::matmul::{matmul_dispatch, MatmulOptions};
+use crate::nn::Sequential;
+use crate::rng::Rng;
+use crate::train::{TrainConfig, Trainer};
+use std::time::Instant;
+
+/// Throughput of one matmul shape.
+#[derive(Clone, Debug)]
+pub struct MatmulResult {
+    /// Output rows.
+    pub m: usize,
+    /// Output columns.
+    pub n: usize,
+    /// Inner dimension.
+    pub k: usize,
+    /// Read A transposed.
+    pub trans_a: bool,
+    /// Read B transposed.
+    pub trans_b: bool,
+    /// 2·M·N·K / seconds, in 10⁹.
+    pub gflops: f64,
+}
+
+/// Mean time of one dispatch of a training step.
+#[derive(Clone, Debug)]
+pub struct KernelTime {
+    /// Position in the step.
+    pub index: usize,
+    /// Entry point name.
+    pub name: &'static str,
+    /// Microseconds per run.
+    pub micros: f64,
+}
+
+/// The MNIST tutorial's matmuls (batch 64, 784-128-10) with the transposes training uses, then
+/// square sizes.
+pub fn default_shapes(large: bool) -> Vec<(usize, usize, usize, bool, bool)> {
+    let mut shapes = vec![
+        (64, 128, 784, false, true), // fc1 forward: x·W1ᵀ
+        (64, 10, 128, false, true),  // fc2 forward
+        (10, 128, 64, true, false),  // fc2 weight gradient: dyᵀ·h
+        (64, 128, 10, false, false), // fc2 input gradient: dy·W2
+        (128, 784, 64, true, false), // fc1 weight gradient: dyᵀ·x
+        (256, 256, 256, false, false),
+        (1024, 1024, 1024, false, false),
+    ];
+    if large {
+        shapes.push((4096, 4096, 4096, false, false));
+    }
+    shapes
+}
+
+/// Seconds per run of `dispatch`, from `reps` runs recorded into one submit (after a warm-up).
+pub fn time_dispatch(gpu: &Gpu, dispatch: &Dispatch, reps: usize) -> Result<f64> {
+    dispatch.run(gpu)?;
+    let program = crate::gpu::Program::from(dispatch.clone());
+    let start = Instant::now();
+    program.submit(gpu, reps);
+    gpu.wait()?;
+    Ok(start.elapsed().as_secs_f64() / reps as f64)
+}
+
+/// GFLOP/s of op(A)·op(B) for M×N output and inner dimension K, run for about `budget_s`.
+pub fn matmul_gflops(
+    gpu: &Gpu,
+    (m, n, k, trans_a, trans_b): (usize, usize, usize, bool, bool),
+    budget_s: f64,
+) -> Result<MatmulResult> {
+    let mut rng = Rng::new(1);
+    let mut random =
+        |len: usize| -> Vec<f32> { (0..len).map(|_| rng.uniform(-1.0, 1.0)).collect() };
+    let a_shape = if trans_a { [k, m] } else { [m, k] };
+    let b_shape = if trans_b { [n, k] } else { [k, n] };
+    let a = Tensor::from_slice(gpu, &random(m * k), &a_shape)?;
+    let b = Tensor::from_slice(gpu, &random(k * n), &b_shape)?;
+    let c = Tensor::zeros(gpu, &[m, n], DType::F32)?;
+    let opts = MatmulOptions {
+        trans_a,
+        trans_b,
+        ..Default::default()
+    };
+    let dispatch = matmul_dispatch(gpu, &a, &b, &c, opts)?;
+    let once = time_dispatch(gpu, &dispatch, 1)?;
+    let reps = ((budget_s / once.max(1e-6)) as usize).clamp(1, 2000);
+    let seconds = time_dispatch(gpu, &dispatch, reps)?;
+    Ok(MatmulResult {
+        m,
+        n,
+        k,
+        trans_a,
+        trans_b,
+        gflops: 2.0 * (m * n * k) as f64 / seconds / 1e9,
+    })
+}
+
+/// Random bytes and labels shaped like MNIST: `samples` 28×28 images.
+pub fn synthetic_mnist(samples: usize, seed: u64) -> Mnist {
+    let mut rng = Rng::new(seed);
+    let mut split = |n: usize| Split {
+        images: (0..n * 784).map(|_| rng.below(256) as u8).collect(),
+        labels: (0..n).map(|_| rng.below(10) as u8).collect(),
+        features: 784,
+    };
+    let train = split(samples);
+    let test = split(samples.div_ceil(6));
+    Mnist { train, test }
+}
+
+/// The tutorial MLP's trainer over `data`.
+pub fn tutorial_trainer(gpu: &Gpu, data: &Mnist) -> Result<Trainer> {
+    let model = Sequential::mlp(gpu, &[data.train.features, 128, 10], 0)?;
+    Trainer::new(gpu, model, data, TrainConfig::default())
+}
+
+/// Seconds of the fastest of `epochs` epochs (after the first, which warms caches).
+pub fn epoch_seconds(trainer: &mut Trainer, epochs: usize) -> Result<f64> {
+    trainer.epoch()?;
+    let mut best = f64::INFINITY;
+    for _ in 0..epochs.max(1) {
+        best = best.min(trainer.epoch()?.seconds);
+    }
+    Ok(best)
+}
+
+/// Time of each dispatch of one full training step, each repeated `reps` times. The trainer's
+/// state is meaningless afterwards.
+pub fn step_breakdown(gpu: &Gpu, trainer: &Trainer, reps: usize) -> Result<Vec<KernelTime>> {
+    trainer
+        .step_program()
+        .dispatches()
+        .iter()
+        .enumerate()
+        .map(|(index, d)| {
+            Ok(KernelTime {
+                index,
+                name: d.label(),
+                micros: time_dispatch(gpu, d, reps)? * 1e6,
+            })
+        })
+        .collect()
+}
