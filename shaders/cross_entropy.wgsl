@@ -1,46 +1,54 @@
-// Fused, numerically stable softmax cross-entropy with class-index targets: loss and dlogits.
+// Fused, numerically stable softmax cross-entropy: loss and d(loss)/d(logits), as
+// torch.nn.CrossEntropyLoss computes them (weight, ignore_index, reduction, label_smoothing;
+// class-index or probability targets).
 //
-// Three passes, each deterministic:
-//   ce_denominator  one workgroup: Σ w[y_i] over non-ignored targets (mean's denominator); flags
-//                   any target outside [0, C) so the host can report it.
-//   ce_rows         one workgroup per row: max and Σexp by tree reductions, the row's loss
-//                   -w[y]·log_softmax(x)[y], and its gradient g·w[y]·(softmax(x) - onehot(y)).
+// The input is seen as N × C × D (D = d1·…·dk, 1 for N × C), so each of the N·D "rows" reads its
+// C logits D apart. Three passes, each deterministic:
+//   ce_denominator  one workgroup: Σ_c w_c, and mean's denominator (Σ w[y] over non-ignored
+//                   class targets, or N·D for probability targets); flags any class target
+//                   outside [0, C) so the host can report it.
+//   ce_rows         one workgroup per row: max and Σexp by tree reductions, the row's loss and
+//                   its gradient, with label smoothing folded in.
 //   ce_total        one workgroup: the reduced loss, written to out[cursor[0]] (clamped to out).
 // The gradient is that of the reduced loss (sum or mean; for none, of the sum) with upstream 1.
 
 struct Params {
-    rows: u32,
-    classes: u32,
+    rows: u32,        // N·D
+    classes: u32,     // C
+    inner: u32,       // D: the distance between a row's consecutive logits
     ignore_index: i32,
-    reduction: u32,  // 0 none, 1 sum, 2 mean
-    has_weight: u32, // 0: every class weighs 1
+    reduction: u32,   // 0 none, 1 sum, 2 mean
+    flags: u32,       // bit 0: class weights given, bit 1: probability targets
+    smoothing: f32,   // label_smoothing ε
 }
 
-const NONE: u32 = 0u;
 const MEAN: u32 = 2u;
+const HAS_WEIGHT: u32 = 1u;
+const PROBS: u32 = 2u;
 const WG: u32 = 256u;
 const ROW_WG: u32 = 64u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 // ce_denominator
-@group(0) @binding(1) var<storage, read> targets: array<i32>;
-@group(0) @binding(2) var<storage, read> weight: array<f32>;
-@group(0) @binding(3) var<storage, read_write> denom: array<f32>;          // 1
+@group(0) @binding(1) var<storage, read> targets: array<i32>;       // class targets, N·D
+@group(0) @binding(2) var<storage, read> weight: array<f32>;        // C
+@group(0) @binding(3) var<storage, read_write> denom: array<f32>;   // [denominator, Σ w]
 @group(0) @binding(4) var<storage, read_write> fault: array<atomic<i32>>; // [flag, bad target]
 // ce_rows (also uses 1, 2; out-of-range targets, flagged by ce_denominator, count as ignored)
-@group(0) @binding(5) var<storage, read> logits: array<f32>;         // rows × classes
-@group(0) @binding(6) var<storage, read> denom_in: array<f32>;       // 1
-@group(0) @binding(7) var<storage, read_write> row_loss: array<f32>; // rows
-@group(0) @binding(8) var<storage, read_write> grad: array<f32>;     // rows × classes
+@group(0) @binding(5) var<storage, read> logits: array<f32>;        // N × C × D
+@group(0) @binding(6) var<storage, read> denom_in: array<f32>;      // [denominator, Σ w]
+@group(0) @binding(7) var<storage, read_write> row_loss: array<f32>; // N·D
+@group(0) @binding(8) var<storage, read_write> grad: array<f32>;    // N × C × D
+@group(0) @binding(12) var<storage, read> probs: array<f32>;        // probability targets, N × C × D
 // ce_total (also uses 6)
-@group(0) @binding(9) var<storage, read> row_loss_in: array<f32>;    // rows
-@group(0) @binding(10) var<storage, read> cursor: array<u32>;        // 1: where the loss goes
+@group(0) @binding(9) var<storage, read> row_loss_in: array<f32>;   // N·D
+@group(0) @binding(10) var<storage, read> cursor: array<u32>;       // 1: where the loss goes
 @group(0) @binding(11) var<storage, read_write> out: array<f32>;
 
 var<workgroup> scratch: array<f32, 256>;
 
-fn class_weight(c: i32) -> f32 {
-    if p.has_weight != 0u {
+fn class_weight(c: u32) -> f32 {
+    if (p.flags & HAS_WEIGHT) != 0u {
         return weight[c];
     }
     return 1.0;
@@ -50,8 +58,10 @@ fn nan() -> f32 {
     return bitcast<f32>(0x7fc00000u);
 }
 
-// Sum of scratch[0..n] into scratch[0] (n a power of two); every invocation must call it.
-fn tree_sum(lid: u32, n: u32) {
+// Σ over the workgroup of each invocation's `v` (n invocations, a power of two), in a fixed
+// order; every invocation must call it and gets the total.
+fn workgroup_sum(lid: u32, n: u32, v: f32) -> f32 {
+    scratch[lid] = v;
     for (var s = n / 2u; s > 0u; s /= 2u) {
         workgroupBarrier();
         if lid < s {
@@ -59,6 +69,9 @@ fn tree_sum(lid: u32, n: u32) {
         }
     }
     workgroupBarrier();
+    let total = scratch[0];
+    workgroupBarrier();
+    return total;
 }
 
 // Records the first out-of-range target seen.
@@ -74,22 +87,29 @@ fn in_range(t: i32) -> bool {
 
 @compute @workgroup_size(256)
 fn ce_denominator(@builtin(local_invocation_index) lid: u32) {
-    var s = 0.0;
-    for (var i = lid; i < p.rows; i += WG) {
-        let t = targets[i];
-        if t == p.ignore_index {
-            continue;
-        }
-        if !in_range(t) {
-            flag_target(t);
-            continue;
-        }
-        s += class_weight(t);
+    var w = 0.0;
+    for (var c = lid; c < p.classes; c += WG) {
+        w += class_weight(c);
     }
-    scratch[lid] = s;
-    tree_sum(lid, WG);
+    let weight_sum = workgroup_sum(lid, WG, w);
+    var d = 0.0;
+    if (p.flags & PROBS) == 0u {
+        for (var i = lid; i < p.rows; i += WG) {
+            let t = targets[i];
+            if t == p.ignore_index {
+                continue;
+            }
+            if !in_range(t) {
+                flag_target(t);
+                continue;
+            }
+            d += class_weight(u32(t));
+        }
+    }
+    let total = workgroup_sum(lid, WG, d);
     if lid == 0u {
-        denom[0] = scratch[0];
+        denom[0] = select(total, f32(p.rows), (p.flags & PROBS) != 0u);
+        denom[1] = weight_sum;
     }
 }
 
@@ -103,22 +123,27 @@ fn ce_rows(
     if row >= p.rows {
         return;
     }
-    let base = row * p.classes;
-    let t = targets[row];
-    if t == p.ignore_index || !in_range(t) {
-        for (var c = lid; c < p.classes; c += ROW_WG) {
-            grad[base + c] = 0.0;
+    // Logit c of this row sits at base + c·inner.
+    let base = (row / p.inner) * p.classes * p.inner + row % p.inner;
+    let probabilities = (p.flags & PROBS) != 0u;
+    var t = 0i;
+    if !probabilities {
+        t = targets[row];
+        if t == p.ignore_index || !in_range(t) {
+            for (var c = lid; c < p.classes; c += ROW_WG) {
+                grad[base + c * p.inner] = 0.0;
+            }
+            if lid == 0u {
+                row_loss[row] = 0.0;
+            }
+            return;
         }
-        if lid == 0u {
-            row_loss[row] = 0.0;
-        }
-        return;
     }
 
     // Row maximum.
     var m = -3.4028235e38;
     for (var c = lid; c < p.classes; c += ROW_WG) {
-        m = max(m, logits[base + c]);
+        m = max(m, logits[base + c * p.inner]);
     }
     scratch[lid] = m;
     for (var s = ROW_WG / 2u; s > 0u; s /= 2u) {
@@ -131,29 +156,72 @@ fn ce_rows(
     m = scratch[0];
     workgroupBarrier();
 
-    // log Σ exp(x - max). log_softmax(x) = (x - max) - log_sum: x - max is exact for nearby
-    // values, so huge logits keep their precision (max + log_sum would round at max's scale).
+    // log_softmax(x)_c = (x_c - max) - log_sum: x - max is exact for nearby values, so huge
+    // logits keep their precision (max + log_sum would round at max's scale).
     var e = 0.0;
     for (var c = lid; c < p.classes; c += ROW_WG) {
-        e += exp(logits[base + c] - m);
+        e += exp(logits[base + c * p.inner] - m);
     }
-    scratch[lid] = e;
-    tree_sum(lid, ROW_WG);
-    let log_sum = log(scratch[0]);
+    let log_sum = log(workgroup_sum(lid, ROW_WG, e));
 
-    let w = class_weight(t);
-    // The gradient's scale: 1/denominator for mean (0 when every target is ignored), else 1.
-    var g = w;
+    // The gradient's scale: 1/denominator for mean (0 when it is 0), else 1.
+    var g = 1.0;
     if p.reduction == MEAN {
         let d = denom_in[0];
-        g = select(0.0, w / d, d != 0.0);
+        g = select(0.0, 1.0 / d, d != 0.0);
     }
+    let eps = p.smoothing;
+    let spread = eps / f32(p.classes);
+
+    if probabilities {
+        // Smoothed targets y'_c = y_c(1 - ε) + ε/C; loss = -Σ w_c y'_c L_c;
+        // gradient g·(p_c·Σ_k w_k y'_k − w_c y'_c).
+        var l = 0.0;
+        var wy = 0.0;
+        for (var c = lid; c < p.classes; c += ROW_WG) {
+            let i = base + c * p.inner;
+            let y = probs[i] * (1.0 - eps) + spread;
+            let w = class_weight(c);
+            l -= w * y * ((logits[i] - m) - log_sum);
+            wy += w * y;
+        }
+        let loss = workgroup_sum(lid, ROW_WG, l);
+        let wy_sum = workgroup_sum(lid, ROW_WG, wy);
+        for (var c = lid; c < p.classes; c += ROW_WG) {
+            let i = base + c * p.inner;
+            let y = probs[i] * (1.0 - eps) + spread;
+            let prob = exp((logits[i] - m) - log_sum);
+            grad[i] = g * (prob * wy_sum - class_weight(c) * y);
+        }
+        if lid == 0u {
+            row_loss[row] = loss;
+        }
+        return;
+    }
+
+    // Class targets: loss = (1 - ε)·(-w_y L_y) + (ε/C)·(-Σ_c w_c L_c);
+    // gradient g·[(1 - ε)·w_y·(p_c − [c = y]) + (ε/C)·(p_c·Σ_k w_k − w_c)].
+    let y = u32(t);
+    let w_y = class_weight(y);
+    var smoothing_term = 0.0;
+    if eps != 0.0 {
+        var s = 0.0;
+        for (var c = lid; c < p.classes; c += ROW_WG) {
+            s -= class_weight(c) * ((logits[base + c * p.inner] - m) - log_sum);
+        }
+        smoothing_term = workgroup_sum(lid, ROW_WG, s);
+    }
+    let weight_sum = denom_in[1];
     for (var c = lid; c < p.classes; c += ROW_WG) {
-        let prob = exp((logits[base + c] - m) - log_sum);
-        grad[base + c] = g * (prob - select(0.0, 1.0, c == u32(t)));
+        let i = base + c * p.inner;
+        let prob = exp((logits[i] - m) - log_sum);
+        let hard = w_y * (prob - select(0.0, 1.0, c == y));
+        let soft = prob * weight_sum - class_weight(c);
+        grad[i] = g * ((1.0 - eps) * hard + spread * soft);
     }
     if lid == 0u {
-        row_loss[row] = -w * ((logits[base + u32(t)] - m) - log_sum);
+        let nll = -w_y * ((logits[base + y * p.inner] - m) - log_sum);
+        row_loss[row] = (1.0 - eps) * nll + spread * smoothing_term;
     }
 }
 
@@ -163,10 +231,9 @@ fn ce_total(@builtin(local_invocation_index) lid: u32) {
     for (var i = lid; i < p.rows; i += WG) {
         s += row_loss_in[i];
     }
-    scratch[lid] = s;
-    tree_sum(lid, WG);
+    let total = workgroup_sum(lid, WG, s);
     if lid == 0u {
-        var loss = scratch[0];
+        var loss = total;
         if p.reduction == MEAN {
             let d = denom_in[0];
             loss = select(nan(), loss / d, d != 0.0);

@@ -22,6 +22,7 @@
 //! ```
 
 pub mod bench;
+pub mod checkpoint;
 pub mod data;
 pub mod error;
 pub mod gpu;

@@ -1,16 +1,18 @@
-//! `CrossEntropyLoss`, as `torch.nn.CrossEntropyLoss` with class-index targets.
+//! `CrossEntropyLoss`, as `torch.nn.CrossEntropyLoss`.
 
-use crate::error::{Error, Result};
-use crate::gpu::{Gpu, Tensor};
-pub use crate::kernels::cross_entropy::Reduction;
+use crate::error::Result;
+use crate::gpu::{DType, Gpu, Tensor};
 use crate::kernels::cross_entropy::{CrossEntropyKernel, CrossEntropyOptions};
+pub use crate::kernels::cross_entropy::{Reduction, Targets};
 
-/// Softmax cross-entropy over class-index targets with PyTorch's options and defaults.
+/// Softmax cross-entropy with PyTorch's options and defaults: class-index or probability
+/// targets, inputs (C), (N, C) or (N, C, d1, …, dk).
 #[derive(Clone, Debug)]
 pub struct CrossEntropyLoss {
     weight: Option<Vec<f32>>,
     ignore_index: i32,
     reduction: Reduction,
+    label_smoothing: f32,
 }
 
 impl Default for CrossEntropyLoss {
@@ -20,12 +22,13 @@ impl Default for CrossEntropyLoss {
 }
 
 impl CrossEntropyLoss {
-    /// PyTorch's defaults: no weight, `ignore_index = -100`, mean reduction.
+    /// PyTorch's defaults: no weight, `ignore_index = -100`, mean reduction, no smoothing.
     pub fn new() -> Self {
         CrossEntropyLoss {
             weight: None,
             ignore_index: -100,
             reduction: Reduction::Mean,
+            label_smoothing: 0.0,
         }
     }
 
@@ -35,48 +38,67 @@ impl CrossEntropyLoss {
         self
     }
 
-    /// The target value that contributes nothing.
+    /// The class target that contributes nothing.
     pub fn ignore_index(mut self, index: i32) -> Self {
         self.ignore_index = index;
         self
     }
 
-    /// How per-sample losses are combined.
+    /// How per-element losses are combined.
     pub fn reduction(mut self, reduction: Reduction) -> Self {
         self.reduction = reduction;
         self
     }
 
-    /// Prepares the loss for fixed tensors: logits (N×C) and targets (i32, N) in, the gradient
-    /// into `grad` and the reduced loss into `out[cursor[0]]`. The result's `program` runs it.
+    /// Mixes the targets with the uniform distribution: (1 − ε)·y + ε/C, ε in [0, 1].
+    pub fn label_smoothing(mut self, epsilon: f32) -> Self {
+        self.label_smoothing = epsilon;
+        self
+    }
+
+    /// Prepares the loss for fixed tensors: the gradient goes into `grad` (the logits' shape)
+    /// and the reduced loss into `out[cursor[0]]`. The result's `program` runs it.
     pub fn prepare(
         &self,
         gpu: &Gpu,
         logits: &Tensor,
-        targets: &Tensor,
+        targets: Targets,
         grad: &Tensor,
         out: &Tensor,
         cursor: &Tensor,
     ) -> Result<CrossEntropyKernel> {
-        let weight = match &self.weight {
-            Some(w) => {
-                let classes = logits.shape().last().copied().unwrap_or(0);
-                if w.len() != classes {
-                    return Err(Error::shape(format!(
-                        "weight tensor should be defined either for all {classes} classes or no \
-                         classes but got weight tensor of shape: [{}]",
-                        w.len()
-                    )));
-                }
-                Some(Tensor::from_slice(gpu, w, &[w.len()])?)
-            }
-            None => None,
-        };
+        let weight = self
+            .weight
+            .as_ref()
+            .map(|w| Tensor::from_slice(gpu, w, &[w.len()]))
+            .transpose()?;
         let opts = CrossEntropyOptions {
             weight: weight.as_ref(),
             ignore_index: self.ignore_index,
             reduction: self.reduction,
+            label_smoothing: self.label_smoothing,
         };
         CrossEntropyKernel::new(gpu, logits, targets, opts, grad, out, cursor)
+    }
+
+    /// Loss and gradient in one call (allocates): the reduced loss, or one per element for
+    /// `Reduction::None`, and d(loss)/d(logits).
+    pub fn forward_backward(
+        &self,
+        gpu: &Gpu,
+        logits: &Tensor,
+        targets: Targets,
+    ) -> Result<(Vec<f32>, Tensor)> {
+        let grad = Tensor::zeros(gpu, logits.shape(), DType::F32)?;
+        let out = Tensor::zeros(gpu, &[1], DType::F32)?;
+        let cursor = Tensor::zeros(gpu, &[1], DType::U32)?;
+        let kernel = self.prepare(gpu, logits, targets, &grad, &out, &cursor)?;
+        kernel.program.run(gpu)?;
+        kernel.check_targets(gpu)?;
+        let loss = match self.reduction {
+            Reduction::None => kernel.row_loss.to_vec(gpu)?,
+            _ => out.to_vec(gpu)?,
+        };
+        Ok((loss, grad))
     }
 }

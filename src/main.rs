@@ -3,9 +3,11 @@
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use wgml::checkpoint;
 use wgml::data::Mnist;
 use wgml::gpu::{Gpu, GpuOptions};
 use wgml::nn::Sequential;
+use wgml::optim::{AdamConfig, OptimizerConfig, SgdConfig};
 use wgml::train::{TrainConfig, Trainer};
 
 #[derive(Parser)]
@@ -23,7 +25,7 @@ struct Cli {
 enum Command {
     /// List GPU adapters; `*` marks the one wgml would use (WGML_BACKEND, WGML_ADAPTER choose).
     Devices,
-    /// Train the 784-128-10 MLP of PyTorch's MNIST tutorial with Adam and cross-entropy.
+    /// Train the 784-128-10 MLP of PyTorch's MNIST tutorial: cross-entropy, Adam by default.
     Train(TrainArgs),
     /// Measure matmul GFLOP/s, the tutorial MLP's epoch time, and a training step kernel by kernel.
     Bench(BenchArgs),
@@ -56,7 +58,7 @@ struct TrainArgs {
     /// Samples per step.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
     batch_size: u64,
-    /// Adam's learning rate.
+    /// The learning rate.
     #[arg(long, default_value_t = 1e-3)]
     lr: f32,
     /// Seed for initialisation and shuffling: same seed, same adapter, same numbers.
@@ -65,9 +67,61 @@ struct TrainArgs {
     /// Hidden layer width.
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..))]
     hidden: u64,
+    /// The optimizer, with PyTorch's defaults for what is not given here.
+    #[arg(long, value_enum, default_value_t = OptimizerKind::Adam)]
+    optimizer: OptimizerKind,
+    /// Weight decay (default: 0, or 0.01 for AdamW).
+    #[arg(long)]
+    weight_decay: Option<f32>,
+    /// SGD's momentum.
+    #[arg(long, default_value_t = 0.0)]
+    momentum: f32,
+    /// Cross-entropy's label smoothing, in [0, 1].
+    #[arg(long, default_value_t = 0.0)]
+    label_smoothing: f32,
+    /// Start from these weights (safetensors with nn.Sequential names: 0.weight, 0.bias, 2.weight, …).
+    #[arg(long, value_name = "FILE")]
+    init: Option<PathBuf>,
+    /// Write the trained weights here (safetensors, the same names).
+    #[arg(long, value_name = "FILE")]
+    save: Option<PathBuf>,
+    /// Keep the file order every epoch instead of shuffling (to reproduce a run step by step).
+    #[arg(long)]
+    no_shuffle: bool,
     /// Print one JSON summary line at the end instead of only text.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum OptimizerKind {
+    Adam,
+    Adamw,
+    Sgd,
+}
+
+impl TrainArgs {
+    fn optimizer(&self) -> OptimizerConfig {
+        match self.optimizer {
+            OptimizerKind::Adam | OptimizerKind::Adamw => {
+                let base = match self.optimizer {
+                    OptimizerKind::Adamw => AdamConfig::adamw(),
+                    _ => AdamConfig::default(),
+                };
+                OptimizerConfig::Adam(AdamConfig {
+                    lr: self.lr,
+                    weight_decay: self.weight_decay.unwrap_or(base.weight_decay),
+                    ..base
+                })
+            }
+            OptimizerKind::Sgd => OptimizerConfig::Sgd(SgdConfig {
+                lr: self.lr,
+                momentum: self.momentum,
+                weight_decay: self.weight_decay.unwrap_or(0.0),
+                ..SgdConfig::default()
+            }),
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -120,12 +174,19 @@ fn train(args: &TrainArgs) -> wgml::Result<()> {
         wgml::data::CLASSES,
     ];
     let model = Sequential::mlp(&gpu, &sizes, args.seed)?;
-    let mut config = TrainConfig {
+    if let Some(path) = &args.init {
+        model
+            .params()
+            .load_state_dict(&gpu, &checkpoint::load(path)?)?;
+    }
+    let config = TrainConfig {
         batch_size: args.batch_size as usize,
         seed: args.seed,
+        shuffle: !args.no_shuffle,
+        optimizer: args.optimizer(),
+        label_smoothing: args.label_smoothing,
         ..TrainConfig::default()
     };
-    config.adam.lr = args.lr;
     let mut trainer = Trainer::new(&gpu, model, &data, config)?;
     let log = |line: String| {
         if args.json {
@@ -157,6 +218,10 @@ fn train(args: &TrainArgs) -> wgml::Result<()> {
         losses.push(stats.train_loss);
         accs.push(acc);
         secs.push(stats.seconds);
+    }
+    if let Some(path) = &args.save {
+        checkpoint::save(path, &trainer.model().params().state_dict(&gpu)?)?;
+        log(format!("weights written to {}", path.display()));
     }
     if args.json {
         secs.sort_by(f64::total_cmp);

@@ -4,52 +4,124 @@
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Program, Tensor};
 use crate::kernels::data::advance_dispatch;
-use crate::kernels::optim::{adam_dispatch, AdamState};
+use crate::kernels::optim::{adam_dispatch, sgd_dispatch, OptimState};
 use crate::nn::Parameters;
 
-pub use crate::kernels::optim::AdamConfig;
+pub use crate::kernels::optim::{AdamConfig, SgdConfig};
 
-/// `torch.optim.Adam` / `AdamW`: moment buffers and the step count live on the GPU.
-pub struct Adam {
-    config: AdamConfig,
-    step: Tensor,
-    m: Tensor,
-    v: Tensor,
-    v_max: Option<Tensor>,
+/// Which optimizer, with its hyper-parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum OptimizerConfig {
+    /// `torch.optim.Adam`, or `AdamW` when `decoupled`.
+    Adam(AdamConfig),
+    /// `torch.optim.SGD`.
+    Sgd(SgdConfig),
 }
 
-impl Adam {
-    /// Adam over `params` with `config`, after checking it as PyTorch does.
-    pub fn new(gpu: &Gpu, params: &Parameters, config: AdamConfig) -> Result<Self> {
-        validate(&config)?;
+impl Default for OptimizerConfig {
+    /// Adam with PyTorch's defaults (lr 1e-3).
+    fn default() -> Self {
+        OptimizerConfig::Adam(AdamConfig::default())
+    }
+}
+
+impl OptimizerConfig {
+    /// The learning rate.
+    pub fn lr(&self) -> f32 {
+        match self {
+            OptimizerConfig::Adam(c) => c.lr,
+            OptimizerConfig::Sgd(c) => c.lr,
+        }
+    }
+
+    /// PyTorch's checks of the hyper-parameters, in its words.
+    pub fn validate(&self) -> Result<()> {
+        let negative = |x: f32| x.is_nan() || x < 0.0;
+        let bad = |msg: String| Err(Error::invalid(msg));
+        let (lr, wd) = match self {
+            OptimizerConfig::Adam(c) => (c.lr, c.weight_decay),
+            OptimizerConfig::Sgd(c) => (c.lr, c.weight_decay),
+        };
+        if negative(lr) {
+            return bad(format!("Invalid learning rate: {lr}"));
+        }
+        match self {
+            OptimizerConfig::Adam(c) => {
+                if negative(c.eps) {
+                    return bad(format!("Invalid epsilon value: {}", c.eps));
+                }
+                for (i, beta) in [c.betas.0, c.betas.1].into_iter().enumerate() {
+                    if !(0.0..1.0).contains(&beta) {
+                        return bad(format!("Invalid beta parameter at index {i}: {beta}"));
+                    }
+                }
+            }
+            OptimizerConfig::Sgd(c) => {
+                if negative(c.momentum) {
+                    return bad(format!("Invalid momentum value: {}", c.momentum));
+                }
+                if c.nesterov && (c.momentum <= 0.0 || c.dampening != 0.0) {
+                    return bad("Nesterov momentum requires a momentum and zero dampening".into());
+                }
+            }
+        }
+        if negative(wd) {
+            return bad(format!("Invalid weight_decay value: {wd}"));
+        }
+        Ok(())
+    }
+}
+
+/// An optimizer's state on the GPU: its step count and per-parameter buffers.
+pub struct Optimizer {
+    config: OptimizerConfig,
+    step: Tensor,
+    buffers: Vec<Tensor>,
+}
+
+impl Optimizer {
+    /// The optimizer for `params` (zeroed state), after checking `config` as PyTorch does.
+    pub fn new(gpu: &Gpu, params: &Parameters, config: OptimizerConfig) -> Result<Self> {
+        config.validate()?;
         let len = params.values().len();
-        let zeros = || Tensor::zeros(gpu, &[len], DType::F32);
-        Ok(Adam {
+        let count = match config {
+            OptimizerConfig::Adam(c) => 2 + usize::from(c.amsgrad),
+            // The momentum buffer is bound even without momentum (then untouched).
+            OptimizerConfig::Sgd(_) => 1,
+        };
+        let buffers = (0..count)
+            .map(|_| Tensor::zeros(gpu, &[len], DType::F32))
+            .collect::<Result<_>>()?;
+        Ok(Optimizer {
             config,
             step: Tensor::zeros(gpu, &[1], DType::U32)?,
-            m: zeros()?,
-            v: zeros()?,
-            v_max: if config.amsgrad { Some(zeros()?) } else { None },
+            buffers,
         })
     }
 
     /// The configuration.
-    pub fn config(&self) -> &AdamConfig {
+    pub fn config(&self) -> &OptimizerConfig {
         &self.config
     }
 
     /// The dispatches of one step: update every parameter, then advance the step count.
     pub fn step_program(&self, gpu: &Gpu, params: &Parameters) -> Result<Program> {
-        let state = AdamState {
+        // A buffer the configuration leaves unused (amsgrad's v_max) is bound to the first one.
+        let first = &self.buffers[0];
+        let buffer = |i: usize| self.buffers.get(i).unwrap_or(first);
+        let state = OptimState {
             step: &self.step,
             grad: params.grads(),
             param: params.values(),
-            m: &self.m,
-            v: &self.v,
-            // Unread without amsgrad; m stands in for the binding.
-            v_max: self.v_max.as_ref().unwrap_or(&self.m),
+            m: buffer(0),
+            v: buffer(1),
+            v_max: buffer(2),
         };
-        let mut program = Program::from(adam_dispatch(gpu, &self.config, &state)?);
+        let update = match &self.config {
+            OptimizerConfig::Adam(c) => adam_dispatch(gpu, c, &state)?,
+            OptimizerConfig::Sgd(c) => sgd_dispatch(gpu, c, &state)?,
+        };
+        let mut program = Program::from(update);
         program.push(advance_dispatch(gpu, &self.step)?);
         Ok(program)
     }
@@ -58,25 +130,4 @@ impl Adam {
     pub fn steps(&self, gpu: &Gpu) -> Result<u32> {
         Ok(self.step.to_vec::<u32>(gpu)?[0])
     }
-}
-
-/// PyTorch's checks, in its words.
-fn validate(c: &AdamConfig) -> Result<()> {
-    let bad = |msg: String| Err(Error::invalid(msg));
-    if c.lr.is_nan() || c.lr < 0.0 {
-        return bad(format!("Invalid learning rate: {}", c.lr));
-    }
-    if c.eps.is_nan() || c.eps < 0.0 {
-        return bad(format!("Invalid epsilon value: {}", c.eps));
-    }
-    if !(0.0..1.0).contains(&c.betas.0) {
-        return bad(format!("Invalid beta parameter at index 0: {}", c.betas.0));
-    }
-    if !(0.0..1.0).contains(&c.betas.1) {
-        return bad(format!("Invalid beta parameter at index 1: {}", c.betas.1));
-    }
-    if c.weight_decay.is_nan() || c.weight_decay < 0.0 {
-        return bad(format!("Invalid weight_decay value: {}", c.weight_decay));
-    }
-    Ok(())
 }

@@ -3,7 +3,7 @@
 //! Written for clarity, not speed; each mirrors one kernel's documented semantics.
 
 use crate::kernels::cross_entropy::Reduction;
-use crate::kernels::optim::AdamConfig;
+use crate::kernels::optim::{AdamConfig, SgdConfig};
 
 /// C = op(A)·op(B) (+bias) (+ReLU) with the shapes of [`crate::kernels::matmul`].
 #[allow(clippy::too_many_arguments)]
@@ -79,40 +79,67 @@ pub fn argmax(x: &[f32], cols: usize) -> Vec<u32> {
         .collect()
 }
 
-/// Cross-entropy with class-index targets (PyTorch semantics, REFERENCE.md): the reduced loss
-/// (per row for `None`) and its gradient w.r.t. the logits.
+/// Targets for [`cross_entropy`].
+#[derive(Clone, Copy, Debug)]
+pub enum Targets<'a> {
+    /// One class index per element (N·D).
+    Classes(&'a [i32]),
+    /// Probabilities, laid out like the input (N × C × D).
+    Probabilities(&'a [f32]),
+}
+
+/// Cross-entropy as PyTorch defines it (REFERENCE.md), on an input laid out N × C × D: the
+/// reduced loss (per element for `None`) and its gradient w.r.t. the input.
+#[allow(clippy::too_many_arguments)]
 pub fn cross_entropy(
     logits: &[f32],
-    targets: &[i32],
+    targets: Targets,
     classes: usize,
+    inner: usize,
     weight: Option<&[f32]>,
     ignore_index: i32,
     reduction: Reduction,
+    smoothing: f32,
 ) -> (Vec<f32>, Vec<f32>) {
+    let eps = f64::from(smoothing);
+    let cf = classes as f64;
     let w = |c: usize| weight.map_or(1.0, |w| f64::from(w[c]));
-    let mut losses = vec![0.0f64; targets.len()];
+    let weight_sum: f64 = (0..classes).map(w).sum();
+    let rows = logits.len() / classes.max(1);
+    let at = |r: usize, c: usize| (r / inner) * classes * inner + r % inner + c * inner;
+    let mut losses = vec![0.0f64; rows];
+    // Gradients before the reduction's scale.
     let mut grad = vec![0.0f64; logits.len()];
     let mut denom = 0.0f64;
-    for (i, &t) in targets.iter().enumerate() {
-        if t == ignore_index {
-            continue;
-        }
-        let t = t as usize;
-        let row = &logits[i * classes..(i + 1) * classes];
-        let max = row
-            .iter()
-            .fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
-        let lse = max
-            + row
-                .iter()
-                .map(|&v| (f64::from(v) - max).exp())
-                .sum::<f64>()
-                .ln();
-        losses[i] = -w(t) * (f64::from(row[t]) - lse);
-        denom += w(t);
-        for c in 0..classes {
-            let p = (f64::from(row[c]) - lse).exp();
-            grad[i * classes + c] = w(t) * (p - if c == t { 1.0 } else { 0.0 });
+    for (r, loss) in losses.iter_mut().enumerate() {
+        let x = |c: usize| f64::from(logits[at(r, c)]);
+        let max = (0..classes).map(x).fold(f64::NEG_INFINITY, f64::max);
+        let log_sum = (0..classes).map(|c| (x(c) - max).exp()).sum::<f64>().ln();
+        let log_p = |c: usize| (x(c) - max) - log_sum;
+        match targets {
+            Targets::Classes(t) => {
+                if t[r] == ignore_index {
+                    continue;
+                }
+                let y = t[r] as usize;
+                denom += w(y);
+                let smooth: f64 = -(0..classes).map(|c| w(c) * log_p(c)).sum::<f64>();
+                *loss = (1.0 - eps) * -w(y) * log_p(y) + eps / cf * smooth;
+                for c in 0..classes {
+                    let p = log_p(c).exp();
+                    let hard = w(y) * (p - if c == y { 1.0 } else { 0.0 });
+                    grad[at(r, c)] = (1.0 - eps) * hard + eps / cf * (p * weight_sum - w(c));
+                }
+            }
+            Targets::Probabilities(t) => {
+                denom += 1.0;
+                let y = |c: usize| f64::from(t[at(r, c)]) * (1.0 - eps) + eps / cf;
+                *loss = -(0..classes).map(|c| w(c) * y(c) * log_p(c)).sum::<f64>();
+                let wy: f64 = (0..classes).map(|c| w(c) * y(c)).sum();
+                for c in 0..classes {
+                    grad[at(r, c)] = log_p(c).exp() * wy - w(c) * y(c);
+                }
+            }
         }
     }
     let (loss, scale) = match reduction {
@@ -173,5 +200,29 @@ pub fn adam_step(config: &AdamConfig, param: &mut [f64], grad: &[f64], state: &m
         }
         let denom = v_hat.sqrt() / (1.0 - b2.powf(t)).sqrt() + f64::from(config.eps);
         param[i] -= lr / (1.0 - b1.powf(t)) * state.m[i] / denom;
+    }
+}
+
+/// One SGD step on `param` in f64, as `torch.optim.SGD` computes it; `momentum_buffer` starts
+/// empty.
+pub fn sgd_step(
+    config: &SgdConfig,
+    param: &mut [f64],
+    grad: &[f64],
+    momentum_buffer: &mut Vec<f64>,
+) {
+    let (lr, wd) = (f64::from(config.lr), f64::from(config.weight_decay));
+    let (mu, damp) = (f64::from(config.momentum), f64::from(config.dampening));
+    let first = momentum_buffer.is_empty();
+    momentum_buffer.resize(param.len(), 0.0);
+    for i in 0..param.len() {
+        let mut g = if config.maximize { -grad[i] } else { grad[i] };
+        g += wd * param[i];
+        if mu != 0.0 {
+            let b = &mut momentum_buffer[i];
+            *b = if first { g } else { mu * *b + (1.0 - damp) * g };
+            g = if config.nesterov { g + mu * *b } else { *b };
+        }
+        param[i] -= lr * g;
     }
 }

@@ -10,9 +10,9 @@ use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Program, Tensor};
 use crate::kernels::cross_entropy::CrossEntropyKernel;
 use crate::kernels::reduce::count_correct_dispatch;
-use crate::loss::CrossEntropyLoss;
+use crate::loss::{CrossEntropyLoss, Targets};
 use crate::nn::{Sequential, Workspace};
-use crate::optim::{Adam, AdamConfig};
+use crate::optim::{Optimizer, OptimizerConfig};
 use crate::rng::Rng;
 use std::time::Instant;
 
@@ -21,8 +21,10 @@ use std::time::Instant;
 pub struct TrainConfig {
     /// Samples per step.
     pub batch_size: usize,
-    /// Adam's hyper-parameters.
-    pub adam: AdamConfig,
+    /// The optimizer and its hyper-parameters.
+    pub optimizer: OptimizerConfig,
+    /// Cross-entropy's label smoothing ε.
+    pub label_smoothing: f32,
     /// Seeds the per-epoch shuffle.
     pub seed: u64,
     /// Reshuffle the training set every epoch (`false`: always in file order).
@@ -42,7 +44,8 @@ impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             batch_size: 64,
-            adam: AdamConfig::default(),
+            optimizer: OptimizerConfig::default(),
+            label_smoothing: 0.0,
             seed: 0,
             shuffle: true,
             scale: 1.0 / 255.0,
@@ -60,6 +63,8 @@ pub struct EpochStats {
     pub epoch: usize,
     /// Mean of the steps' losses.
     pub train_loss: f32,
+    /// Each step's loss, in order.
+    pub step_losses: Vec<f32>,
     /// Steps taken.
     pub steps: usize,
     /// Wall time, submit to last readback.
@@ -121,7 +126,15 @@ pub struct Trainer {
     rng: Rng,
     epoch: usize,
     // Kept alive for the prepared programs that bind them.
-    _buffers: (Adam, Workspace, Workspace, Tensor, Tensor, Tensor, Tensor),
+    _buffers: (
+        Optimizer,
+        Workspace,
+        Workspace,
+        Tensor,
+        Tensor,
+        Tensor,
+        Tensor,
+    ),
 }
 
 impl Trainer {
@@ -139,7 +152,7 @@ impl Trainer {
         }
         let train = GpuSplit::upload(gpu, &data.train)?;
         let test = GpuSplit::upload(gpu, &data.test)?;
-        let optimizer = Adam::new(gpu, model.params(), config.adam)?;
+        let optimizer = Optimizer::new(gpu, model.params(), config.optimizer)?;
         let norm = (config.scale, config.shift);
 
         let batch = config.batch_size.min(train.len());
@@ -148,7 +161,7 @@ impl Trainer {
         let y = Tensor::zeros(gpu, &[batch], DType::I32)?;
         let steps = train.len().div_ceil(batch);
         let losses = Tensor::zeros(gpu, &[steps], DType::F32)?;
-        let loss = CrossEntropyLoss::new();
+        let loss = CrossEntropyLoss::new().label_smoothing(config.label_smoothing);
         let mut loss_kernels = Vec::new();
         let train_pass = pass(train.len(), batch, |rows| {
             let (x, y) = (x.rows(rows)?, y.rows(rows)?);
@@ -158,7 +171,7 @@ impl Trainer {
             let ce = loss.prepare(
                 gpu,
                 &out,
-                &y,
+                Targets::Classes(&y),
                 &ws.output_grad(rows)?,
                 &losses,
                 train.cursor(),
@@ -252,6 +265,7 @@ impl Trainer {
             epoch: self.epoch,
             train_loss: mean as f32,
             steps: losses.len(),
+            step_losses: losses,
             seconds: start.elapsed().as_secs_f64(),
         })
     }

@@ -4,7 +4,7 @@
 mod common;
 use common::{gpu, random};
 use wgml::gpu::{DType, Program, Tensor};
-use wgml::loss::{CrossEntropyLoss, Reduction};
+use wgml::loss::{CrossEntropyLoss, Reduction, Targets};
 use wgml::nn::{Layer, Sequential};
 
 /// f64 forward of Linear(7,5) → ReLU → Linear(5,3) → cross-entropy; `p` is the state_dict.
@@ -69,7 +69,7 @@ fn model_gradients_match_finite_differences() {
             .prepare(
                 g,
                 &out,
-                &y,
+                Targets::Classes(&y),
                 &ws.output_grad(rows).unwrap(),
                 &loss_out,
                 &cursor,

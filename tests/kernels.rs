@@ -6,12 +6,12 @@ mod common;
 use common::{assert_close, assert_torch_close, gpu, random};
 use wgml::gpu::{DType, Tensor};
 use wgml::kernels::cross_entropy::{
-    cross_entropy, CrossEntropyKernel, CrossEntropyOptions, Reduction,
+    cross_entropy, CrossEntropyKernel, CrossEntropyOptions, Reduction, Targets,
 };
 use wgml::kernels::data::{advance_dispatch, gather_dispatch, pack_bytes, GatherSource};
 use wgml::kernels::elementwise::{relu, relu_backward};
 use wgml::kernels::matmul::{matmul, MatmulKernel, MatmulOptions};
-use wgml::kernels::optim::{adam_dispatch, AdamConfig, AdamState};
+use wgml::kernels::optim::{adam_dispatch, sgd_dispatch, AdamConfig, OptimState, SgdConfig};
 use wgml::kernels::reduce::{argmax, column_sum, count_correct};
 use wgml::{reference, Error};
 
@@ -148,26 +148,52 @@ const X3: [f32; 9] = [1.0, 2.0, 3.0, 0.5, -1.0, 2.0, -2.0, 0.0, 1.0];
 const Y3: [i32; 3] = [0, -100, 2];
 const W3: [f32; 3] = [0.2, 0.3, 0.5];
 
+/// Loss and gradient from the GPU; `targets` are class indices or, with `probs`, probabilities.
 fn ce(
     x: &[f32],
     shape: &[usize],
-    y: &[i32],
+    targets: Either<&[i32], &[f32]>,
     weight: Option<&[f32]>,
     reduction: Reduction,
-) -> (Vec<f32>, Vec<f32>) {
+    label_smoothing: f32,
+) -> wgml::Result<(Vec<f32>, Vec<f32>)> {
     let w = weight.map(|w| upload(w, &[w.len()]));
     let opts = CrossEntropyOptions {
         weight: w.as_ref(),
         ignore_index: -100,
         reduction,
+        label_smoothing,
     };
-    let (loss, grad) = cross_entropy(gpu(), &upload(x, shape), y, opts).unwrap();
-    (loss, grad.to_vec(gpu()).unwrap())
+    let logits = upload(x, shape);
+    let t = match targets {
+        Either::Left(classes) => {
+            let t_shape: Vec<usize> = match shape {
+                [_] => vec![],
+                [n, _, rest @ ..] => [&[*n][..], rest].concat(),
+                [] => vec![],
+            };
+            Tensor::from_slice(gpu(), classes, &t_shape)?
+        }
+        Either::Right(p) => upload(p, shape),
+    };
+    let targets = match targets {
+        Either::Left(_) => Targets::Classes(&t),
+        Either::Right(_) => Targets::Probabilities(&t),
+    };
+    let (loss, grad) = cross_entropy(gpu(), &logits, targets, opts)?;
+    Ok((loss, grad.to_vec(gpu())?))
 }
+
+enum Either<L, R> {
+    Left(L),
+    Right(R),
+}
+use Either::{Left, Right};
 
 #[test]
 fn cross_entropy_matches_pytorch_vectors() {
-    let (mean, grad) = ce(&X3, &[3, 3], &Y3, Some(&W3), Reduction::Mean);
+    let run = |y, w, r, eps| ce(&X3, &[3, 3], y, w, r, eps).unwrap();
+    let (mean, grad) = run(Left(&Y3[..]), Some(&W3[..]), Reduction::Mean, 0.0);
     assert_torch_close(&mean, &[0.937181859], "weighted mean");
     let expected_grad = [
         -0.259991265,
@@ -181,35 +207,68 @@ fn cross_entropy_matches_pytorch_vectors() {
         -0.210439634,
     ];
     assert_torch_close(&grad, &expected_grad, "weighted mean gradient");
-    assert_torch_close(
-        &ce(&X3, &[3, 3], &Y3, Some(&W3), Reduction::Sum).0,
-        &[0.656027301],
-        "weighted sum",
-    );
-    assert_torch_close(
-        &ce(&X3, &[3, 3], &Y3, Some(&W3), Reduction::None).0,
-        &[0.48152119, 0.0, 0.17450611],
-        "weighted none",
-    );
+    let cases: [(Reduction, f32, &[f32]); 6] = [
+        (Reduction::Mean, 0.1, &[0.955683586]),
+        (Reduction::Sum, 0.0, &[0.656027301]),
+        (Reduction::Sum, 0.1, &[0.668978511]),
+        (Reduction::None, 0.0, &[0.48152119, 0.0, 0.17450611]),
+        (Reduction::None, 0.1, &[0.47028927, 0.0, 0.19868924]),
+        (Reduction::Mean, 0.0, &[0.937181859]),
+    ];
+    for (reduction, eps, expected) in cases {
+        let (loss, _) = run(Left(&Y3[..]), Some(&W3[..]), reduction, eps);
+        assert_torch_close(&loss, expected, &format!("weighted {reduction:?} ε={eps}"));
+    }
+    let probs = [0.2, 0.3, 0.5, 1.0, 0.0, 0.0, 0.0, 0.5, 0.5];
+    let (loss, _) = run(Right(&probs[..]), Some(&W3[..]), Reduction::Mean, 0.0);
+    assert_torch_close(&loss, &[0.320919138], "probability targets, weighted mean");
+
     let (loss, grad) = ce(
         &[3.0, 3.0, 2.0, 2.0],
         &[2, 2],
-        &[0, 1],
+        Left(&[0, 1]),
         None,
         Reduction::Mean,
-    );
+        0.0,
+    )
+    .unwrap();
     assert_torch_close(&loss, &[std::f32::consts::LN_2], "unweighted mean (ln 2)");
     assert_torch_close(&grad, &[-0.25, 0.25, 0.25, -0.25], "unweighted gradient");
+    let x2 = [3.0, 1.0, 1.0, 2.0];
+    let (loss, _) = ce(&x2, &[2, 2], Left(&[0, 1]), None, Reduction::Mean, 0.15).unwrap();
+    assert_torch_close(&loss, &[0.332594849], "unweighted ε=0.15");
+    let (loss, _) = ce(
+        &x2,
+        &[2, 2],
+        Right(&[0.8, 0.2, 0.1, 0.9]),
+        None,
+        Reduction::Mean,
+        0.2,
+    )
+    .unwrap();
+    assert_torch_close(&loss, &[0.570094849], "probability targets ε=0.2");
 }
 
 #[test]
-fn cross_entropy_matches_reference_over_shapes_and_extreme_logits() {
-    let shapes = [(1, 1), (7, 10), (63, 129), (65, 7), (129, 1000), (2, 65)];
-    for (case, &(n, c)) in shapes.iter().enumerate() {
+fn cross_entropy_matches_reference_over_layouts_and_extreme_logits() {
+    // (shape, C, D): (N, C), unbatched (C), and (N, C, d1, d2).
+    let layouts: [(&[usize], usize, usize); 8] = [
+        (&[1, 1], 1, 1),
+        (&[7, 10], 10, 1),
+        (&[63, 129], 129, 1),
+        (&[65, 7], 7, 1),
+        (&[129, 1000], 1000, 1),
+        (&[5], 5, 1),
+        (&[3, 4, 2, 5], 4, 10),
+        (&[2, 65, 3], 65, 3),
+    ];
+    for (case, &(shape, c, d)) in layouts.iter().enumerate() {
+        let len: usize = shape.iter().product();
+        let rows = len / c;
         for (scale, label) in [(3.0, "normal"), (1e4, "±1e4"), (0.0, "all-equal rows")] {
-            let x = random(n * c, -scale, scale + f32::EPSILON, case as u64);
+            let x = random(len, -scale, scale + f32::EPSILON, case as u64);
             let mut rng = wgml::rng::Rng::new(case as u64 + 7);
-            let y: Vec<i32> = (0..n)
+            let y: Vec<i32> = (0..rows)
                 .map(|i| {
                     if i % 5 == 3 {
                         -100
@@ -218,20 +277,45 @@ fn cross_entropy_matches_reference_over_shapes_and_extreme_logits() {
                     }
                 })
                 .collect();
+            let mut probs = random(len, 0.0, 1.0, case as u64 + 3);
+            // Normalise each row's probabilities over its C classes, D apart.
+            for r in 0..rows {
+                let at = |k: usize| (r / d) * c * d + r % d + k * d;
+                let total: f32 = (0..c).map(|k| probs[at(k)]).sum();
+                (0..c).for_each(|k| probs[at(k)] /= total);
+            }
             let w = random(c, 0.0, 2.0, case as u64 + 99);
             for weight in [None, Some(&w[..])] {
                 for reduction in [Reduction::None, Reduction::Sum, Reduction::Mean] {
-                    let (loss, grad) = ce(&x, &[n, c], &y, weight, reduction);
-                    let (eloss, egrad) =
-                        reference::cross_entropy(&x, &y, c, weight, -100, reduction);
-                    let what = format!(
-                        "CE {n}×{c} {label} weighted={} {reduction:?}",
-                        weight.is_some()
-                    );
-                    assert!(loss.iter().all(|l| l.is_finite()), "{what}: {loss:?}");
-                    // Losses of ±1e4 logits are ~1e4: relative tolerance dominates.
-                    assert_close(&loss, &eloss, 1e-4, 1e-5, &what);
-                    assert_close(&grad, &egrad, 1e-5, 1e-5, &format!("{what} gradient"));
+                    for eps in [0.0, 0.25] {
+                        for use_probs in [false, true] {
+                            let (targets, ref_targets) = if use_probs {
+                                (Right(&probs[..]), reference::Targets::Probabilities(&probs))
+                            } else {
+                                (Left(&y[..]), reference::Targets::Classes(&y))
+                            };
+                            let (loss, grad) =
+                                ce(&x, shape, targets, weight, reduction, eps).unwrap();
+                            let (eloss, egrad) = reference::cross_entropy(
+                                &x,
+                                ref_targets,
+                                c,
+                                d,
+                                weight,
+                                -100,
+                                reduction,
+                                eps,
+                            );
+                            let what = format!(
+                                "CE {shape:?} {label} probs={use_probs} weighted={} {reduction:?} ε={eps}",
+                                weight.is_some()
+                            );
+                            assert!(loss.iter().all(|l| l.is_finite()), "{what}: {loss:?}");
+                            // Losses of ±1e4 logits are ~1e4: relative tolerance dominates.
+                            assert_close(&loss, &eloss, 1e-4, 1e-5, &what);
+                            assert_close(&grad, &egrad, 1e-5, 1e-5, &format!("{what} gradient"));
+                        }
+                    }
                 }
             }
         }
@@ -240,48 +324,86 @@ fn cross_entropy_matches_reference_over_shapes_and_extreme_logits() {
 
 #[test]
 fn cross_entropy_all_ignored_mean_is_nan_with_zero_gradient() {
-    let (mean, grad) = ce(&X3, &[3, 3], &[-100, -100, -100], None, Reduction::Mean);
+    let ignored = Left(&[-100, -100, -100][..]);
+    let (mean, grad) = ce(&X3, &[3, 3], ignored, None, Reduction::Mean, 0.1).unwrap();
     assert!(mean[0].is_nan(), "{mean:?}");
     assert!(grad.iter().all(|&g| g == 0.0));
+    let ignored = Left(&[-100, -100, -100][..]);
     assert_eq!(
-        ce(&X3, &[3, 3], &[-100, -100, -100], None, Reduction::Sum).0,
+        ce(&X3, &[3, 3], ignored, None, Reduction::Sum, 0.0)
+            .unwrap()
+            .0,
         vec![0.0]
     );
 }
 
 #[test]
-fn cross_entropy_rejects_bad_targets_on_host_and_on_gpu() {
-    let err = cross_entropy(
-        gpu(),
-        &upload(&X3, &[3, 3]),
-        &[0, 12, 1],
-        CrossEntropyOptions::default(),
-    )
-    .unwrap_err();
-    assert_eq!(err.to_string(), "Target 12 is out of bounds.");
-    let err = cross_entropy(
-        gpu(),
-        &upload(&X3, &[3, 3]),
-        &[0, 1],
-        CrossEntropyOptions::default(),
-    )
-    .unwrap_err();
+fn cross_entropy_errors_use_pytorchs_words() {
+    let err = |r: wgml::Result<(Vec<f32>, Vec<f32>)>| r.unwrap_err().to_string();
+    let m = Reduction::Mean;
     assert_eq!(
-        err.to_string(),
-        "Expected input batch_size (3) to match target batch_size (2)."
+        err(ce(&X3, &[3, 3], Left(&[0, 12, 1]), None, m, 0.0)),
+        "Target 12 is out of bounds."
+    );
+    assert_eq!(
+        err(ce(&X3, &[3, 3], Left(&[0, 1, -3]), None, m, 0.0)),
+        "Target -3 is out of bounds."
+    );
+    assert_eq!(
+        err(ce(&X3, &[3, 3], Left(&[0, 1, 1]), None, m, 1.2)),
+        "label_smoothing must be between 0.0 and 1.0. Got: 1.2"
+    );
+    assert!(err(ce(
+        &X3,
+        &[3, 3],
+        Left(&[0, 1, 1]),
+        Some(&[1.0, 2.0]),
+        m,
+        0.0
+    ))
+    .starts_with("weight tensor should be defined either for all 3 classes or no classes"));
+    assert_eq!(
+        "avg".parse::<Reduction>().unwrap_err().to_string(),
+        "avg is not a valid value for reduction"
     );
 
-    // A target that reaches the GPU unchecked raises the kernel's flag.
     let logits = upload(&X3, &[3, 3]);
-    let targets = Tensor::from_slice(gpu(), &[0i32, 1, -3], &[3]).unwrap();
+    let short = Tensor::from_slice(gpu(), &[0i32, 1], &[2]).unwrap();
+    let e = cross_entropy(
+        gpu(),
+        &logits,
+        Targets::Classes(&short),
+        CrossEntropyOptions::default(),
+    );
+    assert_eq!(
+        e.unwrap_err().to_string(),
+        "Expected input batch_size (3) to match target batch_size (2)."
+    );
+    let probs = upload(&[0.5; 9], &[3, 3]);
+    let opts = CrossEntropyOptions {
+        ignore_index: 1,
+        ..Default::default()
+    };
+    let e = cross_entropy(gpu(), &logits, Targets::Probabilities(&probs), opts);
+    assert_eq!(
+        e.unwrap_err().to_string(),
+        "ignore_index is not supported for floating point target"
+    );
+}
+
+#[test]
+fn cross_entropy_flags_bad_targets_made_on_the_gpu() {
+    let logits = upload(&X3, &[3, 3]);
+    let targets = Tensor::from_slice(gpu(), &[0i32, 1, 7], &[3]).unwrap();
     let grad = Tensor::zeros(gpu(), &[3, 3], DType::F32).unwrap();
     let out = Tensor::zeros(gpu(), &[1], DType::F32).unwrap();
     let cursor = Tensor::zeros(gpu(), &[1], DType::U32).unwrap();
+    let opts = CrossEntropyOptions::default();
     let k = CrossEntropyKernel::new(
         gpu(),
         &logits,
-        &targets,
-        CrossEntropyOptions::default(),
+        Targets::Classes(&targets),
+        opts,
         &grad,
         &out,
         &cursor,
@@ -290,7 +412,7 @@ fn cross_entropy_rejects_bad_targets_on_host_and_on_gpu() {
     k.program.run(gpu()).unwrap();
     assert_eq!(
         k.check_targets(gpu()).unwrap_err().to_string(),
-        "Target -3 is out of bounds."
+        "Target 7 is out of bounds."
     );
     assert!(
         k.check_targets(gpu()).is_ok(),
@@ -298,14 +420,19 @@ fn cross_entropy_rejects_bad_targets_on_host_and_on_gpu() {
     );
 }
 
-fn run_adam(config: AdamConfig, p0: &[f32], grads: &[Vec<f32>]) -> Vec<f32> {
+/// Runs `update` (Adam or SGD on a fresh state) once per gradient and returns the parameters.
+fn run_optimizer(
+    p0: &[f32],
+    grads: &[Vec<f32>],
+    update: impl Fn(&OptimState) -> wgml::Result<wgml::gpu::Dispatch>,
+) -> Vec<f32> {
     let n = p0.len();
     let param = upload(p0, &[n]);
     let grad = upload(&vec![0.0; n], &[n]);
     let zeros = || Tensor::zeros(gpu(), &[n], DType::F32).unwrap();
     let (m, v, v_max) = (zeros(), zeros(), zeros());
     let step = Tensor::zeros(gpu(), &[1], DType::U32).unwrap();
-    let state = AdamState {
+    let state = OptimState {
         step: &step,
         grad: &grad,
         param: &param,
@@ -313,14 +440,48 @@ fn run_adam(config: AdamConfig, p0: &[f32], grads: &[Vec<f32>]) -> Vec<f32> {
         v: &v,
         v_max: &v_max,
     };
-    let adam = adam_dispatch(gpu(), &config, &state).unwrap();
+    let update = update(&state).unwrap();
     let advance = advance_dispatch(gpu(), &step).unwrap();
     for g in grads {
         grad.write(gpu(), g).unwrap();
-        adam.run(gpu()).unwrap();
+        update.run(gpu()).unwrap();
         advance.run(gpu()).unwrap();
     }
     param.to_vec(gpu()).unwrap()
+}
+
+fn run_adam(config: AdamConfig, p0: &[f32], grads: &[Vec<f32>]) -> Vec<f32> {
+    run_optimizer(p0, grads, |s| adam_dispatch(gpu(), &config, s))
+}
+
+#[test]
+fn sgd_matches_reference_with_every_option() {
+    for flags in 0..16u32 {
+        let config = SgdConfig {
+            lr: 0.05,
+            momentum: if flags & 1 != 0 { 0.9 } else { 0.0 },
+            dampening: if flags & 2 != 0 && flags & 4 == 0 {
+                0.3
+            } else {
+                0.0
+            },
+            weight_decay: 0.01,
+            nesterov: flags & 4 != 0 && flags & 1 != 0,
+            maximize: flags & 8 != 0,
+        };
+        let n = 777;
+        let p0 = random(n, -1.0, 1.0, u64::from(flags));
+        let grads: Vec<Vec<f32>> = (0..4).map(|s| random(n, -1.0, 1.0, 50 + s)).collect();
+        let got = run_optimizer(&p0, &grads, |s| sgd_dispatch(gpu(), &config, s));
+        let mut p: Vec<f64> = p0.iter().map(|&v| f64::from(v)).collect();
+        let mut buf = Vec::new();
+        for g in &grads {
+            let g: Vec<f64> = g.iter().map(|&v| f64::from(v)).collect();
+            reference::sgd_step(&config, &mut p, &g, &mut buf);
+        }
+        let expected: Vec<f32> = p.iter().map(|&v| v as f32).collect();
+        assert_torch_close(&got, &expected, &format!("{config:?}"));
+    }
 }
 
 #[test]

@@ -1,7 +1,7 @@
-//! `shaders/cross_entropy.wgsl`: fused softmax cross-entropy loss and gradient, class-index
-//! targets.
+//! `shaders/cross_entropy.wgsl`: fused softmax cross-entropy loss and gradient, as
+//! `torch.nn.CrossEntropyLoss` (REFERENCE.md).
 
-use super::{dims2, u32_param};
+use super::u32_param;
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Dispatch, Gpu, Program, Shader, Tensor};
 
@@ -18,7 +18,8 @@ pub enum Reduction {
     None,
     /// Σ losses.
     Sum,
-    /// Σ losses / Σ weights of the non-ignored targets (NaN when that is 0).
+    /// Class targets: Σ losses / Σ weights of the non-ignored targets (NaN when that is 0).
+    /// Probability targets: Σ losses / number of elements.
     #[default]
     Mean,
 }
@@ -37,15 +38,26 @@ impl std::str::FromStr for Reduction {
     }
 }
 
-/// What the loss needs besides logits and targets.
+/// What the loss is measured against.
+#[derive(Clone, Copy, Debug)]
+pub enum Targets<'a> {
+    /// Class indices (i32): shape (N), (N, d1, …, dk), or () for an unbatched (C) input.
+    Classes(&'a Tensor),
+    /// Class probabilities (f32) of the input's shape.
+    Probabilities(&'a Tensor),
+}
+
+/// The loss's options besides logits and targets, with PyTorch's defaults.
 #[derive(Clone, Copy, Debug)]
 pub struct CrossEntropyOptions<'a> {
     /// Per-class weights (length C), or every class weighs 1.
     pub weight: Option<&'a Tensor>,
-    /// Targets equal to this contribute nothing (PyTorch's default: -100).
+    /// Class targets equal to this contribute nothing (default -100).
     pub ignore_index: i32,
-    /// How per-row losses are combined.
+    /// How per-element losses are combined.
     pub reduction: Reduction,
+    /// ε in [0, 1]: the targets are mixed with the uniform distribution, (1 − ε)·y + ε/C.
+    pub label_smoothing: f32,
 }
 
 impl Default for CrossEntropyOptions<'_> {
@@ -54,6 +66,7 @@ impl Default for CrossEntropyOptions<'_> {
             weight: None,
             ignore_index: -100,
             reduction: Reduction::Mean,
+            label_smoothing: 0.0,
         }
     }
 }
@@ -63,50 +76,116 @@ impl Default for CrossEntropyOptions<'_> {
 struct Params {
     rows: u32,
     classes: u32,
+    inner: u32,
     ignore_index: i32,
     reduction: u32,
-    has_weight: u32,
+    flags: u32,
+    smoothing: f32,
+}
+
+/// The input seen as N × C × D, and the shape of the per-element loss.
+struct Layout {
+    n: usize,
+    classes: usize,
+    inner: usize,
+    loss_shape: Vec<usize>,
+}
+
+fn layout(logits: &Tensor, targets: Targets) -> Result<Layout> {
+    logits.expect_dtype(DType::F32)?;
+    let shape = logits.shape();
+    let (n, classes, rest, loss_shape) = match shape {
+        [] => {
+            return Err(Error::shape(
+                "cross_entropy's input needs at least one dimension",
+            ))
+        }
+        [c] => (1, *c, &[][..], vec![]),
+        [n, c, rest @ ..] => (*n, *c, rest, [&[*n][..], rest].concat()),
+    };
+    if classes == 0 {
+        return Err(Error::shape("cross_entropy needs at least one class"));
+    }
+    match targets {
+        Targets::Classes(t) => {
+            t.expect_dtype(DType::I32)?;
+            let batched = shape.len() > 1;
+            if batched && t.shape().first() != Some(&n) {
+                return Err(Error::shape(format!(
+                    "Expected input batch_size ({n}) to match target batch_size ({}).",
+                    t.shape().first().copied().unwrap_or(0)
+                )));
+            }
+            if t.shape() != loss_shape {
+                return Err(Error::shape(format!(
+                    "Expected target size {loss_shape:?}, got {:?}",
+                    t.shape()
+                )));
+            }
+        }
+        Targets::Probabilities(t) => {
+            t.expect_dtype(DType::F32)?;
+            if t.shape() != shape {
+                return Err(Error::shape(format!(
+                    "Expected target size {shape:?}, got {:?}",
+                    t.shape()
+                )));
+            }
+        }
+    }
+    Ok(Layout {
+        n,
+        classes,
+        inner: rest.iter().product(),
+        loss_shape,
+    })
 }
 
 /// The three prepared passes of one cross-entropy evaluation and the buffers they share.
 pub struct CrossEntropyKernel {
-    /// Denominator, per-row loss and gradient, total: record it as a unit.
+    /// Denominator, per-element loss and gradient, total: record it as a unit.
     pub program: Program,
-    /// Per-row losses (the result of `Reduction::None`).
+    /// Per-element losses (the result of `Reduction::None`), shaped like the class targets.
     pub row_loss: Tensor,
-    /// `[flag, target]`: set by the GPU when a target lies outside `[0, C)`.
+    /// `[flag, target]`: set by the GPU when a class target lies outside `[0, C)`.
     pub fault: Tensor,
 }
 
 impl CrossEntropyKernel {
-    /// Prepares loss and gradient of `logits` (N×C) against `targets` (i32, N).
+    /// Prepares loss and gradient of `logits` against `targets`.
     ///
-    /// `grad` (N×C) receives d(loss)/d(logits); the reduced loss is written to
+    /// `grad` (the logits' shape) receives d(loss)/d(logits); the reduced loss is written to
     /// `out[cursor[0]]` (`cursor`: a 1-element u32 tensor), so a training loop can keep one loss
     /// per step without a host round trip.
     pub fn new(
         gpu: &Gpu,
         logits: &Tensor,
-        targets: &Tensor,
+        targets: Targets,
         opts: CrossEntropyOptions,
         grad: &Tensor,
         out: &Tensor,
         cursor: &Tensor,
     ) -> Result<Self> {
-        logits.expect_dtype(DType::F32)?;
-        targets.expect_dtype(DType::I32)?;
-        let (rows, classes) = dims2(logits, "cross_entropy's input")?;
-        if targets.len() != rows {
-            return Err(Error::shape(format!(
-                "Expected input batch_size ({rows}) to match target batch_size ({}).",
-                targets.len()
+        let Layout {
+            n,
+            classes,
+            inner,
+            loss_shape,
+        } = layout(logits, targets)?;
+        let eps = opts.label_smoothing;
+        if !(0.0..=1.0).contains(&eps) {
+            return Err(Error::invalid(format!(
+                "label_smoothing must be between 0.0 and 1.0. Got: {eps}"
             )));
         }
-        if classes == 0 {
-            return Err(Error::shape("cross_entropy needs at least one class"));
+        let probabilities = matches!(targets, Targets::Probabilities(_));
+        if probabilities && opts.ignore_index >= 0 {
+            return Err(Error::invalid(
+                "ignore_index is not supported for floating point target",
+            ));
         }
         if let Some(w) = opts.weight {
-            if w.len() != classes || w.dtype() != DType::F32 {
+            if w.len() != classes || w.shape().len() != 1 || w.dtype() != DType::F32 {
                 return Err(Error::shape(format!(
                     "weight tensor should be defined either for all {classes} classes or no \
                      classes but got weight tensor of shape: {:?}",
@@ -114,30 +193,37 @@ impl CrossEntropyKernel {
                 )));
             }
         }
-        if grad.shape() != logits.shape() {
+        if grad.shape() != logits.shape() || grad.dtype() != DType::F32 {
             return Err(Error::shape(format!(
-                "cross_entropy's gradient must be {:?}, got {:?}",
+                "cross_entropy's gradient must be f32 {:?}, got {:?}",
                 logits.shape(),
                 grad.shape()
             )));
         }
         out.expect_dtype(DType::F32)?;
         cursor.expect_dtype(DType::U32)?;
+        let rows = n * inner;
         let params = Params {
             rows: u32_param(rows, "rows")?,
             classes: u32_param(classes, "classes")?,
+            inner: u32_param(inner.max(1), "inner size")?,
             ignore_index: opts.ignore_index,
             reduction: match opts.reduction {
                 Reduction::None => 0,
                 Reduction::Sum => 1,
                 Reduction::Mean => 2,
             },
-            has_weight: u32::from(opts.weight.is_some()),
+            flags: u32::from(opts.weight.is_some()) | u32::from(probabilities) << 1,
+            smoothing: eps,
         };
-        // Without weights, the logits stand in for the unused binding.
+        // Unused bindings get the logits as a stand-in.
         let weight = opts.weight.unwrap_or(logits);
-        let denom = Tensor::zeros(gpu, &[1], DType::F32)?;
-        let row_loss = Tensor::zeros(gpu, &[rows], DType::F32)?;
+        let (class_targets, probs) = match targets {
+            Targets::Classes(t) => (t, logits),
+            Targets::Probabilities(t) => (logits, t),
+        };
+        let denom = Tensor::zeros(gpu, &[2], DType::F32)?;
+        let row_loss = Tensor::zeros(gpu, &loss_shape, DType::F32)?;
         let fault = Tensor::zeros(gpu, &[2], DType::I32)?;
         let mut program = Program::new();
         program.push(Dispatch::new(
@@ -145,7 +231,7 @@ impl CrossEntropyKernel {
             SHADER,
             "ce_denominator",
             &params,
-            &[(1, targets), (2, weight), (3, &denom), (4, &fault)],
+            &[(1, class_targets), (2, weight), (3, &denom), (4, &fault)],
             1,
         )?);
         program.push(Dispatch::new(
@@ -154,12 +240,13 @@ impl CrossEntropyKernel {
             "ce_rows",
             &params,
             &[
-                (1, targets),
+                (1, class_targets),
                 (2, weight),
                 (5, logits),
                 (6, &denom),
                 (7, &row_loss),
                 (8, grad),
+                (12, probs),
             ],
             rows as u64,
         )?);
@@ -178,7 +265,8 @@ impl CrossEntropyKernel {
         })
     }
 
-    /// Turns a fault the GPU flagged into [`Error::TargetOutOfBounds`], and clears it.
+    /// Turns a target the GPU flagged as out of range into [`Error::TargetOutOfBounds`], and
+    /// clears the flag.
     pub fn check_targets(&self, gpu: &Gpu) -> Result<()> {
         let fault = self.fault.to_vec::<i32>(gpu)?;
         if fault[0] != 0 {
@@ -189,27 +277,20 @@ impl CrossEntropyKernel {
     }
 }
 
-/// Loss and gradient in one call: returns the reduced loss (for `Reduction::None`, one per row)
-/// and d(loss)/d(logits). Targets are checked on the host first.
+/// Loss and gradient in one call: the reduced loss (for `Reduction::None`, one per element, in
+/// the targets' order) and d(loss)/d(logits). A class target out of range is an error.
 pub fn cross_entropy(
     gpu: &Gpu,
     logits: &Tensor,
-    targets: &[i32],
+    targets: Targets,
     opts: CrossEntropyOptions,
 ) -> Result<(Vec<f32>, Tensor)> {
-    let classes = logits.shape().last().copied().unwrap_or(0);
-    if let Some(&bad) = targets
-        .iter()
-        .find(|&&t| t != opts.ignore_index && !(0..classes as i64).contains(&i64::from(t)))
-    {
-        return Err(Error::TargetOutOfBounds(i64::from(bad)));
-    }
-    let targets_t = Tensor::from_slice(gpu, targets, &[targets.len()])?;
     let grad = Tensor::zeros(gpu, logits.shape(), DType::F32)?;
     let out = Tensor::zeros(gpu, &[1], DType::F32)?;
     let cursor = Tensor::zeros(gpu, &[1], DType::U32)?;
-    let kernel = CrossEntropyKernel::new(gpu, logits, &targets_t, opts, &grad, &out, &cursor)?;
+    let kernel = CrossEntropyKernel::new(gpu, logits, targets, opts, &grad, &out, &cursor)?;
     kernel.program.run(gpu)?;
+    kernel.check_targets(gpu)?;
     let loss = match opts.reduction {
         Reduction::None => kernel.row_loss.to_vec(gpu)?,
         _ => out.to_vec(gpu)?,

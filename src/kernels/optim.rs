@@ -1,4 +1,4 @@
-//! `shaders/optim.wgsl`: Adam / AdamW over a flat parameter buffer.
+//! `shaders/optim.wgsl`: Adam / AdamW and SGD over a flat parameter buffer.
 
 use super::{expect_len, u32_param};
 use crate::error::Result;
@@ -44,68 +44,128 @@ impl Default for AdamConfig {
     }
 }
 
+impl AdamConfig {
+    /// `torch.optim.AdamW`'s defaults: as Adam, with decoupled weight decay 1e-2.
+    pub fn adamw() -> Self {
+        AdamConfig {
+            weight_decay: 1e-2,
+            decoupled: true,
+            ..Self::default()
+        }
+    }
+}
+
+/// SGD's hyper-parameters, as `torch.optim.SGD` names them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SgdConfig {
+    /// Learning rate.
+    pub lr: f32,
+    /// Momentum factor (0: none).
+    pub momentum: f32,
+    /// Dampening of the momentum's gradient term.
+    pub dampening: f32,
+    /// L2 penalty.
+    pub weight_decay: f32,
+    /// Nesterov momentum (needs momentum > 0 and no dampening).
+    pub nesterov: bool,
+    /// Ascend instead of descend.
+    pub maximize: bool,
+}
+
+impl Default for SgdConfig {
+    /// `torch.optim.SGD`'s defaults, with lr 1e-3 (PyTorch's own default).
+    fn default() -> Self {
+        SgdConfig {
+            lr: 1e-3,
+            momentum: 0.0,
+            dampening: 0.0,
+            weight_decay: 0.0,
+            nesterov: false,
+            maximize: false,
+        }
+    }
+}
+
 #[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
 struct Params {
     len: u32,
     flags: u32,
     lr: f32,
+    weight_decay: f32,
     beta1: f32,
     beta2: f32,
     eps: f32,
-    weight_decay: f32,
+    momentum: f32,
+    dampening: f32,
 }
 
-/// The tensors one Adam update touches; all f32 of one length except `step`.
-pub struct AdamState<'a> {
+/// The tensors one update touches; all f32 of one length except `step`.
+pub struct OptimState<'a> {
     /// 1-element u32: steps taken so far (the update uses step + 1).
     pub step: &'a Tensor,
     /// Gradients.
     pub grad: &'a Tensor,
     /// Parameters, updated in place.
     pub param: &'a Tensor,
-    /// First moment.
+    /// Adam's first moment; SGD's momentum buffer.
     pub m: &'a Tensor,
-    /// Second moment.
+    /// Adam's second moment (unused by SGD).
     pub v: &'a Tensor,
-    /// Running maximum of v (read and written with amsgrad only).
+    /// Adam's running maximum of v (read and written with amsgrad only).
     pub v_max: &'a Tensor,
 }
 
-/// A prepared Adam update of `state.param` in place.
-pub fn adam_dispatch(gpu: &Gpu, config: &AdamConfig, state: &AdamState) -> Result<Dispatch> {
+fn check(state: &OptimState, with_v: bool, with_v_max: bool) -> Result<u32> {
     let len = state.param.len();
-    expect_len(state.grad, len, "adam's grad")?;
-    expect_len(state.m, len, "adam's m")?;
-    expect_len(state.v, len, "adam's v")?;
-    if config.amsgrad {
-        expect_len(state.v_max, len, "adam's v_max")?;
+    expect_len(state.grad, len, "the gradient")?;
+    expect_len(state.m, len, "the optimizer's first buffer")?;
+    if with_v {
+        expect_len(state.v, len, "the optimizer's second moment")?;
+    }
+    if with_v_max {
+        expect_len(state.v_max, len, "the optimizer's v_max")?;
     }
     state.step.expect_dtype(DType::U32)?;
+    u32_param(len, "parameter count")
+}
+
+fn dispatch(gpu: &Gpu, entry: &'static str, params: &Params, s: &OptimState) -> Result<Dispatch> {
+    let groups = s.param.len().div_ceil(256) as u64;
+    let mut bindings = vec![(1, s.step), (2, s.grad), (3, s.param), (4, s.m)];
+    if entry == "adam" {
+        bindings.extend([(5, s.v), (6, s.v_max)]);
+    }
+    Dispatch::new(gpu, SHADER, entry, params, &bindings, groups)
+}
+
+/// A prepared Adam / AdamW update of `state.param` in place.
+pub fn adam_dispatch(gpu: &Gpu, config: &AdamConfig, state: &OptimState) -> Result<Dispatch> {
     let params = Params {
-        len: u32_param(len, "parameter count")?,
+        len: check(state, true, config.amsgrad)?,
         flags: u32::from(config.decoupled)
             | u32::from(config.amsgrad) << 1
             | u32::from(config.maximize) << 2,
         lr: config.lr,
+        weight_decay: config.weight_decay,
         beta1: config.betas.0,
         beta2: config.betas.1,
         eps: config.eps,
-        weight_decay: config.weight_decay,
+        ..Params::default()
     };
-    Dispatch::new(
-        gpu,
-        SHADER,
-        "adam",
-        &params,
-        &[
-            (1, state.step),
-            (2, state.grad),
-            (3, state.param),
-            (4, state.m),
-            (5, state.v),
-            (6, state.v_max),
-        ],
-        len.div_ceil(256) as u64,
-    )
+    dispatch(gpu, "adam", &params, state)
+}
+
+/// A prepared SGD update of `state.param` in place (`state.m` is the momentum buffer).
+pub fn sgd_dispatch(gpu: &Gpu, config: &SgdConfig, state: &OptimState) -> Result<Dispatch> {
+    let params = Params {
+        len: check(state, false, false)?,
+        flags: u32::from(config.nesterov) | u32::from(config.maximize) << 2,
+        lr: config.lr,
+        weight_decay: config.weight_decay,
+        momentum: config.momentum,
+        dampening: config.dampening,
+        ..Params::default()
+    };
+    dispatch(gpu, "sgd", &params, state)
 }

@@ -113,4 +113,62 @@ impl Parameters {
     pub fn set(&self, gpu: &Gpu, name: &str, data: &[f32]) -> Result<()> {
         self.value(name)?.write(gpu, data)
     }
+
+    /// Replaces every parameter, as PyTorch's strict `load_state_dict`: `tensors` must hold
+    /// exactly this model's names with the same shapes. Nothing is changed unless all match.
+    pub fn load_state_dict(&self, gpu: &Gpu, tensors: &[NamedTensor]) -> Result<()> {
+        let quoted = |names: Vec<&str>| {
+            names
+                .iter()
+                .map(|n| format!("\"{n}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let missing: Vec<&str> = self
+            .infos
+            .iter()
+            .filter(|p| !tensors.iter().any(|(n, _, _)| *n == p.name))
+            .map(|p| p.name.as_str())
+            .collect();
+        let unexpected: Vec<&str> = tensors
+            .iter()
+            .filter(|(n, _, _)| !self.infos.iter().any(|p| p.name == *n))
+            .map(|(n, _, _)| n.as_str())
+            .collect();
+        let mut problems = Vec::new();
+        if !missing.is_empty() {
+            problems.push(format!(
+                "Missing key(s) in state_dict: {}.",
+                quoted(missing)
+            ));
+        }
+        if !unexpected.is_empty() {
+            problems.push(format!(
+                "Unexpected key(s) in state_dict: {}.",
+                quoted(unexpected)
+            ));
+        }
+        let mut flat = vec![0.0f32; self.values.len()];
+        for (name, shape, data) in tensors {
+            let Some(info) = self.infos.iter().find(|p| p.name == *name) else {
+                continue;
+            };
+            if *shape != info.shape || data.len() != info.len() {
+                problems.push(format!(
+                    "size mismatch for {name}: copying a param with shape {shape:?} from \
+                     checkpoint, the shape in current model is {:?}.",
+                    info.shape
+                ));
+                continue;
+            }
+            flat[info.start..info.start + info.len()].copy_from_slice(data);
+        }
+        if !problems.is_empty() {
+            return Err(Error::invalid(format!(
+                "Error(s) in loading state_dict: {}",
+                problems.join(" ")
+            )));
+        }
+        self.values.write(gpu, &flat)
+    }
 }
