@@ -1,18 +1,26 @@
 // Optimizers over one flat parameter buffer, as torch.optim computes them (REFERENCE.md).
 // The step count lives on the GPU: a kernel uses t = step[0] + 1, and the caller advances
 // step[0] after it.
+//
+// PyTorch forms its scalar factors (1 − β, 1 − βᵗ, 1 − lr·wd, …) in double precision and rounds
+// each to f32 once; the host does the same for the constant ones, and the kernel computes
+// 1 − βᵗ as −expm1(t·ln β) so that it keeps full f32 precision when βᵗ is close to 1.
 
 struct Params {
     len: u32,
-    flags: u32, // adam: bit 0 AdamW (decoupled decay), bit 1 amsgrad; sgd: bit 0 nesterov;
-                // both: bit 2 maximize
+    flags: u32,  // adam: bit 0 AdamW (decoupled decay), bit 1 amsgrad; sgd: bit 0 nesterov;
+                 // both: bit 2 maximize
     lr: f32,
     weight_decay: f32,
-    beta1: f32,     // adam
-    beta2: f32,     // adam
-    eps: f32,       // adam
-    momentum: f32,  // sgd
-    dampening: f32, // sgd
+    decay: f32,  // AdamW: 1 − lr·wd
+    beta2: f32,  // adam
+    one_minus_beta1: f32,
+    one_minus_beta2: f32,
+    ln_beta1: f32,
+    ln_beta2: f32,
+    eps: f32,
+    momentum: f32,
+    one_minus_dampening: f32, // sgd
 }
 
 const DECOUPLED: u32 = 1u;
@@ -51,12 +59,12 @@ fn adam(
     var g = signed_grad(i);
     var w = param[i];
     if (p.flags & DECOUPLED) != 0u {
-        w *= 1.0 - p.lr * p.weight_decay;
+        w *= p.decay;
     } else if p.weight_decay != 0.0 {
         g += p.weight_decay * w;
     }
-    let m_new = m[i] + (1.0 - p.beta1) * (g - m[i]);
-    let v_new = p.beta2 * v[i] + (1.0 - p.beta2) * g * g;
+    let m_new = m[i] + p.one_minus_beta1 * (g - m[i]);
+    let v_new = p.beta2 * v[i] + p.one_minus_beta2 * (g * g);
     m[i] = m_new;
     v[i] = v_new;
     var v_hat = v_new;
@@ -64,10 +72,23 @@ fn adam(
         v_hat = max(v_max[i], v_new);
         v_max[i] = v_hat;
     }
-    let bc1 = 1.0 - pow(p.beta1, t);
-    let bc2 = 1.0 - pow(p.beta2, t);
-    let denom = sqrt(v_hat) / sqrt(bc2) + p.eps;
-    param[i] = w - (p.lr / bc1) * m_new / denom;
+    let step_size = p.lr / one_minus_power(p.ln_beta1, t);
+    let denom = sqrt(v_hat) / sqrt(one_minus_power(p.ln_beta2, t)) + p.eps;
+    param[i] = w - step_size * (m_new / denom);
+}
+
+// 1 − βᵗ = −expm1(t·ln β), accurate to a few ulps for every t ≥ 1.
+fn one_minus_power(ln_beta: f32, t: f32) -> f32 {
+    let x = t * ln_beta;
+    if x < -0.5 {
+        return 1.0 - exp(x);
+    }
+    // expm1(x) = x(1 + x/2(1 + x/3(1 + …))) for |x| ≤ 0.5: 12 terms reach f32 precision.
+    var s = 1.0;
+    for (var k = 12.0; k >= 2.0; k -= 1.0) {
+        s = 1.0 + x / k * s;
+    }
+    return -x * s;
 }
 
 // torch.optim.SGD: g += wd·p; with momentum, buf = g on the first step, else
@@ -90,7 +111,7 @@ fn sgd(
     if p.momentum != 0.0 {
         var buf = g;
         if step[0] != 0u {
-            buf = p.momentum * m[i] + (1.0 - p.dampening) * g;
+            buf = p.momentum * m[i] + p.one_minus_dampening * g;
         }
         m[i] = buf;
         g = select(buf, g + p.momentum * buf, (p.flags & NESTEROV) != 0u);

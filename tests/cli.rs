@@ -97,3 +97,102 @@ fn corrupt_or_missing_data_is_a_one_line_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn weights_saved_by_train_start_another_run_and_bad_files_are_errors() {
+    let dir = temp_dir("cli-weights");
+    write_small_mnist(&dir, 50);
+    let data = dir.to_str().unwrap();
+    let weights = dir.join("w.safetensors");
+    let w = weights.to_str().unwrap();
+    let (ok, _, stderr) = wgml(&[
+        "train", "--data", data, "--epochs", "1", "--hidden", "8", "--save", w,
+    ]);
+    assert!(ok, "{stderr}");
+    let saved = wgml::checkpoint::load(&weights).unwrap();
+    let names: Vec<(&str, &[usize])> = saved
+        .iter()
+        .map(|(n, s, _)| (n.as_str(), s.as_slice()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("0.bias", &[8][..]),
+            ("0.weight", &[8, 16]),
+            ("2.bias", &[10]),
+            ("2.weight", &[10, 8])
+        ]
+    );
+    assert!(std::fs::read_dir(&dir).unwrap().all(|e| !e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .ends_with(".tmp")));
+
+    let (ok, _, stderr) = wgml(&[
+        "train",
+        "--data",
+        data,
+        "--epochs",
+        "1",
+        "--hidden",
+        "8",
+        "--init",
+        w,
+        "--no-shuffle",
+    ]);
+    assert!(ok, "{stderr}");
+
+    let (ok, _, stderr) = wgml(&[
+        "train", "--data", data, "--epochs", "1", "--hidden", "9", "--init", w,
+    ]);
+    assert!(
+        !ok && stderr.contains("size mismatch for 0.bias: copying a param with shape [8]"),
+        "{stderr}"
+    );
+
+    let garbage = dir.join("garbage.safetensors");
+    std::fs::write(&garbage, b"\x10\0\0\0\0\0\0\0{not json at all").unwrap();
+    let (ok, _, stderr) = wgml(&["train", "--data", data, "--init", garbage.to_str().unwrap()]);
+    assert!(
+        !ok && stderr.contains("garbage.safetensors: not a valid safetensors file"),
+        "{stderr}"
+    );
+
+    let truncated = dir.join("truncated.safetensors");
+    let bytes = std::fs::read(&weights).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() - 100]).unwrap();
+    let (ok, _, stderr) = wgml(&[
+        "train",
+        "--data",
+        data,
+        "--init",
+        truncated.to_str().unwrap(),
+    ]);
+    assert!(
+        !ok && stderr.contains("truncated.safetensors: not a valid safetensors file"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn bad_hyper_parameters_are_errors_in_pytorchs_words() {
+    let dir = temp_dir("cli-hyper");
+    write_small_mnist(&dir, 10);
+    let data = dir.to_str().unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["train", "--data", data, "--epochs", "1"];
+        args.extend_from_slice(extra);
+        let (ok, _, stderr) = wgml(&args);
+        assert!(!ok, "{extra:?} should fail");
+        stderr
+    };
+    assert!(run(&["--lr=-1"]).contains("Invalid learning rate: -1"));
+    assert!(
+        run(&["--optimizer", "sgd", "--momentum=-0.5"]).contains("Invalid momentum value: -0.5")
+    );
+    assert!(run(&["--weight-decay=-0.1"]).contains("Invalid weight_decay value: -0.1"));
+    assert!(run(&["--label-smoothing", "1.5"])
+        .contains("label_smoothing must be between 0.0 and 1.0. Got: 1.5"));
+}

@@ -3,15 +3,15 @@
 #![allow(clippy::excessive_precision)]
 
 mod common;
-use common::{assert_close, assert_torch_close, gpu, random};
+use common::{assert_close, assert_torch_close, gpu, random, run_optimizer};
 use wgml::gpu::{DType, Tensor};
 use wgml::kernels::cross_entropy::{
     cross_entropy, CrossEntropyKernel, CrossEntropyOptions, Reduction, Targets,
 };
-use wgml::kernels::data::{advance_dispatch, gather_dispatch, pack_bytes, GatherSource};
+use wgml::kernels::data::{gather_dispatch, pack_bytes, GatherSource};
 use wgml::kernels::elementwise::{relu, relu_backward};
 use wgml::kernels::matmul::{matmul, MatmulKernel, MatmulOptions};
-use wgml::kernels::optim::{adam_dispatch, sgd_dispatch, AdamConfig, OptimState, SgdConfig};
+use wgml::kernels::optim::{adam_dispatch, sgd_dispatch, AdamConfig, SgdConfig};
 use wgml::kernels::reduce::{argmax, column_sum, count_correct};
 use wgml::{reference, Error};
 
@@ -418,36 +418,6 @@ fn cross_entropy_flags_bad_targets_made_on_the_gpu() {
         k.check_targets(gpu()).is_ok(),
         "the flag clears once reported"
     );
-}
-
-/// Runs `update` (Adam or SGD on a fresh state) once per gradient and returns the parameters.
-fn run_optimizer(
-    p0: &[f32],
-    grads: &[Vec<f32>],
-    update: impl Fn(&OptimState) -> wgml::Result<wgml::gpu::Dispatch>,
-) -> Vec<f32> {
-    let n = p0.len();
-    let param = upload(p0, &[n]);
-    let grad = upload(&vec![0.0; n], &[n]);
-    let zeros = || Tensor::zeros(gpu(), &[n], DType::F32).unwrap();
-    let (m, v, v_max) = (zeros(), zeros(), zeros());
-    let step = Tensor::zeros(gpu(), &[1], DType::U32).unwrap();
-    let state = OptimState {
-        step: &step,
-        grad: &grad,
-        param: &param,
-        m: &m,
-        v: &v,
-        v_max: &v_max,
-    };
-    let update = update(&state).unwrap();
-    let advance = advance_dispatch(gpu(), &step).unwrap();
-    for g in grads {
-        grad.write(gpu(), g).unwrap();
-        update.run(gpu()).unwrap();
-        advance.run(gpu()).unwrap();
-    }
-    param.to_vec(gpu()).unwrap()
 }
 
 fn run_adam(config: AdamConfig, p0: &[f32], grads: &[Vec<f32>]) -> Vec<f32> {

@@ -93,11 +93,21 @@ struct Params {
     flags: u32,
     lr: f32,
     weight_decay: f32,
-    beta1: f32,
+    decay: f32,
     beta2: f32,
+    one_minus_beta1: f32,
+    one_minus_beta2: f32,
+    ln_beta1: f32,
+    ln_beta2: f32,
     eps: f32,
     momentum: f32,
-    dampening: f32,
+    one_minus_dampening: f32,
+}
+
+/// The f64 a user meant by an f32 hyper-parameter: its shortest decimal form (0.999f32 is
+/// 0.99900001287…, but was written as 0.999, which PyTorch would hold as a Python float).
+fn intended(x: f32) -> f64 {
+    x.to_string().parse().unwrap_or(f64::from(x))
 }
 
 /// The tensors one update touches; all f32 of one length except `step`.
@@ -148,8 +158,12 @@ pub fn adam_dispatch(gpu: &Gpu, config: &AdamConfig, state: &OptimState) -> Resu
             | u32::from(config.maximize) << 2,
         lr: config.lr,
         weight_decay: config.weight_decay,
-        beta1: config.betas.0,
+        decay: (1.0 - intended(config.lr) * intended(config.weight_decay)) as f32,
         beta2: config.betas.1,
+        one_minus_beta1: (1.0 - intended(config.betas.0)) as f32,
+        one_minus_beta2: (1.0 - intended(config.betas.1)) as f32,
+        ln_beta1: intended(config.betas.0).ln() as f32,
+        ln_beta2: intended(config.betas.1).ln() as f32,
         eps: config.eps,
         ..Params::default()
     };
@@ -164,7 +178,7 @@ pub fn sgd_dispatch(gpu: &Gpu, config: &SgdConfig, state: &OptimState) -> Result
         lr: config.lr,
         weight_decay: config.weight_decay,
         momentum: config.momentum,
-        dampening: config.dampening,
+        one_minus_dampening: (1.0 - intended(config.dampening)) as f32,
         ..Params::default()
     };
     dispatch(gpu, "sgd", &params, state)

@@ -2,7 +2,9 @@
 #![allow(dead_code)]
 
 use std::sync::OnceLock;
-use wgml::gpu::Gpu;
+use wgml::gpu::{DType, Dispatch, Gpu, Tensor};
+use wgml::kernels::data::advance_dispatch;
+use wgml::kernels::optim::OptimState;
 use wgml::rng::Rng;
 
 /// The adapter `WGML_BACKEND` / `WGML_ADAPTER` select (lavapipe in CI), opened once.
@@ -47,4 +49,34 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
+}
+
+/// Runs `update` (Adam or SGD on a fresh state) once per gradient and returns the parameters.
+pub fn run_optimizer(
+    p0: &[f32],
+    grads: &[Vec<f32>],
+    update: impl Fn(&OptimState) -> wgml::Result<Dispatch>,
+) -> Vec<f32> {
+    let n = p0.len();
+    let param = Tensor::from_slice(gpu(), p0, &[n]).unwrap();
+    let grad = Tensor::zeros(gpu(), &[n], DType::F32).unwrap();
+    let zeros = || Tensor::zeros(gpu(), &[n], DType::F32).unwrap();
+    let (m, v, v_max) = (zeros(), zeros(), zeros());
+    let step = Tensor::zeros(gpu(), &[1], DType::U32).unwrap();
+    let state = OptimState {
+        step: &step,
+        grad: &grad,
+        param: &param,
+        m: &m,
+        v: &v,
+        v_max: &v_max,
+    };
+    let update = update(&state).unwrap();
+    let advance = advance_dispatch(gpu(), &step).unwrap();
+    for g in grads {
+        grad.write(gpu(), g).unwrap();
+        update.run(gpu()).unwrap();
+        advance.run(gpu()).unwrap();
+    }
+    param.to_vec(gpu()).unwrap()
 }
