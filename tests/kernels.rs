@@ -568,3 +568,78 @@ fn dispatches_beyond_the_per_dimension_limit_are_split() {
         .unwrap();
     assert_eq!(y, reference::relu(&x));
 }
+
+#[test]
+fn optimizer_configs_are_checked_in_pytorchs_words() {
+    use wgml::optim::OptimizerConfig::{Adam, Sgd};
+    let err = |c: wgml::optim::OptimizerConfig| c.validate().unwrap_err().to_string();
+    let adam = AdamConfig::default();
+    assert_eq!(
+        err(Adam(AdamConfig { lr: -0.1, ..adam })),
+        "Invalid learning rate: -0.1"
+    );
+    assert_eq!(
+        err(Adam(AdamConfig { eps: -1e-8, ..adam })),
+        "Invalid epsilon value: -0.00000001"
+    );
+    assert_eq!(
+        err(Adam(AdamConfig {
+            betas: (1.0, 0.999),
+            ..adam
+        })),
+        "Invalid beta parameter at index 0: 1"
+    );
+    assert_eq!(
+        err(Adam(AdamConfig {
+            betas: (0.9, -0.1),
+            ..adam
+        })),
+        "Invalid beta parameter at index 1: -0.1"
+    );
+    assert_eq!(
+        err(Adam(AdamConfig {
+            weight_decay: -1.0,
+            ..adam
+        })),
+        "Invalid weight_decay value: -1"
+    );
+    assert_eq!(
+        err(Adam(AdamConfig {
+            lr: f32::NAN,
+            ..adam
+        })),
+        "Invalid learning rate: NaN"
+    );
+    let sgd = SgdConfig::default();
+    assert_eq!(
+        err(Sgd(SgdConfig {
+            momentum: -0.5,
+            ..sgd
+        })),
+        "Invalid momentum value: -0.5"
+    );
+    assert_eq!(
+        err(Sgd(SgdConfig {
+            nesterov: true,
+            ..sgd
+        })),
+        "Nesterov momentum requires a momentum and zero dampening"
+    );
+    assert_eq!(
+        err(Sgd(SgdConfig {
+            nesterov: true,
+            momentum: 0.9,
+            dampening: 0.1,
+            ..sgd
+        })),
+        "Nesterov momentum requires a momentum and zero dampening"
+    );
+    Sgd(SgdConfig {
+        nesterov: true,
+        momentum: 0.9,
+        ..sgd
+    })
+    .validate()
+    .unwrap();
+    Adam(AdamConfig::adamw()).validate().unwrap();
+}
