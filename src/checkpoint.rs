@@ -1,11 +1,29 @@
 //! Model weights as safetensors files with PyTorch's state_dict names and layout, so that
 //! `model.load_state_dict(safetensors.torch.load_file(path))` works on the PyTorch side and a
 //! PyTorch export loads here.
+//!
+//! Files wgml writes carry a CRC-32 of their tensor data in the metadata (`wgml.crc32`), checked
+//! on load, so a damaged or edited file is an error rather than silently different weights.
 
 use crate::error::{Error, Result};
 use crate::nn::NamedTensor;
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use safetensors::tensor::{Dtype, Metadata, SafeTensors, TensorView};
+use std::collections::HashMap;
 use std::io::Write;
+
+/// The metadata key of the data checksum.
+const CRC_KEY: &str = "wgml.crc32";
+
+/// CRC-32 of the tensors' data, in name order.
+fn checksum<'a>(tensors: impl Iterator<Item = (&'a str, &'a [u8])>) -> String {
+    let mut named: Vec<_> = tensors.collect();
+    named.sort_by_key(|(name, _)| *name);
+    let mut crc = flate2::Crc::new();
+    for (_, data) in named {
+        crc.update(data);
+    }
+    format!("{:08x}", crc.sum())
+}
 use std::path::Path;
 
 /// Writes `tensors` (f32) to `path` atomically: a temporary file beside it is written, flushed
@@ -24,7 +42,18 @@ pub fn save(path: &Path, tensors: &[NamedTensor]) -> Result<()> {
                 .map_err(|e| Error::data(path, format!("cannot store {name}: {e}")))
         })
         .collect::<Result<Vec<_>>>()?;
-    let encoded = safetensors::serialize(views, None)
+    let crc = checksum(
+        tensors
+            .iter()
+            .zip(&bytes)
+            .map(|((n, _, _), d)| (n.as_str(), d.as_slice())),
+    );
+    // "pt" marks the file as PyTorch-layout for safetensors.torch, as torch's own writer does.
+    let metadata = HashMap::from([
+        ("format".to_string(), "pt".to_string()),
+        (CRC_KEY.to_string(), crc),
+    ]);
+    let encoded = safetensors::serialize(views, Some(metadata))
         .map_err(|e| Error::data(path, format!("cannot encode: {e}")))?;
     write_atomically(path, &encoded)
 }
@@ -57,8 +86,21 @@ pub fn load(path: &Path) -> Result<Vec<NamedTensor>> {
         };
         Error::data(path, reason)
     })?;
-    let file = SafeTensors::deserialize(&bytes)
-        .map_err(|e| Error::data(path, format!("not a valid safetensors file: {e}")))?;
+    let invalid = |e: safetensors::SafeTensorError| {
+        Error::data(path, format!("not a valid safetensors file: {e}"))
+    };
+    let file = SafeTensors::deserialize(&bytes).map_err(invalid)?;
+    let (_, metadata): (usize, Metadata) = SafeTensors::read_metadata(&bytes).map_err(invalid)?;
+    if let Some(expected) = metadata.metadata().as_ref().and_then(|m| m.get(CRC_KEY)) {
+        let tensors = file.tensors();
+        let actual = checksum(tensors.iter().map(|(n, v)| (n.as_str(), v.data())));
+        if *expected != actual {
+            return Err(Error::data(
+                path,
+                format!("checksum mismatch (stored {expected}, data {actual}): the file is damaged or was modified"),
+            ));
+        }
+    }
     let mut tensors: Vec<NamedTensor> = file
         .tensors()
         .into_iter()

@@ -36,7 +36,10 @@ pub enum Error {
     #[error("{0}")]
     Shape(String),
     /// A request exceeds one of the device's limits.
-    #[error("{what} needs {needed} but the device's {limit} is {max}")]
+    #[error(
+        "{what} needs {needed} but the device's {limit} is {max}; use smaller batches, fewer \
+         samples or narrower layers to stay under it"
+    )]
     Limit {
         /// What was being created.
         what: String,

@@ -21,6 +21,16 @@
 //! # Ok::<(), wgml::Error>(())
 //! ```
 
+// Nothing reachable from user input or the GPU may panic: fallible paths return `Result`.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::todo,
+    clippy::unimplemented,
+    clippy::unreachable
+)]
+
 pub mod bench;
 pub mod checkpoint;
 pub mod data;

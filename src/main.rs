@@ -1,4 +1,5 @@
 //! The `wgml` command line: list adapters, train the MNIST tutorial model.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -82,9 +83,13 @@ struct TrainArgs {
     /// Start from these weights (safetensors with nn.Sequential names: 0.weight, 0.bias, 2.weight, …).
     #[arg(long, value_name = "FILE")]
     init: Option<PathBuf>,
-    /// Write the trained weights here (safetensors, the same names).
+    /// Write the weights here after every epoch (safetensors, the same names; atomically, so
+    /// an interrupted run keeps its last finished epoch).
     #[arg(long, value_name = "FILE")]
     save: Option<PathBuf>,
+    /// Keep training when a step's loss is NaN or infinite (by default that stops training).
+    #[arg(long)]
+    allow_non_finite: bool,
     /// Keep the file order every epoch instead of shuffling (to reproduce a run step by step).
     #[arg(long)]
     no_shuffle: bool,
@@ -185,6 +190,7 @@ fn train(args: &TrainArgs) -> wgml::Result<()> {
         shuffle: !args.no_shuffle,
         optimizer: args.optimizer(),
         label_smoothing: args.label_smoothing,
+        stop_on_non_finite: !args.allow_non_finite,
         ..TrainConfig::default()
     };
     let mut trainer = Trainer::new(&gpu, model, &data, config)?;
@@ -218,9 +224,11 @@ fn train(args: &TrainArgs) -> wgml::Result<()> {
         losses.push(stats.train_loss);
         accs.push(acc);
         secs.push(stats.seconds);
+        if let Some(path) = &args.save {
+            checkpoint::save(path, &trainer.model().params().state_dict(&gpu)?)?;
+        }
     }
     if let Some(path) = &args.save {
-        checkpoint::save(path, &trainer.model().params().state_dict(&gpu)?)?;
         log(format!("weights written to {}", path.display()));
     }
     if args.json {

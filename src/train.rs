@@ -37,6 +37,8 @@ pub struct TrainConfig {
     pub eval_batch_size: usize,
     /// Training steps recorded into one submit.
     pub steps_per_submit: usize,
+    /// Stop with [`Error::NonFiniteLoss`] when a step's loss is NaN or infinite (else carry on).
+    pub stop_on_non_finite: bool,
 }
 
 impl Default for TrainConfig {
@@ -52,6 +54,7 @@ impl Default for TrainConfig {
             shift: 0.0,
             eval_batch_size: 1000,
             steps_per_submit: 64,
+            stop_on_non_finite: true,
         }
     }
 }
@@ -253,7 +256,8 @@ impl Trainer {
             kernel.check_targets(&self.gpu)?;
         }
         self.epoch += 1;
-        if let Some((step, &value)) = losses.iter().enumerate().find(|(_, l)| !l.is_finite()) {
+        let first_bad = losses.iter().enumerate().find(|(_, l)| !l.is_finite());
+        if let Some((step, &value)) = first_bad.filter(|_| self.config.stop_on_non_finite) {
             return Err(Error::NonFiniteLoss {
                 epoch: self.epoch,
                 step: step + 1,

@@ -236,9 +236,7 @@ impl Gpu {
         }));
         let sink = fault.clone();
         device.set_device_lost_callback(move |reason, message| {
-            if reason != wgpu::DeviceLostReason::Destroyed {
-                record_fault(&sink, format!("device lost ({reason:?}): {message}"));
-            }
+            record_fault(&sink, format!("device lost ({reason:?}): {message}"));
         });
         Ok(Gpu {
             inner: Arc::new(GpuInner {
@@ -282,10 +280,12 @@ impl Gpu {
 
     /// Blocks until all submitted work is done, then reports any GPU error.
     pub fn wait(&self) -> Result<()> {
-        self.device()
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(e.to_string()))?;
-        self.check()
+        let polled = self.device().poll(wgpu::PollType::wait_indefinitely());
+        // A fault recorded first (device lost, validation) explains a failed poll best.
+        self.check()?;
+        polled
+            .map(|_| ())
+            .map_err(|e| Error::Gpu(one_line(&e.to_string())))
     }
 
     /// The compute pipeline for `entry` in `shader`, compiled once and cached.
@@ -316,7 +316,10 @@ impl Gpu {
             cache: None,
         });
         if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::Gpu(format!("{}::{entry}: {e}", shader.name)));
+            return Err(Error::Gpu(one_line(&format!(
+                "{}::{entry}: {e}",
+                shader.name
+            ))));
         }
         lock(&self.inner.pipelines).insert(key, pipeline.clone());
         Ok(pipeline)
@@ -345,8 +348,18 @@ impl Gpu {
 fn record_fault(sink: &Mutex<Option<String>>, message: String) {
     let mut slot = lock(sink);
     if slot.is_none() {
-        *slot = Some(message);
+        *slot = Some(one_line(&message));
     }
+}
+
+/// wgpu's multi-line error reports ("Validation Error\n\nCaused by:\n  In …") as one line.
+pub(crate) fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it.

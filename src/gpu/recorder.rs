@@ -81,7 +81,10 @@ impl Dispatch {
             entries: &entries,
         });
         if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::Gpu(format!("{}::{entry}: {e}", shader.name)));
+            return Err(Error::Gpu(super::one_line(&format!(
+                "{}::{entry}: {e}",
+                shader.name
+            ))));
         }
         Ok(Dispatch {
             label: entry,

@@ -255,6 +255,11 @@ impl<T: Element> PendingRead<T> {
     /// Waits for the copy and returns the data.
     pub fn finish(self, gpu: &Gpu) -> Result<Vec<T>> {
         gpu.wait()?;
+        if !self.arrived.load(Ordering::Acquire) {
+            return Err(Error::Readback(
+                "the GPU finished without returning the data".into(),
+            ));
+        }
         let mapped = pollster::block_on(self.receiver.receive())
             .ok_or_else(|| Error::Readback("the GPU dropped the readback".into()))?;
         mapped.map_err(|e| Error::Readback(e.to_string()))?;
