@@ -7,7 +7,7 @@
 
 use crate::data::{GpuSplit, Mnist};
 use crate::error::{Error, Result};
-use crate::gpu::{DType, Gpu, Program, Tensor};
+use crate::gpu::{DType, Gpu, Program, Readback, Tensor};
 use crate::kernels::cross_entropy::CrossEntropyKernel;
 use crate::kernels::reduce::count_correct_dispatch;
 use crate::loss::{CrossEntropyLoss, Targets};
@@ -124,8 +124,9 @@ pub struct Trainer {
     train_pass: Pass,
     eval_pass: Pass,
     loss_kernels: Vec<CrossEntropyKernel>,
-    losses: Tensor,
+    losses: Readback<f32>,
     correct: Tensor,
+    correct_readback: Readback<u32>,
     rng: Rng,
     epoch: usize,
     // Kept alive for the prepared programs that bind them.
@@ -212,7 +213,8 @@ impl Trainer {
             train_pass,
             eval_pass,
             loss_kernels,
-            losses,
+            losses: Readback::new(gpu, &losses)?,
+            correct_readback: Readback::new(gpu, &correct)?,
             correct,
             epoch: 0,
             _buffers: (optimizer, ws, eval_ws, x, y, ex, ey),
@@ -251,7 +253,7 @@ impl Trainer {
         self.train.start_pass(&self.gpu, &order)?;
         self.train_pass
             .submit(&self.gpu, self.config.steps_per_submit);
-        let losses = self.losses.to_vec::<f32>(&self.gpu)?;
+        let losses = self.losses.read(&self.gpu)?;
         for kernel in &self.loss_kernels {
             kernel.check_targets(&self.gpu)?;
         }
@@ -281,7 +283,7 @@ impl Trainer {
         self.correct.write(&self.gpu, &[0u32])?;
         self.eval_pass
             .submit(&self.gpu, self.config.steps_per_submit);
-        let correct = self.correct.to_vec::<u32>(&self.gpu)?[0];
+        let correct = self.correct_readback.read(&self.gpu)?[0];
         Ok(f64::from(correct) / self.test.len() as f64)
     }
 }

@@ -94,3 +94,70 @@ fn a_pass_order_must_index_the_split() {
         .start_pass(gpu(), &[9, 8, 7, 6, 5, 4, 3, 2, 1, 0])
         .unwrap();
 }
+
+/// Resident memory of this process, in bytes (Linux).
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+/// 50 epochs on the bundled subset with memory sampled each epoch: it must stay flat.
+/// Slow (minutes on lavapipe): `cargo test --release --test train soak -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn soak_memory_stays_flat() {
+    let data = Mnist::bundled().unwrap();
+    let model = Sequential::mlp(gpu(), &[784, 128, 10], 0).unwrap();
+    let mut trainer = Trainer::new(gpu(), model, &data, TrainConfig::default()).unwrap();
+    let mut samples = Vec::new();
+    for epoch in 1..=50 {
+        let stats = trainer.epoch().unwrap();
+        let acc = trainer.evaluate().unwrap();
+        let rss = resident_bytes().unwrap_or(0);
+        println!(
+            "epoch {epoch:>2}: loss {:.4} acc {acc:.4} resident {:.1} MiB",
+            stats.train_loss,
+            rss as f64 / 1048576.0
+        );
+        samples.push(rss);
+    }
+    let (first, last) = (samples[0], samples[49]);
+    let max = samples.iter().max().copied().unwrap_or(0);
+    println!(
+        "resident memory: epoch 1 {:.1} MiB, epoch 50 {:.1} MiB, peak {:.1} MiB",
+        first as f64 / 1048576.0,
+        last as f64 / 1048576.0,
+        max as f64 / 1048576.0
+    );
+    assert!(
+        last <= first + (8 << 20),
+        "memory grew from {first} to {last} bytes"
+    );
+}
+
+#[test]
+fn an_epoch_and_an_evaluation_create_nothing_on_the_gpu() {
+    let full = Mnist::bundled().unwrap();
+    let data = Mnist {
+        train: head(&full.train, 700), // a partial last batch too
+        test: head(&full.test, 300),
+    };
+    let g = wgml::gpu::Gpu::from_env().unwrap();
+    let model = Sequential::mlp(&g, &[784, 16, 10], 0).unwrap();
+    let mut trainer = Trainer::new(&g, model, &data, TrainConfig::default()).unwrap();
+    let before = g.creations();
+    assert!(
+        before.buffers > 0 && before.bind_groups > 0 && before.pipelines > 0,
+        "{before:?}"
+    );
+    for _ in 0..2 {
+        trainer.epoch().unwrap();
+        trainer.evaluate().unwrap();
+    }
+    assert_eq!(
+        g.creations(),
+        before,
+        "buffers, bind groups or pipelines created in the loop"
+    );
+}

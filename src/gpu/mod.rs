@@ -4,10 +4,11 @@ mod recorder;
 mod tensor;
 
 pub use recorder::{Dispatch, Program};
-pub use tensor::{DType, Element, Tensor};
+pub use tensor::{DType, Element, Readback, Tensor};
 
 use crate::error::{Error, Result};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Which adapter to open. `Default` picks the best adapter of any backend.
@@ -114,6 +115,18 @@ struct GpuInner {
     pipelines: Mutex<HashMap<(&'static str, &'static str), wgpu::ComputePipeline>>,
     /// The first GPU error reported outside an error scope, kept until [`Gpu::check`].
     fault: Arc<Mutex<Option<String>>>,
+    created: [AtomicU64; 3],
+}
+
+/// How many GPU objects wgml has created on a device: a hot loop must leave these unchanged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Creations {
+    /// Buffers (tensors, parameter blocks, staging).
+    pub buffers: u64,
+    /// Bind groups.
+    pub bind_groups: u64,
+    /// Compute pipelines.
+    pub pipelines: u64,
 }
 
 /// A WGSL source file of `shaders/`, compiled on first use.
@@ -246,6 +259,7 @@ impl Gpu {
                 limits,
                 pipelines: Mutex::new(HashMap::new()),
                 fault,
+                created: Default::default(),
             }),
         })
     }
@@ -268,6 +282,38 @@ impl Gpu {
     /// The device's limits (the adapter's own).
     pub fn limits(&self) -> &wgpu::Limits {
         &self.inner.limits
+    }
+
+    /// GPU objects created so far through this `Gpu`.
+    pub fn creations(&self) -> Creations {
+        let [buffers, bind_groups, pipelines] = &self.inner.created;
+        Creations {
+            buffers: buffers.load(Ordering::Relaxed),
+            bind_groups: bind_groups.load(Ordering::Relaxed),
+            pipelines: pipelines.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Creates a buffer, counted in [`Gpu::creations`].
+    pub(crate) fn create_buffer(&self, desc: &wgpu::BufferDescriptor) -> wgpu::Buffer {
+        self.inner.created[0].fetch_add(1, Ordering::Relaxed);
+        self.device().create_buffer(desc)
+    }
+
+    /// Creates a buffer holding `contents`, counted in [`Gpu::creations`].
+    pub(crate) fn create_buffer_init(
+        &self,
+        desc: &wgpu::util::BufferInitDescriptor,
+    ) -> wgpu::Buffer {
+        use wgpu::util::DeviceExt;
+        self.inner.created[0].fetch_add(1, Ordering::Relaxed);
+        self.device().create_buffer_init(desc)
+    }
+
+    /// Creates a bind group, counted in [`Gpu::creations`].
+    pub(crate) fn create_bind_group(&self, desc: &wgpu::BindGroupDescriptor) -> wgpu::BindGroup {
+        self.inner.created[1].fetch_add(1, Ordering::Relaxed);
+        self.device().create_bind_group(desc)
     }
 
     /// Returns, and clears, the first GPU error reported since the last check.
@@ -307,6 +353,7 @@ impl Gpu {
         let module = unsafe {
             device.create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked())
         };
+        self.inner.created[2].fetch_add(1, Ordering::Relaxed);
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(entry),
             layout: None,

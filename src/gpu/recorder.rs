@@ -2,7 +2,6 @@
 
 use super::{Gpu, Shader, Tensor};
 use crate::error::{Error, Result};
-use wgpu::util::DeviceExt;
 
 /// One kernel launch with everything bound: pipeline, bind group, workgroup grid.
 ///
@@ -57,7 +56,7 @@ impl Dispatch {
         let mut bytes = bytemuck::bytes_of(params).to_vec();
         let uniform = (!bytes.is_empty()).then(|| {
             bytes.resize(bytes.len().next_multiple_of(16), 0);
-            device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            gpu.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some(entry),
                 contents: &bytes,
                 usage: wgpu::BufferUsages::UNIFORM,
@@ -75,7 +74,7 @@ impl Dispatch {
             resource: t.binding(),
         }));
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+        let bind_group = gpu.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(entry),
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,

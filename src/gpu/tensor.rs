@@ -2,8 +2,6 @@
 
 use super::Gpu;
 use crate::error::{Error, Result};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 /// Element type of a tensor. Every type is 4 bytes wide.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,8 +47,11 @@ pub struct Tensor {
 impl Tensor {
     /// A new zero-filled tensor.
     pub fn zeros(gpu: &Gpu, shape: &[usize], dtype: DType) -> Result<Self> {
-        let len: usize = shape.iter().product();
-        let bytes = (len as u64 * WORD).max(WORD);
+        let bytes = shape
+            .iter()
+            .try_fold(WORD, |acc, &d| acc.checked_mul(d as u64))
+            .unwrap_or(u64::MAX)
+            .max(WORD);
         let max = gpu.limits().max_buffer_size;
         if bytes > max {
             return Err(Error::Limit {
@@ -60,7 +61,7 @@ impl Tensor {
                 max,
             });
         }
-        let buffer = gpu.device().create_buffer(&wgpu::BufferDescriptor {
+        let buffer = gpu.create_buffer(&wgpu::BufferDescriptor {
             label: None,
             size: bytes,
             usage: wgpu::BufferUsages::STORAGE
@@ -102,41 +103,7 @@ impl Tensor {
 
     /// Copies the tensor to the host, waiting for the GPU.
     pub fn to_vec<T: Element>(&self, gpu: &Gpu) -> Result<Vec<T>> {
-        self.read_async::<T>(gpu)?.finish(gpu)
-    }
-
-    /// Starts a copy to the host without waiting; [`PendingRead::finish`] collects it once the
-    /// GPU has caught up, and [`PendingRead::is_ready`] says whether it has.
-    pub fn read_async<T: Element>(&self, gpu: &Gpu) -> Result<PendingRead<T>> {
-        self.expect_dtype(T::DTYPE)?;
-        let bytes = self.len() as u64 * WORD;
-        let staging = gpu.device().create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size: bytes.max(WORD),
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let mut encoder = gpu
-            .device()
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
-        if bytes > 0 {
-            encoder.copy_buffer_to_buffer(&self.buffer, self.offset, &staging, 0, bytes);
-        }
-        gpu.queue().submit([encoder.finish()]);
-        let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
-        let arrived = Arc::new(AtomicBool::new(false));
-        let flag = arrived.clone();
-        staging.map_async(wgpu::MapMode::Read, .., move |result| {
-            flag.store(true, Ordering::Release);
-            let _ = sender.send(result);
-        });
-        Ok(PendingRead {
-            staging,
-            receiver,
-            arrived,
-            len: self.len(),
-            _element: std::marker::PhantomData,
-        })
+        Readback::new(gpu, self)?.read(gpu)
     }
 
     /// A view of `shape` elements starting `start` elements into this tensor.
@@ -234,41 +201,62 @@ impl Tensor {
     }
 }
 
-/// A readback started by [`Tensor::read_async`].
-pub struct PendingRead<T> {
+/// A tensor's staging buffer, kept for repeated reads so that reading allocates nothing.
+pub struct Readback<T> {
+    source: Tensor,
     staging: wgpu::Buffer,
-    receiver: futures_intrusive::channel::shared::OneshotReceiver<
-        std::result::Result<(), wgpu::BufferAsyncError>,
-    >,
-    arrived: Arc<AtomicBool>,
-    len: usize,
     _element: std::marker::PhantomData<T>,
 }
 
-impl<T: Element> PendingRead<T> {
-    /// Whether the data has arrived (never blocks; the device must be polled meanwhile).
-    pub fn is_ready(&self, gpu: &Gpu) -> bool {
-        let _ = gpu.device().poll(wgpu::PollType::Poll);
-        self.arrived.load(Ordering::Acquire)
+impl<T: Element> Readback<T> {
+    /// Allocates the staging buffer for reading `tensor`.
+    pub fn new(gpu: &Gpu, tensor: &Tensor) -> Result<Self> {
+        tensor.expect_dtype(T::DTYPE)?;
+        let staging = gpu.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: (tensor.len() as u64 * WORD).max(WORD),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        Ok(Readback {
+            source: tensor.clone(),
+            staging,
+            _element: std::marker::PhantomData,
+        })
     }
 
-    /// Waits for the copy and returns the data.
-    pub fn finish(self, gpu: &Gpu) -> Result<Vec<T>> {
-        gpu.wait()?;
-        if !self.arrived.load(Ordering::Acquire) {
-            return Err(Error::Readback(
-                "the GPU finished without returning the data".into(),
-            ));
+    /// Copies the tensor's current contents to the host, waiting for the GPU.
+    pub fn read(&self, gpu: &Gpu) -> Result<Vec<T>> {
+        let bytes = self.source.len() as u64 * WORD;
+        if bytes == 0 {
+            return Ok(Vec::new());
         }
-        let mapped = pollster::block_on(self.receiver.receive())
-            .ok_or_else(|| Error::Readback("the GPU dropped the readback".into()))?;
+        let mut encoder = gpu
+            .device()
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+        encoder.copy_buffer_to_buffer(
+            &self.source.buffer,
+            self.source.offset,
+            &self.staging,
+            0,
+            bytes,
+        );
+        gpu.queue().submit([encoder.finish()]);
+        let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
+        self.staging
+            .map_async(wgpu::MapMode::Read, ..bytes, move |result| {
+                let _ = sender.send(result);
+            });
+        gpu.wait()?;
+        let mapped = pollster::block_on(receiver.receive())
+            .ok_or_else(|| Error::Readback("the GPU finished without returning the data".into()))?;
         mapped.map_err(|e| Error::Readback(e.to_string()))?;
         let out = {
             let view = self
                 .staging
-                .get_mapped_range(..)
+                .get_mapped_range(..bytes)
                 .map_err(|e| Error::Readback(e.to_string()))?;
-            bytemuck::cast_slice::<u8, T>(&view)[..self.len].to_vec()
+            bytemuck::cast_slice::<u8, T>(&view).to_vec()
         };
         self.staging.unmap();
         Ok(out)

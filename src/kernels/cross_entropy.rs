@@ -3,7 +3,7 @@
 
 use super::u32_param;
 use crate::error::{Error, Result};
-use crate::gpu::{DType, Dispatch, Gpu, Program, Shader, Tensor};
+use crate::gpu::{DType, Dispatch, Gpu, Program, Readback, Shader, Tensor};
 
 /// The cross-entropy shader.
 pub const SHADER: Shader = Shader {
@@ -149,6 +149,7 @@ pub struct CrossEntropyKernel {
     pub row_loss: Tensor,
     /// `[flag, target]`: set by the GPU when a class target lies outside `[0, C)`.
     pub fault: Tensor,
+    fault_readback: Readback<i32>,
 }
 
 impl CrossEntropyKernel {
@@ -261,6 +262,7 @@ impl CrossEntropyKernel {
         Ok(CrossEntropyKernel {
             program,
             row_loss,
+            fault_readback: Readback::new(gpu, &fault)?,
             fault,
         })
     }
@@ -268,7 +270,7 @@ impl CrossEntropyKernel {
     /// Turns a target the GPU flagged as out of range into [`Error::TargetOutOfBounds`], and
     /// clears the flag.
     pub fn check_targets(&self, gpu: &Gpu) -> Result<()> {
-        let fault = self.fault.to_vec::<i32>(gpu)?;
+        let fault = self.fault_readback.read(gpu)?;
         if fault[0] != 0 {
             self.fault.write(gpu, &[0i32, 0])?;
             return Err(Error::TargetOutOfBounds(i64::from(fault[1])));
