@@ -19,7 +19,7 @@ fn main() -> wgml::Result<()> {
     let mut trainer = Trainer::new(&gpu, model, &data, config)?; // CrossEntropyLoss()
     for epoch in 1..=10 {
         let stats = trainer.epoch()?; //                             for inputs, targets in loader: …
-        let accuracy = trainer.evaluate()?;
+        let accuracy = trainer.evaluate()?.accuracy;
         println!(
             "Epoch [{epoch}/10], Loss: {:.4}, Accuracy: {:.2}%",
             stats.train_loss,

@@ -29,6 +29,15 @@ use std::path::Path;
 /// Writes `tensors` (f32) to `path` atomically: a temporary file beside it is written, flushed
 /// to disk and renamed over `path`, so a crash leaves either the old file or the new one.
 pub fn save(path: &Path, tensors: &[NamedTensor]) -> Result<()> {
+    save_with_metadata(path, tensors, HashMap::new())
+}
+
+/// [`save`], with string metadata stored beside the tensors.
+pub fn save_with_metadata(
+    path: &Path,
+    tensors: &[NamedTensor],
+    mut metadata: HashMap<String, String>,
+) -> Result<()> {
     let bytes: Vec<Vec<u8>> = tensors
         .iter()
         .map(|(_, _, data)| data.iter().flat_map(|v| v.to_le_bytes()).collect())
@@ -49,10 +58,8 @@ pub fn save(path: &Path, tensors: &[NamedTensor]) -> Result<()> {
             .map(|((n, _, _), d)| (n.as_str(), d.as_slice())),
     );
     // "pt" marks the file as PyTorch-layout for safetensors.torch, as torch's own writer does.
-    let metadata = HashMap::from([
-        ("format".to_string(), "pt".to_string()),
-        (CRC_KEY.to_string(), crc),
-    ]);
+    metadata.insert("format".into(), "pt".into());
+    metadata.insert(CRC_KEY.into(), crc);
     let encoded = safetensors::serialize(views, Some(metadata))
         .map_err(|e| Error::data(path, format!("cannot encode: {e}")))?;
     write_atomically(path, &encoded)
@@ -79,6 +86,11 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Reads every tensor of a safetensors file as f32 (F64 is converted; other dtypes are errors).
 pub fn load(path: &Path) -> Result<Vec<NamedTensor>> {
+    load_with_metadata(path).map(|(tensors, _)| tensors)
+}
+
+/// [`load`], with the file's string metadata.
+pub fn load_with_metadata(path: &Path) -> Result<(Vec<NamedTensor>, HashMap<String, String>)> {
     let bytes = std::fs::read(path).map_err(|e| {
         let reason = match e.kind() {
             std::io::ErrorKind::NotFound => "file not found".to_string(),
@@ -118,7 +130,63 @@ pub fn load(path: &Path) -> Result<Vec<NamedTensor>> {
         })
         .collect::<Result<_>>()?;
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(tensors)
+    Ok((tensors, metadata.metadata().clone().unwrap_or_default()))
+}
+
+/// Everything a training run needs to continue exactly where it stopped.
+#[derive(Clone, Debug)]
+pub struct TrainingState {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// The shuffle generator's state.
+    pub rng: u64,
+    /// The model's parameters, by state_dict name.
+    pub params: Vec<NamedTensor>,
+    /// Optimizer steps taken.
+    pub optimizer_step: u32,
+    /// The optimizer's buffers (`optimizer.0`, …).
+    pub optimizer: Vec<NamedTensor>,
+}
+
+/// Writes a [`TrainingState`] atomically: tensors plus `wgml.epoch`, `wgml.rng` and
+/// `wgml.optimizer_step` metadata.
+pub fn save_training(path: &Path, state: &TrainingState) -> Result<()> {
+    let tensors: Vec<NamedTensor> = state
+        .params
+        .iter()
+        .chain(&state.optimizer)
+        .cloned()
+        .collect();
+    let metadata = HashMap::from([
+        ("wgml.epoch".to_string(), state.epoch.to_string()),
+        ("wgml.rng".to_string(), state.rng.to_string()),
+        (
+            "wgml.optimizer_step".to_string(),
+            state.optimizer_step.to_string(),
+        ),
+    ]);
+    save_with_metadata(path, &tensors, metadata)
+}
+
+/// Reads a [`TrainingState`] written by [`save_training`].
+pub fn load_training(path: &Path) -> Result<TrainingState> {
+    let (tensors, metadata) = load_with_metadata(path)?;
+    let field = |key: &str| -> Result<u64> {
+        metadata
+            .get(key)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| Error::data(path, format!("not a wgml training checkpoint (no {key})")))
+    };
+    let (optimizer, params) = tensors
+        .into_iter()
+        .partition(|(n, _, _)| n.starts_with("optimizer."));
+    Ok(TrainingState {
+        epoch: field("wgml.epoch")? as usize,
+        rng: field("wgml.rng")?,
+        params,
+        optimizer_step: field("wgml.optimizer_step")? as u32,
+        optimizer,
+    })
 }
 
 fn to_f32(view: &TensorView) -> Option<Vec<f32>> {

@@ -16,7 +16,7 @@
 //! let mut trainer = Trainer::new(&gpu, model, &data, TrainConfig::default())?;
 //! for epoch in 0..10 {
 //!     let stats = trainer.epoch()?;
-//!     println!("epoch {epoch}: loss {:.4}, test accuracy {:.4}", stats.train_loss, trainer.evaluate()?);
+//!     println!("epoch {epoch}: loss {:.4}, test accuracy {:.4}", stats.train_loss, trainer.evaluate()?.accuracy);
 //! }
 //! # Ok::<(), wgml::Error>(())
 //! ```
@@ -40,6 +40,7 @@ pub mod kernels;
 pub mod loss;
 pub mod nn;
 pub mod optim;
+pub mod plot;
 pub mod reference;
 pub mod rng;
 pub mod train;

@@ -1,15 +1,17 @@
-//! The `wgml` command line: list adapters, train the MNIST tutorial model.
+//! The `wgml` command line: train, evaluate and use MNIST-style classifiers on any GPU.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod run;
+
 use clap::{Parser, Subcommand};
+use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use wgml::checkpoint;
-use wgml::data::Mnist;
-use wgml::gpu::{Gpu, GpuOptions};
+use wgml::data::{picture, Mnist, Split};
+use wgml::gpu::{Gpu, GpuOptions, Tensor};
+use wgml::kernels::reduce::argmax;
 use wgml::nn::Sequential;
-use wgml::optim::{AdamConfig, OptimizerConfig, SgdConfig};
-use wgml::train::{TrainConfig, Trainer};
 
 #[derive(Parser)]
 #[command(
@@ -25,9 +27,37 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// List GPU adapters; `*` marks the one wgml would use (WGML_BACKEND, WGML_ADAPTER choose).
-    Devices,
-    /// Train the 784-128-10 MLP of PyTorch's MNIST tutorial: cross-entropy, Adam by default.
-    Train(TrainArgs),
+    Devices {
+        /// One JSON object per adapter.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Train an MLP classifier (PyTorch's MNIST tutorial by default) into a run folder.
+    Train(run::TrainArgs),
+    /// Accuracy, per-class accuracy and confusion matrix of saved weights on a test split.
+    Eval {
+        /// Weights written by `wgml train` (a run's model.safetensors) or by PyTorch.
+        #[arg(long, value_name = "FILE")]
+        model: PathBuf,
+        /// Folder of MNIST-format IDX files; default: the bundled subset.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// One JSON object instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Classify pictures of digits (PNG or JPEG, any size or colour) with saved weights.
+    Predict {
+        /// Weights written by `wgml train` (a run's model.safetensors) or by PyTorch.
+        #[arg(long, value_name = "FILE")]
+        model: PathBuf,
+        /// The pictures.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// One JSON line per picture: {"file":…,"top":[{"class":…,"prob":…},…]}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure matmul GFLOP/s, the tutorial MLP's epoch time, and a training step kernel by kernel.
     Bench(BenchArgs),
 }
@@ -48,92 +78,17 @@ struct BenchArgs {
     json: bool,
 }
 
-#[derive(clap::Args)]
-struct TrainArgs {
-    /// Folder with the four MNIST-format IDX files (optionally .gz); default: the bundled subset.
-    #[arg(long)]
-    data: Option<PathBuf>,
-    /// Passes over the training set.
-    #[arg(long, default_value_t = 10)]
-    epochs: usize,
-    /// Samples per step.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
-    batch_size: u64,
-    /// The learning rate.
-    #[arg(long, default_value_t = 1e-3)]
-    lr: f32,
-    /// Seed for initialisation and shuffling: same seed, same adapter, same numbers.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Hidden layer width.
-    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..))]
-    hidden: u64,
-    /// The optimizer, with PyTorch's defaults for what is not given here.
-    #[arg(long, value_enum, default_value_t = OptimizerKind::Adam)]
-    optimizer: OptimizerKind,
-    /// Weight decay (default: 0, or 0.01 for AdamW).
-    #[arg(long)]
-    weight_decay: Option<f32>,
-    /// SGD's momentum.
-    #[arg(long, default_value_t = 0.0)]
-    momentum: f32,
-    /// Cross-entropy's label smoothing, in [0, 1].
-    #[arg(long, default_value_t = 0.0)]
-    label_smoothing: f32,
-    /// Start from these weights (safetensors with nn.Sequential names: 0.weight, 0.bias, 2.weight, …).
-    #[arg(long, value_name = "FILE")]
-    init: Option<PathBuf>,
-    /// Write the weights here after every epoch (safetensors, the same names; atomically, so
-    /// an interrupted run keeps its last finished epoch).
-    #[arg(long, value_name = "FILE")]
-    save: Option<PathBuf>,
-    /// Keep training when a step's loss is NaN or infinite (by default that stops training).
-    #[arg(long)]
-    allow_non_finite: bool,
-    /// Keep the file order every epoch instead of shuffling (to reproduce a run step by step).
-    #[arg(long)]
-    no_shuffle: bool,
-    /// Print one JSON summary line at the end instead of only text.
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum OptimizerKind {
-    Adam,
-    Adamw,
-    Sgd,
-}
-
-impl TrainArgs {
-    fn optimizer(&self) -> OptimizerConfig {
-        match self.optimizer {
-            OptimizerKind::Adam | OptimizerKind::Adamw => {
-                let base = match self.optimizer {
-                    OptimizerKind::Adamw => AdamConfig::adamw(),
-                    _ => AdamConfig::default(),
-                };
-                OptimizerConfig::Adam(AdamConfig {
-                    lr: self.lr,
-                    weight_decay: self.weight_decay.unwrap_or(base.weight_decay),
-                    ..base
-                })
-            }
-            OptimizerKind::Sgd => OptimizerConfig::Sgd(SgdConfig {
-                lr: self.lr,
-                momentum: self.momentum,
-                weight_decay: self.weight_decay.unwrap_or(0.0),
-                ..SgdConfig::default()
-            }),
-        }
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Devices => devices(),
-        Command::Train(args) => train(&args),
+        Command::Devices { json } => devices(json),
+        Command::Train(args) => run::train(&args),
+        Command::Eval { model, data, json } => eval(&model, data.as_deref(), json),
+        Command::Predict {
+            model,
+            images,
+            json,
+        } => predict(&model, &images, json),
         Command::Bench(args) => bench(&args),
     };
     match result {
@@ -145,108 +100,169 @@ fn main() -> ExitCode {
     }
 }
 
-fn devices() -> wgml::Result<()> {
+fn devices(json: bool) -> wgml::Result<()> {
     let adapters = Gpu::adapters(&GpuOptions::from_env()?);
-    if adapters.is_empty() {
+    if adapters.is_empty() && !json {
         println!("no adapters found");
     }
     for a in adapters {
-        let mark = if a.chosen { "*" } else { " " };
-        let note = if a.usable {
-            ""
+        if json {
+            let line = json!({
+                "name": a.info.name,
+                "backend": format!("{:?}", a.info.backend).to_lowercase(),
+                "device_type": format!("{:?}", a.info.device_type),
+                "usable": a.usable,
+                "chosen": a.chosen,
+            });
+            println!("{line}");
         } else {
-            " [no compute shaders]"
-        };
-        println!("{mark} {a}{note}");
+            let mark = if a.chosen { "*" } else { " " };
+            let note = if a.usable {
+                ""
+            } else {
+                " [no compute shaders]"
+            };
+            println!("{mark} {a}{note}");
+        }
     }
     Ok(())
 }
 
-fn train(args: &TrainArgs) -> wgml::Result<()> {
-    let data = match &args.data {
+/// Loads weights and infers the model they belong to.
+fn load_model(gpu: &Gpu, path: &std::path::Path) -> wgml::Result<Sequential> {
+    Sequential::from_state_dict(gpu, &checkpoint::load(path)?)
+}
+
+/// Logits for `images` (bytes, `features` per sample) scaled as in training (÷255).
+fn logits(gpu: &Gpu, model: &Sequential, images: &[u8], features: usize) -> wgml::Result<Vec<f32>> {
+    if features != model.in_features() {
+        return Err(wgml::Error::shape(format!(
+            "the model takes {} features but the images have {features}",
+            model.in_features()
+        )));
+    }
+    let mut out = Vec::new();
+    for chunk in images.chunks(1000 * features) {
+        let x: Vec<f32> = chunk.iter().map(|&b| f32::from(b) / 255.0).collect();
+        let x = Tensor::from_slice(gpu, &x, &[chunk.len() / features, features])?;
+        out.extend(model.forward(gpu, &x)?.to_vec::<f32>(gpu)?);
+    }
+    Ok(out)
+}
+
+/// Predicted class of every sample of `split`.
+pub(crate) fn predictions(
+    gpu: &Gpu,
+    model: &Sequential,
+    split: &Split,
+) -> wgml::Result<Vec<usize>> {
+    let mut out = Vec::with_capacity(split.len());
+    for chunk in split.images.chunks(1000 * split.features) {
+        let x: Vec<f32> = chunk.iter().map(|&b| f32::from(b) / 255.0).collect();
+        let x = Tensor::from_slice(gpu, &x, &[chunk.len() / split.features, split.features])?;
+        out.extend(
+            argmax(gpu, &model.forward(gpu, &x)?)?
+                .into_iter()
+                .map(|c| c as usize),
+        );
+    }
+    Ok(out)
+}
+
+fn eval(
+    model_path: &std::path::Path,
+    data: Option<&std::path::Path>,
+    json: bool,
+) -> wgml::Result<()> {
+    let data = match data {
         Some(dir) => Mnist::load(dir)?,
         None => Mnist::bundled()?,
     };
     let gpu = Gpu::from_env()?;
-    let info = gpu.info().clone();
-    let source = match &args.data {
-        Some(dir) => dir.display().to_string(),
-        None => "bundled MNIST subset".into(),
-    };
-    let sizes = [
-        data.train.features,
-        args.hidden as usize,
-        wgml::data::CLASSES,
-    ];
-    let model = Sequential::mlp(&gpu, &sizes, args.seed)?;
-    if let Some(path) = &args.init {
-        model
-            .params()
-            .load_state_dict(&gpu, &checkpoint::load(path)?)?;
+    let model = load_model(&gpu, model_path)?;
+    if data.test.features != model.in_features() {
+        return Err(wgml::Error::shape(format!(
+            "the model takes {} features but the data has {}",
+            model.in_features(),
+            data.test.features
+        )));
     }
-    let config = TrainConfig {
-        batch_size: args.batch_size as usize,
-        seed: args.seed,
-        shuffle: !args.no_shuffle,
-        optimizer: args.optimizer(),
-        label_smoothing: args.label_smoothing,
-        stop_on_non_finite: !args.allow_non_finite,
-        ..TrainConfig::default()
-    };
-    let mut trainer = Trainer::new(&gpu, model, &data, config)?;
-    let log = |line: String| {
-        if args.json {
-            eprintln!("{line}");
-        } else {
-            println!("{line}");
+    let classes = model.out_features();
+    let predicted = predictions(&gpu, &model, &data.test)?;
+    let mut confusion = vec![vec![0usize; classes]; classes];
+    for (&p, &t) in predicted.iter().zip(&data.test.labels) {
+        if let Some(row) = confusion.get_mut(usize::from(t)) {
+            row[p.min(classes - 1)] += 1;
         }
-    };
-    log(format!(
-        "training on {source}: {} train / {} test samples, {} on {:?}",
-        data.train.len(),
+    }
+    let correct: usize = (0..classes).map(|c| confusion[c][c]).sum();
+    let accuracy = correct as f64 / data.test.len() as f64;
+    let per_class: Vec<f64> = confusion
+        .iter()
+        .enumerate()
+        .map(|(c, row)| {
+            let n: usize = row.iter().sum();
+            if n == 0 {
+                f64::NAN
+            } else {
+                row[c] as f64 / n as f64
+            }
+        })
+        .collect();
+    if json {
+        let per_class: Vec<Option<f64>> = per_class
+            .iter()
+            .map(|&a| a.is_finite().then_some(a))
+            .collect();
+        let line = json!({
+            "model": model_path, "samples": data.test.len(), "accuracy": accuracy,
+            "per_class_accuracy": per_class, "confusion": confusion,
+        });
+        println!("{line}");
+        return Ok(());
+    }
+    println!(
+        "{} test samples: accuracy {:.2}%\n",
         data.test.len(),
-        info.name,
-        info.backend
-    ));
-    let started = std::time::Instant::now();
-    let (mut losses, mut accs, mut secs) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..args.epochs {
-        let stats = trainer.epoch()?;
-        let acc = trainer.evaluate()?;
-        log(format!(
-            "epoch {:>3}/{}  train loss {:.4}  test accuracy {:.2}%  {:.2}s",
-            stats.epoch,
-            args.epochs,
-            stats.train_loss,
-            acc * 100.0,
-            stats.seconds
-        ));
-        losses.push(stats.train_loss);
-        accs.push(acc);
-        secs.push(stats.seconds);
-        if let Some(path) = &args.save {
-            checkpoint::save(path, &trainer.model().params().state_dict(&gpu)?)?;
+        accuracy * 100.0
+    );
+    println!("class  accuracy   (rows: true class, columns: predicted)");
+    for (c, row) in confusion.iter().enumerate() {
+        let cells: Vec<String> = row.iter().map(|n| format!("{n:>5}")).collect();
+        println!("{c:>5}  {:>7.2}%  {}", per_class[c] * 100.0, cells.join(""));
+    }
+    Ok(())
+}
+
+fn predict(model_path: &std::path::Path, images: &[PathBuf], json: bool) -> wgml::Result<()> {
+    let gpu = Gpu::from_env()?;
+    let model = load_model(&gpu, model_path)?;
+    let mut pixels = Vec::new();
+    for path in images {
+        pixels.extend(picture::load_digit(path)?);
+    }
+    let classes = model.out_features();
+    let all = logits(&gpu, &model, &pixels, 784)?;
+    for (path, row) in images.iter().zip(all.chunks(classes)) {
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let exp: Vec<f64> = row.iter().map(|&v| f64::from(v - max).exp()).collect();
+        let total: f64 = exp.iter().sum();
+        let mut ranked: Vec<(usize, f64)> = exp.iter().map(|e| e / total).enumerate().collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        ranked.truncate(3);
+        if json {
+            let top: Vec<_> = ranked
+                .iter()
+                .map(|(c, p)| json!({"class": c, "prob": p}))
+                .collect();
+            println!("{}", json!({"file": path, "top": top}));
+        } else {
+            let top: Vec<String> = ranked
+                .iter()
+                .map(|(c, p)| format!("{c} ({:.1}%)", p * 100.0))
+                .collect();
+            println!("{}: {}", path.display(), top.join(", "));
         }
-    }
-    if let Some(path) = &args.save {
-        log(format!("weights written to {}", path.display()));
-    }
-    if args.json {
-        secs.sort_by(f64::total_cmp);
-        let median = secs.get(secs.len() / 2).copied().unwrap_or(0.0);
-        let list = |v: Vec<String>| v.join(",");
-        println!(
-            "{{\"epochs\":{},\"train_samples\":{},\"sec_per_epoch_median\":{median:.6},\"total_s\":{:.6},\
-             \"test_acc\":{},\"adapter\":{},\"backend\":{},\"epoch_train_loss\":[{}],\"epoch_test_acc\":[{}]}}",
-            args.epochs,
-            data.train.len(),
-            started.elapsed().as_secs_f64(),
-            accs.last().map_or("null".into(), |a| format!("{a:.6}")),
-            json_string(&info.name),
-            json_string(&format!("{:?}", info.backend).to_lowercase()),
-            list(losses.iter().map(|l| format!("{l:.6}")).collect()),
-            list(accs.iter().map(|a| format!("{a:.6}")).collect()),
-        );
     }
     Ok(())
 }
@@ -265,34 +281,19 @@ fn bench(args: &BenchArgs) -> wgml::Result<()> {
     let kernels = bench::step_breakdown(&gpu, &trainer, 50)?;
     let step_us: f64 = kernels.iter().map(|k| k.micros).sum();
     if args.json {
-        let matmul = matmul
+        let matmul: Vec<_> = matmul
             .iter()
-            .map(|r| {
-                format!(
-                    "{{\"m\":{},\"n\":{},\"k\":{},\"trans_a\":{},\"trans_b\":{},\"gflops\":{:.3}}}",
-                    r.m, r.n, r.k, r.trans_a, r.trans_b, r.gflops
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(",");
-        let kernels = kernels
+            .map(|r| json!({"m": r.m, "n": r.n, "k": r.k, "trans_a": r.trans_a, "trans_b": r.trans_b, "gflops": r.gflops}))
+            .collect();
+        let kernels: Vec<_> = kernels
             .iter()
-            .map(|k| {
-                format!(
-                    "{{\"name\":{},\"us\":{:.1}}}",
-                    json_string(k.name),
-                    k.micros
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(",");
-        println!(
-            "{{\"adapter\":{},\"backend\":{},\"matmul\":[{matmul}],\"epoch_s\":{epoch_s:.4},\
-             \"epoch_samples\":{},\"step_kernels\":[{kernels}]}}",
-            json_string(&info.name),
-            json_string(&format!("{:?}", info.backend).to_lowercase()),
-            data.train.len(),
-        );
+            .map(|k| json!({"name": k.name, "us": k.micros}))
+            .collect();
+        let line = json!({
+            "adapter": info.name, "backend": format!("{:?}", info.backend).to_lowercase(),
+            "matmul": matmul, "epoch_s": epoch_s, "epoch_samples": data.train.len(), "step_kernels": kernels,
+        });
+        println!("{line}");
         return Ok(());
     }
     println!("adapter: {} ({:?})\n", info.name, info.backend);
@@ -326,19 +327,4 @@ fn bench(args: &BenchArgs) -> wgml::Result<()> {
         );
     }
     Ok(())
-}
-
-/// `s` as a JSON string literal.
-fn json_string(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }

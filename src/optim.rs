@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Program, Tensor};
 use crate::kernels::data::advance_dispatch;
 use crate::kernels::optim::{adam_dispatch, sgd_dispatch, OptimState};
-use crate::nn::Parameters;
+use crate::nn::{NamedTensor, Parameters};
 
 pub use crate::kernels::optim::{AdamConfig, SgdConfig};
 
@@ -129,5 +129,35 @@ impl Optimizer {
     /// Steps taken so far (reads the GPU counter).
     pub fn steps(&self, gpu: &Gpu) -> Result<u32> {
         Ok(self.step.to_vec::<u32>(gpu)?[0])
+    }
+
+    /// The step count and every state buffer (`optimizer.0`, `optimizer.1`, …), for a checkpoint.
+    pub fn state(&self, gpu: &Gpu) -> Result<(u32, Vec<NamedTensor>)> {
+        let buffers = self
+            .buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| Ok((format!("optimizer.{i}"), b.shape().to_vec(), b.to_vec(gpu)?)))
+            .collect::<Result<_>>()?;
+        Ok((self.steps(gpu)?, buffers))
+    }
+
+    /// Restores what [`Optimizer::state`] returned; the buffers must match this optimizer's.
+    pub fn restore(&self, gpu: &Gpu, step: u32, buffers: &[NamedTensor]) -> Result<()> {
+        if buffers.len() != self.buffers.len() {
+            return Err(Error::invalid(format!(
+                "the checkpoint holds {} optimizer buffers, this optimizer has {}",
+                buffers.len(),
+                self.buffers.len()
+            )));
+        }
+        for (i, target) in self.buffers.iter().enumerate() {
+            let name = format!("optimizer.{i}");
+            let Some((_, _, data)) = buffers.iter().find(|(n, _, _)| *n == name) else {
+                return Err(Error::invalid(format!("the checkpoint has no {name}")));
+            };
+            target.write(gpu, data)?;
+        }
+        self.step.write(gpu, &[step])
     }
 }

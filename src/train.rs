@@ -5,12 +5,13 @@
 //! reads back only at the end: the per-step losses (kept on the GPU at `losses[step]`) and the
 //! loss kernel's target check. The last partial batch is kept, as PyTorch's `DataLoader` does.
 
+use crate::checkpoint::TrainingState;
 use crate::data::{GpuSplit, Mnist};
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Program, Readback, Tensor};
 use crate::kernels::cross_entropy::CrossEntropyKernel;
 use crate::kernels::reduce::count_correct_dispatch;
-use crate::loss::{CrossEntropyLoss, Targets};
+use crate::loss::{CrossEntropyLoss, Reduction, Targets};
 use crate::nn::{Sequential, Workspace};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::rng::Rng;
@@ -74,6 +75,15 @@ pub struct EpochStats {
     pub seconds: f64,
 }
 
+/// How the model does on the test split.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Evaluation {
+    /// Fraction of samples whose largest logit is the true class.
+    pub accuracy: f64,
+    /// Mean cross-entropy.
+    pub loss: f64,
+}
+
 /// A pass over a split: `full` recorded once per full batch, then `tail` for the remainder.
 struct Pass {
     full: Program,
@@ -127,6 +137,7 @@ pub struct Trainer {
     losses: Readback<f32>,
     correct: Tensor,
     correct_readback: Readback<u32>,
+    eval_losses: Readback<f32>,
     rng: Rng,
     epoch: usize,
     // Kept alive for the prepared programs that bind them.
@@ -193,12 +204,24 @@ impl Trainer {
         let ex = Tensor::zeros(gpu, &[eval_batch, features], DType::F32)?;
         let ey = Tensor::zeros(gpu, &[eval_batch], DType::I32)?;
         let correct = Tensor::zeros(gpu, &[1], DType::U32)?;
+        let eval_losses = Tensor::zeros(gpu, &[test.len().div_ceil(eval_batch)], DType::F32)?;
+        let sum = CrossEntropyLoss::new().reduction(Reduction::Sum);
         let eval_pass = pass(test.len(), eval_batch, |rows| {
             let (x, y) = (ex.rows(rows)?, ey.rows(rows)?);
             let mut step = Program::from(test.gather(gpu, &x, &y, eval_batch, norm)?);
             let (forward, out) = model.forward_program(gpu, &x, &eval_ws)?;
             step.append(forward);
             step.push(count_correct_dispatch(gpu, &out, &y, &correct)?);
+            let grad = eval_ws.output_grad(rows)?;
+            let ce = sum.prepare(
+                gpu,
+                &out,
+                Targets::Classes(&y),
+                &grad,
+                &eval_losses,
+                test.cursor(),
+            )?;
+            step.append(ce.program);
             step.push(test.next_batch(gpu)?);
             Ok(step)
         })?;
@@ -216,6 +239,7 @@ impl Trainer {
             losses: Readback::new(gpu, &losses)?,
             correct_readback: Readback::new(gpu, &correct)?,
             correct,
+            eval_losses: Readback::new(gpu, &eval_losses)?,
             epoch: 0,
             _buffers: (optimizer, ws, eval_ws, x, y, ex, ey),
         })
@@ -276,14 +300,52 @@ impl Trainer {
         })
     }
 
-    /// Accuracy on the test split, in [0, 1].
-    pub fn evaluate(&self) -> Result<f64> {
+    /// Everything needed to continue this run exactly (see [`Trainer::restore`]).
+    pub fn state(&self) -> Result<TrainingState> {
+        let (optimizer_step, optimizer) = self.optimizer().state(&self.gpu)?;
+        Ok(TrainingState {
+            epoch: self.epoch,
+            rng: self.rng.state(),
+            params: self.model.params().state_dict(&self.gpu)?,
+            optimizer_step,
+            optimizer,
+        })
+    }
+
+    /// Continues from a saved state: parameters, optimizer, epoch count and shuffle order.
+    pub fn restore(&mut self, state: &TrainingState) -> Result<()> {
+        self.model
+            .params()
+            .load_state_dict(&self.gpu, &state.params)?;
+        self.optimizer()
+            .restore(&self.gpu, state.optimizer_step, &state.optimizer)?;
+        self.epoch = state.epoch;
+        self.rng = Rng::new(state.rng);
+        Ok(())
+    }
+
+    fn optimizer(&self) -> &Optimizer {
+        &self._buffers.0
+    }
+
+    /// Accuracy and mean cross-entropy on the test split.
+    pub fn evaluate(&self) -> Result<Evaluation> {
         let order: Vec<u32> = (0..self.test.len() as u32).collect();
         self.test.start_pass(&self.gpu, &order)?;
         self.correct.write(&self.gpu, &[0u32])?;
         self.eval_pass
             .submit(&self.gpu, self.config.steps_per_submit);
         let correct = self.correct_readback.read(&self.gpu)?[0];
-        Ok(f64::from(correct) / self.test.len() as f64)
+        let loss: f64 = self
+            .eval_losses
+            .read(&self.gpu)?
+            .iter()
+            .map(|&l| f64::from(l))
+            .sum();
+        let n = self.test.len() as f64;
+        Ok(Evaluation {
+            accuracy: f64::from(correct) / n,
+            loss: loss / n,
+        })
     }
 }

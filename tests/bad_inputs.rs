@@ -213,6 +213,8 @@ fn every_bad_input_is_a_clear_error() {
 fn bad_command_lines_are_one_line_errors() {
     let wgml = |args: &[&str], env: &[(&str, &str)]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_wgml"))
+            .current_dir(std::env::temp_dir())
+            .current_dir(std::env::temp_dir())
             .args(args)
             .envs(env.iter().copied())
             .output()

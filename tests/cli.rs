@@ -6,6 +6,7 @@ use std::process::Command;
 
 fn wgml(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_wgml"))
+        .current_dir(std::env::temp_dir())
         .args(args)
         .output()
         .unwrap();

@@ -259,7 +259,7 @@ fn pytorch_trained_weights_score_the_same_here() {
         TrainConfig::default(),
     )
     .unwrap();
-    let acc = trainer.evaluate().unwrap();
+    let acc = trainer.evaluate().unwrap().accuracy;
     assert!(
         (acc - expected).abs() < 5e-5,
         "test accuracy {acc:.4} here, {expected:.4} in PyTorch"

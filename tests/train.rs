@@ -20,12 +20,12 @@ fn tutorial_mlp_learns_the_bundled_subset() {
     let model = Sequential::mlp(gpu(), &[784, 128, 10], 0).unwrap();
     let mut trainer = Trainer::new(gpu(), model, &data, TrainConfig::default()).unwrap();
     assert_eq!(trainer.steps_per_epoch(), 125);
-    let before = trainer.evaluate().unwrap();
+    let before = trainer.evaluate().unwrap().accuracy;
     let mut losses = Vec::new();
     for _ in 0..3 {
         losses.push(trainer.epoch().unwrap().train_loss);
     }
-    let acc = trainer.evaluate().unwrap();
+    let acc = trainer.evaluate().unwrap().accuracy;
     assert!(before < 0.3, "an untrained model guesses: {before}");
     assert!(
         losses.windows(2).all(|w| w[1] < w[0]),
@@ -113,7 +113,7 @@ fn soak_memory_stays_flat() {
     let mut samples = Vec::new();
     for epoch in 1..=50 {
         let stats = trainer.epoch().unwrap();
-        let acc = trainer.evaluate().unwrap();
+        let acc = trainer.evaluate().unwrap().accuracy;
         let rss = resident_bytes().unwrap_or(0);
         println!(
             "epoch {epoch:>2}: loss {:.4} acc {acc:.4} resident {:.1} MiB",

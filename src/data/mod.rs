@@ -3,6 +3,7 @@
 pub mod idx;
 mod loader;
 mod mnist;
+pub mod picture;
 
 pub use loader::GpuSplit;
 pub use mnist::{Mnist, Split, CLASSES};

@@ -1,6 +1,6 @@
 //! `Sequential`: layers applied in order, with PyTorch's `nn.Sequential` parameter names.
 
-use super::{Linear, Parameters, Relu};
+use super::{Linear, NamedTensor, Parameters, Relu};
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Program, Tensor};
 use crate::rng::Rng;
@@ -121,6 +121,37 @@ impl Sequential {
             });
         }
         Self::new(gpu, &layers, seed)
+    }
+
+    /// The MLP a state_dict describes (`0.weight` `[out, in]`, `0.bias`, then the next Linear
+    /// two indices on, a ReLU between), with those weights loaded.
+    pub fn from_state_dict(gpu: &Gpu, tensors: &[NamedTensor]) -> Result<Self> {
+        let mut sizes = Vec::new();
+        for index in (0..).step_by(2) {
+            let Some((_, shape, _)) = tensors
+                .iter()
+                .find(|(n, _, _)| *n == format!("{index}.weight"))
+            else {
+                break;
+            };
+            let [out_f, in_f] = shape[..] else {
+                return Err(Error::shape(format!(
+                    "{index}.weight must be 2-D, got {shape:?}"
+                )));
+            };
+            if sizes.is_empty() {
+                sizes.push(in_f);
+            }
+            sizes.push(out_f);
+        }
+        if sizes.is_empty() {
+            return Err(Error::invalid(
+                "no 0.weight: not the state_dict of an nn.Sequential of Linear and ReLU layers",
+            ));
+        }
+        let model = Self::mlp(gpu, &sizes, 0)?;
+        model.params.load_state_dict(gpu, tensors)?;
+        Ok(model)
     }
 
     /// The layers.

@@ -1,0 +1,401 @@
+//! `wgml train`: a training run in its own folder, written as it goes and resumable.
+//!
+//! The folder holds `config.json` (everything needed to reproduce the run), `metrics.csv`,
+//! `model.safetensors` (the weights, for PyTorch or `wgml eval`/`predict`), `checkpoint.safetensors`
+//! (weights, optimizer state, epoch and shuffle state), `chart.png` and `predictions.png`. Every
+//! file is rewritten atomically after each epoch, so an interrupted run loses at most the epoch in
+//! progress, and `--resume` continues with exactly the numbers an uninterrupted run would give.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use wgml::checkpoint::{self, write_atomically};
+use wgml::data::Mnist;
+use wgml::gpu::Gpu;
+use wgml::nn::Sequential;
+use wgml::optim::{AdamConfig, OptimizerConfig, SgdConfig};
+use wgml::train::{TrainConfig, Trainer};
+use wgml::{plot, Error, Result};
+
+/// `wgml train`'s arguments.
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    /// Folder with the four MNIST-format IDX files (optionally .gz); default: the bundled subset.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Passes over the training set [default: 10; with --resume, the run's own].
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Samples per step.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    batch_size: u64,
+    /// The learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f32,
+    /// Seed for initialisation and shuffling: same seed, same adapter, same numbers.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Hidden layer width; repeat for a deeper MLP (--hidden 256 --hidden 128).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    hidden: Vec<u64>,
+    /// The optimizer, with PyTorch's defaults for what is not given here.
+    #[arg(long, value_enum, default_value_t = OptimizerKind::Adam)]
+    optimizer: OptimizerKind,
+    /// Weight decay (default: 0, or 0.01 for AdamW).
+    #[arg(long)]
+    weight_decay: Option<f32>,
+    /// SGD's momentum.
+    #[arg(long, default_value_t = 0.0)]
+    momentum: f32,
+    /// Cross-entropy's label smoothing, in [0, 1].
+    #[arg(long, default_value_t = 0.0)]
+    label_smoothing: f32,
+    /// Start from these weights (safetensors with nn.Sequential names: 0.weight, 0.bias, 2.weight, …).
+    #[arg(long, value_name = "FILE")]
+    init: Option<PathBuf>,
+    /// Keep the file order every epoch instead of shuffling (to reproduce a run step by step).
+    #[arg(long)]
+    no_shuffle: bool,
+    /// Keep training when a step's loss is NaN or infinite (by default that stops training).
+    #[arg(long)]
+    allow_non_finite: bool,
+    /// The run folder [default: runs/<UTC date-time>].
+    #[arg(long, value_name = "DIR", conflicts_with = "resume")]
+    out: Option<PathBuf>,
+    /// Continue the run in DIR from its last finished epoch, with its own settings.
+    #[arg(long, value_name = "DIR")]
+    resume: Option<PathBuf>,
+    /// Also write the weights here after every epoch (safetensors).
+    #[arg(long, value_name = "FILE")]
+    save: Option<PathBuf>,
+    /// Progress to stderr and one JSON summary line on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+enum OptimizerKind {
+    Adam,
+    Adamw,
+    Sgd,
+}
+
+/// Everything that determines a run's numbers, stored as the run folder's `config.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct RunConfig {
+    data: Option<PathBuf>,
+    epochs: usize,
+    batch_size: usize,
+    lr: f32,
+    seed: u64,
+    hidden: Vec<usize>,
+    optimizer: OptimizerKind,
+    weight_decay: Option<f32>,
+    momentum: f32,
+    label_smoothing: f32,
+    init: Option<PathBuf>,
+    no_shuffle: bool,
+    allow_non_finite: bool,
+}
+
+impl RunConfig {
+    fn from_args(args: &TrainArgs) -> Self {
+        let hidden = if args.hidden.is_empty() {
+            vec![128]
+        } else {
+            args.hidden.iter().map(|&h| h as usize).collect()
+        };
+        RunConfig {
+            data: args.data.clone(),
+            epochs: args.epochs.unwrap_or(10),
+            batch_size: args.batch_size as usize,
+            lr: args.lr,
+            seed: args.seed,
+            hidden,
+            optimizer: args.optimizer,
+            weight_decay: args.weight_decay,
+            momentum: args.momentum,
+            label_smoothing: args.label_smoothing,
+            init: args.init.clone(),
+            no_shuffle: args.no_shuffle,
+            allow_non_finite: args.allow_non_finite,
+        }
+    }
+
+    fn optimizer(&self) -> OptimizerConfig {
+        match self.optimizer {
+            OptimizerKind::Adam | OptimizerKind::Adamw => {
+                let base = if self.optimizer == OptimizerKind::Adamw {
+                    AdamConfig::adamw()
+                } else {
+                    AdamConfig::default()
+                };
+                OptimizerConfig::Adam(AdamConfig {
+                    lr: self.lr,
+                    weight_decay: self.weight_decay.unwrap_or(base.weight_decay),
+                    ..base
+                })
+            }
+            OptimizerKind::Sgd => OptimizerConfig::Sgd(SgdConfig {
+                lr: self.lr,
+                momentum: self.momentum,
+                weight_decay: self.weight_decay.unwrap_or(0.0),
+                ..SgdConfig::default()
+            }),
+        }
+    }
+
+    fn train_config(&self) -> TrainConfig {
+        TrainConfig {
+            batch_size: self.batch_size,
+            seed: self.seed,
+            shuffle: !self.no_shuffle,
+            optimizer: self.optimizer(),
+            label_smoothing: self.label_smoothing,
+            stop_on_non_finite: !self.allow_non_finite,
+            ..TrainConfig::default()
+        }
+    }
+}
+
+/// One line of `metrics.csv`.
+#[derive(Clone, Debug, PartialEq)]
+struct Row {
+    epoch: usize,
+    train_loss: f64,
+    test_loss: f64,
+    test_accuracy: f64,
+    seconds: f64,
+}
+
+const CSV_HEADER: &str = "epoch,train_loss,test_loss,test_accuracy,seconds";
+
+fn write_csv(path: &Path, rows: &[Row]) -> Result<()> {
+    let mut text = format!("{CSV_HEADER}\n");
+    for r in rows {
+        text += &format!(
+            "{},{},{},{},{:.3}\n",
+            r.epoch, r.train_loss, r.test_loss, r.test_accuracy, r.seconds
+        );
+    }
+    write_atomically(path, text.as_bytes())
+}
+
+fn read_csv(path: &Path) -> Result<Vec<Row>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::data(path, format!("cannot read: {e}")))?;
+    let bad = |line: &str| Error::data(path, format!("not a metrics line: {line:?}"));
+    text.lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let f: Vec<f64> = line
+                .split(',')
+                .map(|v| v.parse::<f64>().map_err(|_| bad(line)))
+                .collect::<Result<_>>()?;
+            match f[..] {
+                [epoch, train_loss, test_loss, test_accuracy, seconds] => Ok(Row {
+                    epoch: epoch as usize,
+                    train_loss,
+                    test_loss,
+                    test_accuracy,
+                    seconds,
+                }),
+                _ => Err(bad(line)),
+            }
+        })
+        .collect()
+}
+
+/// `runs/<UTC date-time>` (with `-2`, `-3`, … when that is taken), from the system clock.
+fn default_run_dir() -> PathBuf {
+    let base = timestamp_dir();
+    (1..)
+        .map(|n| {
+            if n == 1 {
+                base.clone()
+            } else {
+                PathBuf::from(format!("{}-{n}", base.display()))
+            }
+        })
+        .find(|p| !p.exists())
+        .unwrap_or(base)
+}
+
+/// `runs/<YYYYMMDD-HHMMSS>` in UTC (civil date from days since 1970).
+fn timestamp_dir() -> PathBuf {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    PathBuf::from("runs").join(format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    ))
+}
+
+/// Runs `wgml train`.
+pub fn train(args: &TrainArgs) -> Result<()> {
+    let (config, dir, state, mut rows) = match &args.resume {
+        Some(dir) => {
+            let path = dir.join("config.json");
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| Error::data(&path, format!("cannot read: {e}")))?;
+            let mut config: RunConfig = serde_json::from_str(&text)
+                .map_err(|e| Error::data(&path, format!("not a run config: {e}")))?;
+            if let Some(epochs) = args.epochs {
+                config.epochs = epochs;
+            }
+            let state = checkpoint::load_training(&dir.join("checkpoint.safetensors"))?;
+            let mut rows = read_csv(&dir.join("metrics.csv"))?;
+            rows.truncate(state.epoch);
+            (config, dir.clone(), Some(state), rows)
+        }
+        None => {
+            let dir = args.out.clone().unwrap_or_else(default_run_dir);
+            if dir.join("checkpoint.safetensors").exists() {
+                return Err(Error::data(
+                    &dir,
+                    "already holds a run: continue it with --resume, or choose another --out",
+                ));
+            }
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| Error::data(&dir, format!("cannot create the run folder: {e}")))?;
+            (RunConfig::from_args(args), dir, None, Vec::new())
+        }
+    };
+    let data = match &config.data {
+        Some(d) => Mnist::load(d)?,
+        None => Mnist::bundled()?,
+    };
+    let gpu = Gpu::from_env()?;
+    let info = gpu.info().clone();
+    let mut sizes = vec![data.train.features];
+    sizes.extend(&config.hidden);
+    sizes.push(wgml::data::CLASSES);
+    let model = Sequential::mlp(&gpu, &sizes, config.seed)?;
+    if let (Some(path), None) = (&config.init, &state) {
+        model
+            .params()
+            .load_state_dict(&gpu, &checkpoint::load(path)?)?;
+    }
+    let mut trainer = Trainer::new(&gpu, model, &data, config.train_config())?;
+    if let Some(state) = &state {
+        trainer.restore(state)?;
+    }
+    let config_json =
+        serde_json::to_string_pretty(&config).map_err(|e| Error::invalid(e.to_string()))?;
+    write_atomically(&dir.join("config.json"), config_json.as_bytes())?;
+
+    let log = |line: String| {
+        if args.json {
+            eprintln!("{line}")
+        } else {
+            println!("{line}")
+        }
+    };
+    let source = config
+        .data
+        .as_ref()
+        .map_or("the bundled MNIST subset".into(), |d| {
+            d.display().to_string()
+        });
+    log(format!(
+        "training on {source}: {} train / {} test samples, {} on {:?}; run folder {}",
+        data.train.len(),
+        data.test.len(),
+        info.name,
+        info.backend,
+        dir.display()
+    ));
+    if let Some(state) = &state {
+        log(format!("resuming after epoch {}", state.epoch));
+    }
+    let started = std::time::Instant::now();
+    while trainer.epochs_done() < config.epochs {
+        let stats = trainer.epoch()?;
+        let eval = trainer.evaluate()?;
+        let row = Row {
+            epoch: stats.epoch,
+            train_loss: f64::from(stats.train_loss),
+            test_loss: eval.loss,
+            test_accuracy: eval.accuracy,
+            seconds: stats.seconds,
+        };
+        log(format!(
+            "epoch {:>3}/{}  train loss {:.4}  test loss {:.4}  test accuracy {:.2}%  {:.2}s",
+            row.epoch,
+            config.epochs,
+            row.train_loss,
+            row.test_loss,
+            row.test_accuracy * 100.0,
+            row.seconds
+        ));
+        rows.push(row);
+        let weights = trainer.model().params().state_dict(&gpu)?;
+        checkpoint::save(&dir.join("model.safetensors"), &weights)?;
+        if let Some(path) = &args.save {
+            checkpoint::save(path, &weights)?;
+        }
+        checkpoint::save_training(&dir.join("checkpoint.safetensors"), &trainer.state()?)?;
+        write_csv(&dir.join("metrics.csv"), &rows)?;
+        let column = |f: fn(&Row) -> f64| rows.iter().map(f).collect::<Vec<_>>();
+        let chart = plot::chart(
+            &column(|r| r.train_loss),
+            &column(|r| r.test_loss),
+            &column(|r| r.test_accuracy),
+        );
+        plot::save_png(&dir.join("chart.png"), &chart)?;
+    }
+    write_predictions(&gpu, trainer.model(), &data, &dir.join("predictions.png"))?;
+    log(format!("run folder: {}", dir.display()));
+    if args.json {
+        let mut secs: Vec<f64> = rows.iter().map(|r| r.seconds).collect();
+        secs.sort_by(f64::total_cmp);
+        let summary = serde_json::json!({
+            "epochs": rows.len(),
+            "train_samples": data.train.len(),
+            "sec_per_epoch_median": secs.get(secs.len() / 2).copied().unwrap_or(0.0),
+            "total_s": started.elapsed().as_secs_f64(),
+            "test_acc": rows.last().map(|r| r.test_accuracy),
+            "adapter": info.name,
+            "backend": format!("{:?}", info.backend).to_lowercase(),
+            "epoch_train_loss": rows.iter().map(|r| r.train_loss).collect::<Vec<_>>(),
+            "epoch_test_loss": rows.iter().map(|r| r.test_loss).collect::<Vec<_>>(),
+            "epoch_test_acc": rows.iter().map(|r| r.test_accuracy).collect::<Vec<_>>(),
+            "run": dir,
+        });
+        println!("{summary}");
+    }
+    Ok(())
+}
+
+/// The first 64 test digits with predicted and true labels.
+fn write_predictions(gpu: &Gpu, model: &Sequential, data: &Mnist, path: &Path) -> Result<()> {
+    let n = data.test.len().min(64);
+    let f = data.test.features;
+    let head = wgml::data::Split {
+        images: data.test.images[..n * f].to_vec(),
+        labels: data.test.labels[..n].to_vec(),
+        features: f,
+    };
+    let predicted = crate::predictions(gpu, model, &head)?;
+    let truth: Vec<usize> = head.labels.iter().map(|&l| usize::from(l)).collect();
+    let images: Vec<&[u8]> = head.images.chunks(f).collect();
+    let side = (f as f64).sqrt().round() as usize;
+    plot::save_png(
+        path,
+        &plot::digit_grid(&images, side, &predicted, &truth, 8),
+    )
+}
