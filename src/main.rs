@@ -40,8 +40,14 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         model: PathBuf,
         /// Folder of MNIST-format IDX files; default: the bundled subset.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "dataset")]
         data: Option<PathBuf>,
+        /// A dataset fetched into the cache, as `wgml train --dataset`.
+        #[arg(long, value_parser = ["mnist", "fashion-mnist"])]
+        dataset: Option<String>,
+        /// The dataset cache [default: $WGML_DATA, else ~/.cache/wgml].
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
         /// One JSON object instead of tables.
         #[arg(long)]
         json: bool,
@@ -83,7 +89,14 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Devices { json } => devices(json),
         Command::Train(args) => run::train(&args),
-        Command::Eval { model, data, json } => eval(&model, data.as_deref(), json),
+        Command::Eval {
+            model,
+            data,
+            dataset,
+            data_dir,
+            json,
+        } => run::load_data(data.as_deref(), dataset.as_deref(), data_dir.as_deref())
+            .and_then(|(data, _)| eval(&model, &data, json)),
         Command::Predict {
             model,
             images,
@@ -169,15 +182,7 @@ pub(crate) fn predictions(
     Ok(out)
 }
 
-fn eval(
-    model_path: &std::path::Path,
-    data: Option<&std::path::Path>,
-    json: bool,
-) -> wgml::Result<()> {
-    let data = match data {
-        Some(dir) => Mnist::load(dir)?,
-        None => Mnist::bundled()?,
-    };
+fn eval(model_path: &std::path::Path, data: &Mnist, json: bool) -> wgml::Result<()> {
     let gpu = Gpu::from_env()?;
     let model = load_model(&gpu, model_path)?;
     if data.test.features != model.in_features() {

@@ -6,9 +6,12 @@
 //! file is rewritten atomically after each epoch, so an interrupted run loses at most the epoch in
 //! progress, and `--resume` continues with exactly the numbers an uninterrupted run would give.
 
+use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use wgml::checkpoint::{self, write_atomically};
+use wgml::data::download::{self, FetchError, Source};
 use wgml::data::Mnist;
 use wgml::gpu::Gpu;
 use wgml::nn::Sequential;
@@ -20,8 +23,14 @@ use wgml::{plot, Error, Result};
 #[derive(clap::Args)]
 pub struct TrainArgs {
     /// Folder with the four MNIST-format IDX files (optionally .gz); default: the bundled subset.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "dataset")]
     data: Option<PathBuf>,
+    /// Fetch a dataset into the cache (checksums verified); offline, the bundled subset is used.
+    #[arg(long, value_parser = ["mnist", "fashion-mnist"])]
+    dataset: Option<String>,
+    /// The dataset cache [default: $WGML_DATA, else ~/.cache/wgml].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
     /// Passes over the training set [default: 10; with --resume, the run's own].
     #[arg(long)]
     epochs: Option<usize>,
@@ -84,6 +93,10 @@ enum OptimizerKind {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct RunConfig {
     data: Option<PathBuf>,
+    #[serde(default)]
+    dataset: Option<String>,
+    #[serde(default)]
+    data_dir: Option<PathBuf>,
     epochs: usize,
     batch_size: usize,
     lr: f32,
@@ -107,6 +120,8 @@ impl RunConfig {
         };
         RunConfig {
             data: args.data.clone(),
+            dataset: args.dataset.clone(),
+            data_dir: args.data_dir.clone(),
             epochs: args.epochs.unwrap_or(10),
             batch_size: args.batch_size as usize,
             lr: args.lr,
@@ -270,15 +285,14 @@ pub fn train(args: &TrainArgs) -> Result<()> {
                     "already holds a run: continue it with --resume, or choose another --out",
                 ));
             }
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| Error::data(&dir, format!("cannot create the run folder: {e}")))?;
             (RunConfig::from_args(args), dir, None, Vec::new())
         }
     };
-    let data = match &config.data {
-        Some(d) => Mnist::load(d)?,
-        None => Mnist::bundled()?,
-    };
+    let (data, source) = load_data(
+        config.data.as_deref(),
+        config.dataset.as_deref(),
+        config.data_dir.as_deref(),
+    )?;
     let gpu = Gpu::from_env()?;
     let info = gpu.info().clone();
     let mut sizes = vec![data.train.features];
@@ -294,6 +308,9 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     if let Some(state) = &state {
         trainer.restore(state)?;
     }
+    // Everything is in place: only now does the run folder appear.
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::data(&dir, format!("cannot create the run folder: {e}")))?;
     let config_json =
         serde_json::to_string_pretty(&config).map_err(|e| Error::invalid(e.to_string()))?;
     write_atomically(&dir.join("config.json"), config_json.as_bytes())?;
@@ -305,12 +322,6 @@ pub fn train(args: &TrainArgs) -> Result<()> {
             println!("{line}")
         }
     };
-    let source = config
-        .data
-        .as_ref()
-        .map_or("the bundled MNIST subset".into(), |d| {
-            d.display().to_string()
-        });
     log(format!(
         "training on {source}: {} train / {} test samples, {} on {:?}; run folder {}",
         data.train.len(),
@@ -324,7 +335,13 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     }
     let started = std::time::Instant::now();
     while trainer.epochs_done() < config.epochs {
-        let stats = trainer.epoch()?;
+        let bar = progress_bar(
+            trainer.steps_per_epoch() as u64,
+            format!("epoch {}", trainer.epochs_done() + 1),
+        );
+        let stats =
+            trainer.epoch_with_progress(Some(&mut |done, _| bar.set_position(done as u64)))?;
+        bar.finish_and_clear();
         let eval = trainer.evaluate()?;
         let row = Row {
             epoch: stats.epoch,
@@ -379,6 +396,57 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         println!("{summary}");
     }
     Ok(())
+}
+
+/// A progress bar on stderr, or nothing when stdout is not a terminal (logs, pipes, tests).
+pub fn progress_bar(len: u64, prefix: String) -> ProgressBar {
+    if !std::io::stdout().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let style =
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} {per_sec} ETA {eta}")
+            .map(|s| s.progress_chars("=> "))
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+    ProgressBar::new(len).with_style(style).with_prefix(prefix)
+}
+
+/// The data a run names: a folder, a dataset fetched into the cache (the bundled subset when no
+/// mirror answers), or the bundled subset. Also says where it came from.
+pub fn load_data(
+    folder: Option<&Path>,
+    dataset: Option<&str>,
+    cache: Option<&Path>,
+) -> Result<(Mnist, String)> {
+    if let Some(dir) = folder {
+        return Ok((Mnist::load(dir)?, dir.display().to_string()));
+    }
+    let Some(name) = dataset else {
+        return Ok((Mnist::bundled()?, "the bundled MNIST subset".into()));
+    };
+    let source = Source::named(name)?;
+    let cache = cache.map_or_else(download::default_cache, Path::to_path_buf);
+    let bar = progress_bar(0, format!("fetching {name}"));
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix} {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut report = |file: &str, done: u64, total: Option<u64>| {
+        bar.set_message(file.to_string());
+        bar.set_length(total.unwrap_or(done));
+        bar.set_position(done);
+    };
+    let fetched = download::fetch(&source, &cache, &mut report);
+    bar.finish_and_clear();
+    match fetched {
+        Ok(dir) => Ok((Mnist::load(&dir)?, format!("{name} ({})", dir.display()))),
+        Err(FetchError::Unreachable(why)) => {
+            eprintln!("offline: {why}; training on the bundled MNIST subset instead");
+            Ok((Mnist::bundled()?, "the bundled MNIST subset".into()))
+        }
+        Err(FetchError::Failed(e)) => Err(e),
+    }
 }
 
 /// The first 64 test digits with predicted and true labels.

@@ -15,6 +15,8 @@ use crate::loss::{CrossEntropyLoss, Reduction, Targets};
 use crate::nn::{Sequential, Workspace};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::rng::Rng;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// How to train.
@@ -96,15 +98,25 @@ impl Pass {
         self.full_batches + usize::from(self.tail.is_some())
     }
 
-    fn submit(&self, gpu: &Gpu, steps_per_submit: usize) {
+    /// Submits every step, `steps_per_submit` to a command buffer; `done` counts the steps the
+    /// GPU has finished (updated as the device is polled).
+    fn submit(&self, gpu: &Gpu, steps_per_submit: usize, done: Option<&Arc<AtomicUsize>>) {
         let mut left = self.full_batches;
+        let mut chunks = Vec::new();
         while left > 0 {
             let n = left.min(steps_per_submit.max(1));
-            self.full.submit(gpu, n);
+            chunks.push((&self.full, n));
             left -= n;
         }
-        if let Some(tail) = &self.tail {
-            tail.submit(gpu, 1);
+        chunks.extend(self.tail.iter().map(|t| (t, 1)));
+        for (program, n) in chunks {
+            program.submit(gpu, n);
+            if let Some(done) = done {
+                let done = done.clone();
+                gpu.queue().on_submitted_work_done(move || {
+                    done.fetch_add(n, Ordering::Relaxed);
+                });
+            }
         }
     }
 }
@@ -267,6 +279,15 @@ impl Trainer {
 
     /// Runs one epoch: every batch once, in a fresh shuffled order unless shuffling is off.
     pub fn epoch(&mut self) -> Result<EpochStats> {
+        self.epoch_with_progress(None)
+    }
+
+    /// [`Trainer::epoch`], calling `progress(steps done, steps in all)` about ten times a second
+    /// while the GPU works (counted from completed submits: no readback).
+    pub fn epoch_with_progress(
+        &mut self,
+        mut progress: Option<&mut dyn FnMut(usize, usize)>,
+    ) -> Result<EpochStats> {
         let start = Instant::now();
         let n = self.train.len();
         let order = if self.config.shuffle {
@@ -275,8 +296,26 @@ impl Trainer {
             (0..n as u32).collect()
         };
         self.train.start_pass(&self.gpu, &order)?;
+        let done = Arc::new(AtomicUsize::new(0));
+        let counter = progress.is_some().then_some(&done);
         self.train_pass
-            .submit(&self.gpu, self.config.steps_per_submit);
+            .submit(&self.gpu, self.config.steps_per_submit, counter);
+        if let Some(report) = progress.as_mut() {
+            let total = self.train_pass.steps();
+            loop {
+                // A failed poll or a GPU fault ends the wait; the readback below reports it.
+                if self.gpu.device().poll(wgpu::PollType::Poll).is_err() {
+                    break;
+                }
+                self.gpu.check()?;
+                let steps = done.load(Ordering::Relaxed);
+                report(steps, total);
+                if steps >= total {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
         let losses = self.losses.read(&self.gpu)?;
         for kernel in &self.loss_kernels {
             kernel.check_targets(&self.gpu)?;
@@ -334,7 +373,7 @@ impl Trainer {
         self.test.start_pass(&self.gpu, &order)?;
         self.correct.write(&self.gpu, &[0u32])?;
         self.eval_pass
-            .submit(&self.gpu, self.config.steps_per_submit);
+            .submit(&self.gpu, self.config.steps_per_submit, None);
         let correct = self.correct_readback.read(&self.gpu)?[0];
         let loss: f64 = self
             .eval_losses

@@ -1,5 +1,6 @@
 //! Datasets: the IDX file format, MNIST-style folders, and datasets resident on the GPU.
 
+pub mod download;
 pub mod idx;
 mod loader;
 mod mnist;
