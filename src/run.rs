@@ -16,7 +16,7 @@ use wgml::data::Mnist;
 use wgml::gpu::Gpu;
 use wgml::nn::Sequential;
 use wgml::optim::{AdamConfig, OptimizerConfig, SgdConfig};
-use wgml::train::{TrainConfig, Trainer};
+use wgml::train::{Progress, TrainConfig, Trainer};
 use wgml::{plot, Error, Result};
 
 /// `wgml train`'s arguments.
@@ -335,12 +335,15 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     }
     let started = std::time::Instant::now();
     while trainer.epochs_done() < config.epochs {
-        let bar = progress_bar(
-            trainer.steps_per_epoch() as u64,
-            format!("epoch {}", trainer.epochs_done() + 1),
-        );
-        let stats =
-            trainer.epoch_with_progress(Some(&mut |done, _| bar.set_position(done as u64)))?;
+        let samples = data.train.len() as u64;
+        let batch = config.batch_size as u64;
+        let bar = progress_bar(samples, format!("epoch {}", trainer.epochs_done() + 1));
+        let stats = trainer.epoch_with_progress(Some(&mut |p: Progress| {
+            bar.set_position((p.steps as u64 * batch).min(samples));
+            if let Some(loss) = p.running_loss {
+                bar.set_message(format!("loss {loss:.4}"));
+            }
+        }))?;
         bar.finish_and_clear();
         let eval = trainer.evaluate()?;
         let row = Row {
@@ -403,10 +406,18 @@ pub fn progress_bar(len: u64, prefix: String) -> ProgressBar {
     if !std::io::stdout().is_terminal() {
         return ProgressBar::hidden();
     }
-    let style =
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} {per_sec} ETA {eta}")
-            .map(|s| s.progress_chars("=> "))
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let style = ProgressStyle::with_template(
+        "{prefix} [{bar:30}] {pos}/{len} samples  {rate}  {msg}  ETA {eta}",
+    )
+    .map(|s| {
+        s.progress_chars("=> ").with_key(
+            "rate",
+            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.0} samples/s", state.per_sec());
+            },
+        )
+    })
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
     ProgressBar::new(len).with_style(style).with_prefix(prefix)
 }
 

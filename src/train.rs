@@ -77,6 +77,98 @@ pub struct EpochStats {
     pub seconds: f64,
 }
 
+/// Where an epoch stands, as [`Trainer::epoch_with_progress`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Progress {
+    /// Steps the GPU has finished.
+    pub steps: usize,
+    /// Steps in the epoch.
+    pub total: usize,
+    /// Mean loss of the steps read back so far (a few times an epoch), once there is one.
+    pub running_loss: Option<f32>,
+}
+
+/// The progress display's view of an epoch: which loss readbacks are queued, which are read.
+struct Watch {
+    total: usize,
+    /// Steps each progress readback covers, once queued.
+    covered: Vec<Option<usize>>,
+    read: Vec<bool>,
+    running_loss: Option<f32>,
+    error: Option<Error>,
+}
+
+impl Watch {
+    fn new(readbacks: usize, total: usize) -> Self {
+        Watch {
+            total,
+            covered: vec![None; readbacks],
+            read: vec![false; readbacks],
+            running_loss: None,
+            error: None,
+        }
+    }
+
+    /// Queues the readback of each quarter mark that `submitted` steps have passed.
+    fn queue_readbacks(&mut self, gpu: &Gpu, readbacks: &[Readback<f32>], submitted: usize) {
+        let parts = readbacks.len() + 1;
+        for (i, slot) in self.covered.iter_mut().enumerate() {
+            let mark = (self.total * (i + 1) / parts).max(1);
+            if slot.is_none() && submitted >= mark && submitted < self.total {
+                readbacks[i].begin(gpu);
+                *slot = Some(submitted);
+            }
+        }
+    }
+
+    /// Polls, takes in landed readbacks, reports; true once every step is done (or on a fault,
+    /// kept for [`Watch::finish`]).
+    fn tick(
+        &mut self,
+        gpu: &Gpu,
+        readbacks: &[Readback<f32>],
+        done: &AtomicUsize,
+        report: &mut dyn FnMut(Progress),
+    ) -> bool {
+        let polled = gpu.device().poll(wgpu::PollType::Poll);
+        if let Err(e) = gpu.check() {
+            self.error = Some(e);
+            return true;
+        }
+        for (i, readback) in readbacks.iter().enumerate() {
+            if let (Some(steps), false) = (self.covered[i], self.read[i]) {
+                if readback.is_ready() {
+                    self.read[i] = true;
+                    match readback.finish(gpu) {
+                        Ok(losses) => {
+                            let sum: f64 = losses.iter().take(steps).map(|&l| f64::from(l)).sum();
+                            self.running_loss = Some((sum / steps as f64) as f32);
+                        }
+                        Err(e) => self.error = Some(e),
+                    }
+                }
+            }
+        }
+        let steps = done.load(Ordering::Relaxed);
+        report(Progress {
+            steps,
+            total: self.total,
+            running_loss: self.running_loss,
+        });
+        steps >= self.total || polled.is_err()
+    }
+
+    /// Collects readbacks still mapped (so the next epoch can read again); reports any fault.
+    fn finish(mut self, gpu: &Gpu, readbacks: &[Readback<f32>]) -> Result<()> {
+        for (i, readback) in readbacks.iter().enumerate() {
+            if self.covered[i].is_some() && !self.read[i] {
+                readback.finish(gpu)?;
+            }
+        }
+        self.error.take().map_or(Ok(()), Err)
+    }
+}
+
 /// How the model does on the test split.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Evaluation {
@@ -99,8 +191,16 @@ impl Pass {
     }
 
     /// Submits every step, `steps_per_submit` to a command buffer; `done` counts the steps the
-    /// GPU has finished (updated as the device is polled).
-    fn submit(&self, gpu: &Gpu, steps_per_submit: usize, done: Option<&Arc<AtomicUsize>>) {
+    /// GPU has finished (updated as the device is polled), and `after` hears how many steps have
+    /// been submitted after each command buffer.
+    fn submit(
+        &self,
+        gpu: &Gpu,
+        steps_per_submit: usize,
+        done: Option<&Arc<AtomicUsize>>,
+        after: &mut dyn FnMut(usize),
+    ) {
+        let mut submitted = 0;
         let mut left = self.full_batches;
         let mut chunks = Vec::new();
         while left > 0 {
@@ -117,6 +217,8 @@ impl Pass {
                     done.fetch_add(n, Ordering::Relaxed);
                 });
             }
+            submitted += n;
+            after(submitted);
         }
     }
 }
@@ -147,6 +249,8 @@ pub struct Trainer {
     eval_pass: Pass,
     loss_kernels: Vec<CrossEntropyKernel>,
     losses: Readback<f32>,
+    /// Extra readbacks of the losses, queued a few times an epoch for the progress display.
+    progress_losses: Vec<Readback<f32>>,
     correct: Tensor,
     correct_readback: Readback<u32>,
     eval_losses: Readback<f32>,
@@ -248,6 +352,9 @@ impl Trainer {
             train_pass,
             eval_pass,
             loss_kernels,
+            progress_losses: (0..3)
+                .map(|_| Readback::new(gpu, &losses))
+                .collect::<Result<_>>()?,
             losses: Readback::new(gpu, &losses)?,
             correct_readback: Readback::new(gpu, &correct)?,
             correct,
@@ -282,11 +389,12 @@ impl Trainer {
         self.epoch_with_progress(None)
     }
 
-    /// [`Trainer::epoch`], calling `progress(steps done, steps in all)` about ten times a second
-    /// while the GPU works (counted from completed submits: no readback).
+    /// [`Trainer::epoch`], calling `progress` about ten times a second while the GPU works.
+    /// Steps are counted from finished submits; the running loss comes from copies of the loss
+    /// buffer queued at the epoch's quarters, read as they land. Nothing waits for them.
     pub fn epoch_with_progress(
         &mut self,
-        mut progress: Option<&mut dyn FnMut(usize, usize)>,
+        mut progress: Option<&mut dyn FnMut(Progress)>,
     ) -> Result<EpochStats> {
         let start = Instant::now();
         let n = self.train.len();
@@ -296,25 +404,29 @@ impl Trainer {
             (0..n as u32).collect()
         };
         self.train.start_pass(&self.gpu, &order)?;
+        let total = self.train_pass.steps();
         let done = Arc::new(AtomicUsize::new(0));
+        let mut watch = Watch::new(self.progress_losses.len(), total);
+        let (gpu, readbacks) = (&self.gpu, &self.progress_losses);
         let counter = progress.is_some().then_some(&done);
-        self.train_pass
-            .submit(&self.gpu, self.config.steps_per_submit, counter);
+        // Reports after each submit (a CPU adapter runs the work inside it) and, below, while
+        // waiting for a GPU that runs ahead.
+        self.train_pass.submit(
+            gpu,
+            self.config.steps_per_submit,
+            counter,
+            &mut |submitted| {
+                if let Some(report) = progress.as_mut() {
+                    watch.queue_readbacks(gpu, readbacks, submitted);
+                    watch.tick(gpu, readbacks, &done, &mut **report);
+                }
+            },
+        );
         if let Some(report) = progress.as_mut() {
-            let total = self.train_pass.steps();
-            loop {
-                // A failed poll or a GPU fault ends the wait; the readback below reports it.
-                if self.gpu.device().poll(wgpu::PollType::Poll).is_err() {
-                    break;
-                }
-                self.gpu.check()?;
-                let steps = done.load(Ordering::Relaxed);
-                report(steps, total);
-                if steps >= total {
-                    break;
-                }
+            while !watch.tick(gpu, readbacks, &done, &mut **report) {
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }
+            watch.finish(gpu, readbacks)?;
         }
         let losses = self.losses.read(&self.gpu)?;
         for kernel in &self.loss_kernels {
@@ -373,7 +485,7 @@ impl Trainer {
         self.test.start_pass(&self.gpu, &order)?;
         self.correct.write(&self.gpu, &[0u32])?;
         self.eval_pass
-            .submit(&self.gpu, self.config.steps_per_submit, None);
+            .submit(&self.gpu, self.config.steps_per_submit, None, &mut |_| {});
         let correct = self.correct_readback.read(&self.gpu)?[0];
         let loss: f64 = self
             .eval_losses

@@ -27,7 +27,7 @@ fn a_lost_device_fails_cleanly() {
     let t = Tensor::from_slice(&g, &[1.0f32, 2.0], &[2]).unwrap();
     g.device().destroy();
     let err = t.to_vec::<f32>(&g).unwrap_err();
-    assert!(matches!(err, Error::Gpu(_)), "{err:?}");
+    assert!(matches!(err, Error::Gpu(_) | Error::Readback(_)), "{err:?}");
     assert!(!err.to_string().contains('\n'), "one line: {err}");
     // Later work keeps failing cleanly.
     let again = Tensor::zeros(&g, &[4], DType::F32).and_then(|t| t.to_vec::<f32>(&g));

@@ -161,3 +161,62 @@ fn an_epoch_and_an_evaluation_create_nothing_on_the_gpu() {
         "buffers, bind groups or pipelines created in the loop"
     );
 }
+
+#[test]
+fn progress_reports_steps_and_a_running_loss_without_changing_the_numbers() {
+    let full = Mnist::bundled().unwrap();
+    let data = Mnist {
+        train: head(&full.train, 3000), // 47 steps: chunks of 8 let readbacks land mid-epoch
+        test: head(&full.test, 100),
+    };
+    let g = wgml::gpu::Gpu::from_env().unwrap();
+    let config = TrainConfig {
+        steps_per_submit: 8,
+        ..TrainConfig::default()
+    };
+    let build = || {
+        Trainer::new(
+            &g,
+            Sequential::mlp(&g, &[784, 32, 10], 3).unwrap(),
+            &data,
+            config.clone(),
+        )
+        .unwrap()
+    };
+    let mut plain = build();
+    let mut watched = build();
+    let created = g.creations();
+    let mut reports = Vec::new();
+    let stats = watched
+        .epoch_with_progress(Some(&mut |p| reports.push(p)))
+        .unwrap();
+    assert_eq!(
+        g.creations(),
+        created,
+        "progress creates nothing on the GPU"
+    );
+    eprintln!(
+        "DEBUG {} reports: {:?}",
+        reports.len(),
+        reports
+            .iter()
+            .map(|p| (p.steps, p.running_loss.is_some()))
+            .collect::<Vec<_>>()
+    );
+    let last = reports.last().unwrap();
+    assert_eq!((last.steps, last.total), (47, 47));
+    assert!(reports.windows(2).all(|w| w[0].steps <= w[1].steps));
+    let loss = reports
+        .iter()
+        .rev()
+        .find_map(|p| p.running_loss)
+        .expect("a running loss was read");
+    assert!(loss.is_finite() && loss > 0.0, "{loss}");
+    assert_eq!(
+        stats.step_losses,
+        plain.epoch().unwrap().step_losses,
+        "same numbers with or without progress"
+    );
+    // And again: the progress readbacks are free for the next epoch.
+    watched.epoch_with_progress(Some(&mut |_| {})).unwrap();
+}

@@ -2,6 +2,9 @@
 
 use super::Gpu;
 use crate::error::{Error, Result};
+use futures_intrusive::channel::shared::OneshotReceiver;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// Element type of a tensor. Every type is 4 bytes wide.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -202,10 +205,20 @@ impl Tensor {
 }
 
 /// A tensor's staging buffer, kept for repeated reads so that reading allocates nothing.
+///
+/// A read is a copy queued behind all work submitted so far; [`Readback::begin`] queues it and
+/// returns at once, [`Readback::is_ready`] says whether it has landed, [`Readback::finish`]
+/// collects it (waiting if needed). [`Readback::read`] does all three.
 pub struct Readback<T> {
     source: Tensor,
     staging: wgpu::Buffer,
+    in_flight: Mutex<Option<InFlight>>,
     _element: std::marker::PhantomData<T>,
+}
+
+struct InFlight {
+    arrived: Arc<AtomicBool>,
+    receiver: OneshotReceiver<std::result::Result<(), wgpu::BufferAsyncError>>,
 }
 
 impl<T: Element> Readback<T> {
@@ -221,44 +234,87 @@ impl<T: Element> Readback<T> {
         Ok(Readback {
             source: tensor.clone(),
             staging,
+            in_flight: Mutex::new(None),
             _element: std::marker::PhantomData,
         })
     }
 
-    /// Copies the tensor's current contents to the host, waiting for the GPU.
-    pub fn read(&self, gpu: &Gpu) -> Result<Vec<T>> {
-        let bytes = self.source.len() as u64 * WORD;
-        if bytes == 0 {
-            return Ok(Vec::new());
+    fn bytes(&self) -> u64 {
+        (self.source.len() as u64 * WORD).max(WORD)
+    }
+
+    /// Queues a copy of the tensor as it will be once all work submitted so far has run, and
+    /// returns without waiting. A read already in flight is left to finish first.
+    pub fn begin(&self, gpu: &Gpu) {
+        let mut slot = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_some() {
+            return;
         }
         let mut encoder = gpu
             .device()
             .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
-        encoder.copy_buffer_to_buffer(
-            &self.source.buffer,
-            self.source.offset,
-            &self.staging,
-            0,
-            bytes,
-        );
+        if !self.source.is_empty() {
+            encoder.copy_buffer_to_buffer(
+                &self.source.buffer,
+                self.source.offset,
+                &self.staging,
+                0,
+                self.bytes(),
+            );
+        }
         gpu.queue().submit([encoder.finish()]);
         let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
+        let arrived = Arc::new(AtomicBool::new(false));
+        let flag = arrived.clone();
         self.staging
-            .map_async(wgpu::MapMode::Read, ..bytes, move |result| {
+            .map_async(wgpu::MapMode::Read, ..self.bytes(), move |result| {
+                flag.store(true, Ordering::Release);
                 let _ = sender.send(result);
             });
-        gpu.wait()?;
-        let mapped = pollster::block_on(receiver.receive())
+        *slot = Some(InFlight { arrived, receiver });
+    }
+
+    /// Whether the read begun last has landed (the device must be polled meanwhile).
+    pub fn is_ready(&self) -> bool {
+        let slot = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        slot.as_ref()
+            .is_some_and(|f| f.arrived.load(Ordering::Acquire))
+    }
+
+    /// Collects the read begun last, waiting for the GPU if it has not landed.
+    pub fn finish(&self, gpu: &Gpu) -> Result<Vec<T>> {
+        let flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let Some(flight) = flight else {
+            return Err(Error::Readback("no read was begun".into()));
+        };
+        if !flight.arrived.load(Ordering::Acquire) {
+            gpu.wait()?;
+        }
+        let mapped = pollster::block_on(flight.receiver.receive())
             .ok_or_else(|| Error::Readback("the GPU finished without returning the data".into()))?;
-        mapped.map_err(|e| Error::Readback(e.to_string()))?;
+        if let Err(e) = mapped {
+            // A fault the device reported (lost, validation) explains a failed map best.
+            gpu.check()?;
+            return Err(Error::Readback(e.to_string()));
+        }
         let out = {
             let view = self
                 .staging
-                .get_mapped_range(..bytes)
+                .get_mapped_range(..self.bytes())
                 .map_err(|e| Error::Readback(e.to_string()))?;
-            bytemuck::cast_slice::<u8, T>(&view).to_vec()
+            bytemuck::cast_slice::<u8, T>(&view)[..self.source.len()].to_vec()
         };
         self.staging.unmap();
         Ok(out)
+    }
+
+    /// Copies the tensor's current contents to the host, waiting for the GPU.
+    pub fn read(&self, gpu: &Gpu) -> Result<Vec<T>> {
+        self.begin(gpu);
+        self.finish(gpu)
     }
 }
