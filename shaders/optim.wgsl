@@ -1,6 +1,7 @@
 // Optimizers over one flat parameter buffer, as torch.optim computes them (REFERENCE.md).
-// The step count lives on the GPU: a kernel uses t = step[0] + 1, and the caller advances
-// step[0] after it.
+// The step count lives on the GPU. Adam runs as two dispatches: adam_prepare (one invocation)
+// advances the count to t and writes the step's factors, lr/(1 − β1ᵗ) and √(1 − β2ᵗ), and adam
+// applies them to every element. SGD reads the count before the caller advances it.
 //
 // PyTorch forms its scalar factors (1 − β, 1 − βᵗ, 1 − lr·wd, …) in double precision and rounds
 // each to f32 once; the host does the same for the constant ones, and the kernel computes
@@ -35,6 +36,11 @@ const MAXIMIZE: u32 = 4u;
 @group(0) @binding(4) var<storage, read_write> m: array<f32>;     // adam: first moment; sgd: momentum buffer
 @group(0) @binding(5) var<storage, read_write> v: array<f32>;     // adam: second moment
 @group(0) @binding(6) var<storage, read_write> v_max: array<f32>; // adam with amsgrad
+// adam_prepare
+@group(0) @binding(7) var<storage, read_write> step_count: array<u32>;
+@group(0) @binding(8) var<storage, read_write> factors_out: array<f32>; // [step size, √(1 − β2ᵗ)]
+// adam
+@group(0) @binding(9) var<storage, read> factors: array<f32>;
 
 fn element(wg: vec3<u32>, groups: vec3<u32>, lid: u32) -> u32 {
     return (wg.x + wg.y * groups.x) * 256u + lid;
@@ -43,6 +49,15 @@ fn element(wg: vec3<u32>, groups: vec3<u32>, lid: u32) -> u32 {
 // The gradient, negated when maximizing.
 fn signed_grad(i: u32) -> f32 {
     return select(grad[i], -grad[i], (p.flags & MAXIMIZE) != 0u);
+}
+
+@compute @workgroup_size(1)
+fn adam_prepare() {
+    let step = step_count[0] + 1u;
+    step_count[0] = step;
+    let t = f32(step);
+    factors_out[0] = p.lr / one_minus_power(p.ln_beta1, t);
+    factors_out[1] = sqrt(one_minus_power(p.ln_beta2, t));
 }
 
 @compute @workgroup_size(256)
@@ -55,7 +70,6 @@ fn adam(
     if i >= p.len {
         return;
     }
-    let t = f32(step[0] + 1u);
     var g = signed_grad(i);
     var w = param[i];
     if (p.flags & DECOUPLED) != 0u {
@@ -72,9 +86,8 @@ fn adam(
         v_hat = max(v_max[i], v_new);
         v_max[i] = v_hat;
     }
-    let step_size = p.lr / one_minus_power(p.ln_beta1, t);
-    let denom = sqrt(v_hat) / sqrt(one_minus_power(p.ln_beta2, t)) + p.eps;
-    param[i] = w - step_size * (m_new / denom);
+    let denom = sqrt(v_hat) / factors[1] + p.eps;
+    param[i] = w - factors[0] * (m_new / denom);
 }
 
 // 1 − βᵗ = −expm1(t·ln β), accurate to a few ulps for every t ≥ 1.

@@ -3,7 +3,6 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Program, Tensor};
-use crate::kernels::data::advance_dispatch;
 use crate::kernels::optim::{adam_dispatch, sgd_dispatch, OptimState};
 use crate::nn::{NamedTensor, Parameters};
 
@@ -76,6 +75,7 @@ impl OptimizerConfig {
 pub struct Optimizer {
     config: OptimizerConfig,
     step: Tensor,
+    factors: Tensor,
     buffers: Vec<Tensor>,
 }
 
@@ -95,6 +95,7 @@ impl Optimizer {
         Ok(Optimizer {
             config,
             step: Tensor::zeros(gpu, &[1], DType::U32)?,
+            factors: Tensor::zeros(gpu, &[2], DType::F32)?,
             buffers,
         })
     }
@@ -104,26 +105,24 @@ impl Optimizer {
         &self.config
     }
 
-    /// The dispatches of one step: update every parameter, then advance the step count.
+    /// The dispatches of one step: every parameter updated, the step count advanced.
     pub fn step_program(&self, gpu: &Gpu, params: &Parameters) -> Result<Program> {
         // A buffer the configuration leaves unused (amsgrad's v_max) is bound to the first one.
         let first = &self.buffers[0];
         let buffer = |i: usize| self.buffers.get(i).unwrap_or(first);
         let state = OptimState {
             step: &self.step,
+            factors: &self.factors,
             grad: params.grads(),
             param: params.values(),
             m: buffer(0),
             v: buffer(1),
             v_max: buffer(2),
         };
-        let update = match &self.config {
-            OptimizerConfig::Adam(c) => adam_dispatch(gpu, c, &state)?,
-            OptimizerConfig::Sgd(c) => sgd_dispatch(gpu, c, &state)?,
-        };
-        let mut program = Program::from(update);
-        program.push(advance_dispatch(gpu, &self.step)?);
-        Ok(program)
+        match &self.config {
+            OptimizerConfig::Adam(c) => adam_dispatch(gpu, c, &state),
+            OptimizerConfig::Sgd(c) => sgd_dispatch(gpu, c, &state),
+        }
     }
 
     /// Steps taken so far (reads the GPU counter).

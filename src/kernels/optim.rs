@@ -2,7 +2,7 @@
 
 use super::{expect_len, u32_param};
 use crate::error::Result;
-use crate::gpu::{DType, Dispatch, Gpu, Shader, Tensor};
+use crate::gpu::{DType, Dispatch, Gpu, Program, Shader, Tensor};
 
 /// The optimizer shader.
 pub const SHADER: Shader = Shader {
@@ -110,10 +110,12 @@ fn intended(x: f32) -> f64 {
     x.to_string().parse().unwrap_or(f64::from(x))
 }
 
-/// The tensors one update touches; all f32 of one length except `step`.
+/// The tensors one update touches; all f32 of one length except `step` and `factors`.
 pub struct OptimState<'a> {
-    /// 1-element u32: steps taken so far (the update uses step + 1).
+    /// 1-element u32: steps taken so far (the update is step number step + 1).
     pub step: &'a Tensor,
+    /// 2-element f32 scratch for Adam's per-step factors (unused by SGD).
+    pub factors: &'a Tensor,
     /// Gradients.
     pub grad: &'a Tensor,
     /// Parameters, updated in place.
@@ -140,17 +142,9 @@ fn check(state: &OptimState, with_v: bool, with_v_max: bool) -> Result<u32> {
     u32_param(len, "parameter count")
 }
 
-fn dispatch(gpu: &Gpu, entry: &'static str, params: &Params, s: &OptimState) -> Result<Dispatch> {
-    let groups = s.param.len().div_ceil(256) as u64;
-    let mut bindings = vec![(1, s.step), (2, s.grad), (3, s.param), (4, s.m)];
-    if entry == "adam" {
-        bindings.extend([(5, s.v), (6, s.v_max)]);
-    }
-    Dispatch::new(gpu, SHADER, entry, params, &bindings, groups)
-}
-
-/// A prepared Adam / AdamW update of `state.param` in place.
-pub fn adam_dispatch(gpu: &Gpu, config: &AdamConfig, state: &OptimState) -> Result<Dispatch> {
+/// The two prepared dispatches of one Adam / AdamW step: advance `state.step` and form the step's
+/// factors, then update `state.param` in place.
+pub fn adam_dispatch(gpu: &Gpu, config: &AdamConfig, state: &OptimState) -> Result<Program> {
     let params = Params {
         len: check(state, true, config.amsgrad)?,
         flags: u32::from(config.decoupled)
@@ -167,11 +161,40 @@ pub fn adam_dispatch(gpu: &Gpu, config: &AdamConfig, state: &OptimState) -> Resu
         eps: config.eps,
         ..Params::default()
     };
-    dispatch(gpu, "adam", &params, state)
+    expect_len(state.factors, 2, "adam's factors")?;
+    let s = state;
+    let prepare = Dispatch::new(
+        gpu,
+        SHADER,
+        "adam_prepare",
+        &params,
+        &[(7, s.step), (8, s.factors)],
+        1,
+    )?;
+    let bindings = [
+        (2, s.grad),
+        (3, s.param),
+        (4, s.m),
+        (5, s.v),
+        (6, s.v_max),
+        (9, s.factors),
+    ];
+    let update = Dispatch::new(
+        gpu,
+        SHADER,
+        "adam",
+        &params,
+        &bindings,
+        s.param.len().div_ceil(256) as u64,
+    )?;
+    let mut program = Program::from(prepare);
+    program.push(update);
+    Ok(program)
 }
 
-/// A prepared SGD update of `state.param` in place (`state.m` is the momentum buffer).
-pub fn sgd_dispatch(gpu: &Gpu, config: &SgdConfig, state: &OptimState) -> Result<Dispatch> {
+/// The prepared dispatches of one SGD step: update `state.param` in place (`state.m` is the
+/// momentum buffer), then advance `state.step`.
+pub fn sgd_dispatch(gpu: &Gpu, config: &SgdConfig, state: &OptimState) -> Result<Program> {
     let params = Params {
         len: check(state, false, false)?,
         flags: u32::from(config.nesterov) | u32::from(config.maximize) << 2,
@@ -181,5 +204,17 @@ pub fn sgd_dispatch(gpu: &Gpu, config: &SgdConfig, state: &OptimState) -> Result
         one_minus_dampening: (1.0 - intended(config.dampening)) as f32,
         ..Params::default()
     };
-    dispatch(gpu, "sgd", &params, state)
+    let s = state;
+    let bindings = [(1, s.step), (2, s.grad), (3, s.param), (4, s.m)];
+    let update = Dispatch::new(
+        gpu,
+        SHADER,
+        "sgd",
+        &params,
+        &bindings,
+        s.param.len().div_ceil(256) as u64,
+    )?;
+    let mut program = Program::from(update);
+    program.push(super::data::advance_dispatch(gpu, s.step)?);
+    Ok(program)
 }

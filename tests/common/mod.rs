@@ -2,8 +2,7 @@
 #![allow(dead_code)]
 
 use std::sync::OnceLock;
-use wgml::gpu::{DType, Dispatch, Gpu, Tensor};
-use wgml::kernels::data::advance_dispatch;
+use wgml::gpu::{DType, Gpu, Program, Tensor};
 use wgml::kernels::optim::OptimState;
 use wgml::rng::Rng;
 
@@ -51,11 +50,12 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
     dir
 }
 
-/// Runs `update` (Adam or SGD on a fresh state) once per gradient and returns the parameters.
+/// Runs `update` (Adam or SGD on a fresh state, which advances its own step count) once per
+/// gradient and returns the parameters.
 pub fn run_optimizer(
     p0: &[f32],
     grads: &[Vec<f32>],
-    update: impl Fn(&OptimState) -> wgml::Result<Dispatch>,
+    update: impl Fn(&OptimState) -> wgml::Result<Program>,
 ) -> Vec<f32> {
     let n = p0.len();
     let param = Tensor::from_slice(gpu(), p0, &[n]).unwrap();
@@ -63,8 +63,10 @@ pub fn run_optimizer(
     let zeros = || Tensor::zeros(gpu(), &[n], DType::F32).unwrap();
     let (m, v, v_max) = (zeros(), zeros(), zeros());
     let step = Tensor::zeros(gpu(), &[1], DType::U32).unwrap();
+    let factors = Tensor::zeros(gpu(), &[2], DType::F32).unwrap();
     let state = OptimState {
         step: &step,
+        factors: &factors,
         grad: &grad,
         param: &param,
         m: &m,
@@ -72,11 +74,10 @@ pub fn run_optimizer(
         v_max: &v_max,
     };
     let update = update(&state).unwrap();
-    let advance = advance_dispatch(gpu(), &step).unwrap();
     for g in grads {
         grad.write(gpu(), g).unwrap();
         update.run(gpu()).unwrap();
-        advance.run(gpu()).unwrap();
     }
+    assert_eq!(step.to_vec::<u32>(gpu()).unwrap(), vec![grads.len() as u32]);
     param.to_vec(gpu()).unwrap()
 }
