@@ -48,8 +48,8 @@ impl MatmulKernel {
     fn layout(self) -> (&'static str, usize, usize) {
         match self {
             MatmulKernel::Auto | MatmulKernel::Tiled => ("matmul", 64, 64),
-            MatmulKernel::Rows => ("matmul_rows", 4, 256),
-            MatmulKernel::Dot => ("matmul_dot", 4, 4),
+            MatmulKernel::Rows => ("matmul_rows", 8, 256),
+            MatmulKernel::Dot => ("matmul_dot", 8, 4),
         }
     }
 }
