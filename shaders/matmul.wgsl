@@ -9,14 +9,15 @@
 //   matmul        GPUs. A 64×64 tile of C per workgroup: 16×16 invocations each own a 4×4
 //                 register tile, and K is walked in steps of 16 through workgroup memory.
 //   matmul_rows   CPU adapters, B read along its rows. No barriers: a workgroup owns 8 rows × 256
-//                 columns; its 64 invocations run along the columns (4 each, 64 apart), so B is
+//                 columns; its 32 invocations run along the columns (8 each, 32 apart), so B is
 //                 read in contiguous runs across invocations and A's element is the same for all.
 //   matmul_dot    CPU adapters, A·Bᵀ (x·Wᵀ). A workgroup owns an 8×4 block of C; its 64
 //                 invocations split K between them, reading both operands along their contiguous
 //                 K, and one barrier precedes a fixed-order sum of the 64 partial results.
 //
 // On a CPU adapter every storage load is a gather across the SIMD lanes, whatever its address,
-// so speed follows FMAs per load: an 8×4 block does 32 for 12 loads.
+// so speed follows FMAs per load: matmul_rows' 8×8 block does 64 for 16 loads, matmul_dot's
+// 8×4 block 32 for 12.
 
 struct Params {
     m: u32,
@@ -134,12 +135,18 @@ struct Block {
     r3: vec4<f32>,
 }
 
+// acc += a ⊗ bv for four rows of A already loaded.
+fn outer(acc: ptr<function, Block>, a: vec4<f32>, bv: vec4<f32>) {
+    (*acc).r0 = fma(vec4(a.x), bv, (*acc).r0);
+    (*acc).r1 = fma(vec4(a.y), bv, (*acc).r1);
+    (*acc).r2 = fma(vec4(a.z), bv, (*acc).r2);
+    (*acc).r3 = fma(vec4(a.w), bv, (*acc).r3);
+}
+
 // acc += op(A)[row0..row0+4, kk] ⊗ bv
 fn accumulate(acc: ptr<function, Block>, row0: u32, kk: u32, bv: vec4<f32>) {
-    (*acc).r0 = fma(vec4(a_at(row0, kk)), bv, (*acc).r0);
-    (*acc).r1 = fma(vec4(a_at(row0 + 1u, kk)), bv, (*acc).r1);
-    (*acc).r2 = fma(vec4(a_at(row0 + 2u, kk)), bv, (*acc).r2);
-    (*acc).r3 = fma(vec4(a_at(row0 + 3u, kk)), bv, (*acc).r3);
+    let a = vec4(a_at(row0, kk), a_at(row0 + 1u, kk), a_at(row0 + 2u, kk), a_at(row0 + 3u, kk));
+    outer(acc, a, bv);
 }
 
 // Stores row `row` of a block to columns col0 + step·(0, 1, 2, 3).
@@ -157,7 +164,9 @@ fn store_block(row0: u32, col0: u32, step: u32, acc: Block) {
     store4(row0 + 3u, col0, step, acc.r3);
 }
 
-@compute @workgroup_size(64)
+const ROW_LANES: u32 = 32u;
+
+@compute @workgroup_size(32)
 fn matmul_rows(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -168,21 +177,25 @@ fn matmul_rows(
         return;
     }
     let row0 = (tile / p.tiles_n) * 8u;
-    let col0 = (tile % p.tiles_n) * 4u * LANES + lane;
-    var top = Block();
-    var bottom = Block();
+    let col0 = (tile % p.tiles_n) * 8u * ROW_LANES + lane;
+    var tl = Block();
+    var tr = Block();
+    var bl = Block();
+    var br = Block();
     for (var kk = 0u; kk < p.k; kk++) {
-        let bv = vec4(
-            b_at(kk, col0),
-            b_at(kk, col0 + LANES),
-            b_at(kk, col0 + 2u * LANES),
-            b_at(kk, col0 + 3u * LANES),
-        );
-        accumulate(&top, row0, kk, bv);
-        accumulate(&bottom, row0 + 4u, kk, bv);
+        let left = vec4(b_at(kk, col0), b_at(kk, col0 + ROW_LANES), b_at(kk, col0 + 2u * ROW_LANES), b_at(kk, col0 + 3u * ROW_LANES));
+        let right = vec4(b_at(kk, col0 + 4u * ROW_LANES), b_at(kk, col0 + 5u * ROW_LANES), b_at(kk, col0 + 6u * ROW_LANES), b_at(kk, col0 + 7u * ROW_LANES));
+        let top = vec4(a_at(row0, kk), a_at(row0 + 1u, kk), a_at(row0 + 2u, kk), a_at(row0 + 3u, kk));
+        let bottom = vec4(a_at(row0 + 4u, kk), a_at(row0 + 5u, kk), a_at(row0 + 6u, kk), a_at(row0 + 7u, kk));
+        outer(&tl, top, left);
+        outer(&tr, top, right);
+        outer(&bl, bottom, left);
+        outer(&br, bottom, right);
     }
-    store_block(row0, col0, LANES, top);
-    store_block(row0 + 4u, col0, LANES, bottom);
+    store_block(row0, col0, ROW_LANES, tl);
+    store_block(row0, col0 + 4u * ROW_LANES, ROW_LANES, tr);
+    store_block(row0 + 4u, col0, ROW_LANES, bl);
+    store_block(row0 + 4u, col0 + 4u * ROW_LANES, ROW_LANES, br);
 }
 
 var<workgroup> partial: array<vec4<f32>, 512>; // [8 rows][64 lanes]
