@@ -11,13 +11,12 @@
 //   matmul_rows   CPU adapters, B read along its rows. No barriers: a workgroup owns 8 rows × 256
 //                 columns; its 32 invocations run along the columns (8 each, 32 apart), so B is
 //                 read in contiguous runs across invocations and A's element is the same for all.
-//   matmul_dot    CPU adapters, A·Bᵀ (x·Wᵀ). A workgroup owns an 8×4 block of C; its 64
+//   matmul_dot    CPU adapters, A·Bᵀ (x·Wᵀ). A workgroup owns an 8×8 block of C; its 32
 //                 invocations split K between them, reading both operands along their contiguous
-//                 K, and one barrier precedes a fixed-order sum of the 64 partial results.
+//                 K, and one barrier precedes a fixed-order sum of the 32 partial results.
 //
 // On a CPU adapter every storage load is a gather across the SIMD lanes, whatever its address,
-// so speed follows FMAs per load: matmul_rows' 8×8 block does 64 for 16 loads, matmul_dot's
-// 8×4 block 32 for 12.
+// so speed follows FMAs per load: the 8×8 blocks of matmul_rows and matmul_dot do 64 for 16.
 
 struct Params {
     m: u32,
@@ -143,12 +142,6 @@ fn outer(acc: ptr<function, Block>, a: vec4<f32>, bv: vec4<f32>) {
     (*acc).r3 = fma(vec4(a.w), bv, (*acc).r3);
 }
 
-// acc += op(A)[row0..row0+4, kk] ⊗ bv
-fn accumulate(acc: ptr<function, Block>, row0: u32, kk: u32, bv: vec4<f32>) {
-    let a = vec4(a_at(row0, kk), a_at(row0 + 1u, kk), a_at(row0 + 2u, kk), a_at(row0 + 3u, kk));
-    outer(acc, a, bv);
-}
-
 // Stores row `row` of a block to columns col0 + step·(0, 1, 2, 3).
 fn store4(row: u32, col0: u32, step: u32, v: vec4<f32>) {
     store(row, col0, v.x);
@@ -198,9 +191,11 @@ fn matmul_rows(
     store_block(row0 + 4u, col0 + 4u * ROW_LANES, ROW_LANES, br);
 }
 
-var<workgroup> partial: array<vec4<f32>, 512>; // [8 rows][64 lanes]
+const DOT_LANES: u32 = 32u;
 
-@compute @workgroup_size(64)
+var<workgroup> partial: array<vec4<f32>, 512>; // [16 row-halves][32 lanes]
+
+@compute @workgroup_size(32)
 fn matmul_dot(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -211,28 +206,32 @@ fn matmul_dot(
         return;
     }
     let row0 = (tile / p.tiles_n) * 8u;
-    let col0 = (tile % p.tiles_n) * 4u;
-    var top = Block();
-    var bottom = Block();
-    for (var kk = lane; kk < p.k; kk += LANES) {
-        let bv = vec4(b_at(kk, col0), b_at(kk, col0 + 1u), b_at(kk, col0 + 2u), b_at(kk, col0 + 3u));
-        accumulate(&top, row0, kk, bv);
-        accumulate(&bottom, row0 + 4u, kk, bv);
+    let col0 = (tile % p.tiles_n) * 8u;
+    var tl = Block();
+    var tr = Block();
+    var bl = Block();
+    var br = Block();
+    for (var kk = lane; kk < p.k; kk += DOT_LANES) {
+        let left = vec4(b_at(kk, col0), b_at(kk, col0 + 1u), b_at(kk, col0 + 2u), b_at(kk, col0 + 3u));
+        let right = vec4(b_at(kk, col0 + 4u), b_at(kk, col0 + 5u), b_at(kk, col0 + 6u), b_at(kk, col0 + 7u));
+        let top = vec4(a_at(row0, kk), a_at(row0 + 1u, kk), a_at(row0 + 2u, kk), a_at(row0 + 3u, kk));
+        let bottom = vec4(a_at(row0 + 4u, kk), a_at(row0 + 5u, kk), a_at(row0 + 6u, kk), a_at(row0 + 7u, kk));
+        outer(&tl, top, left);
+        outer(&tr, top, right);
+        outer(&bl, bottom, left);
+        outer(&br, bottom, right);
     }
-    partial[lane] = top.r0;
-    partial[LANES + lane] = top.r1;
-    partial[2u * LANES + lane] = top.r2;
-    partial[3u * LANES + lane] = top.r3;
-    partial[4u * LANES + lane] = bottom.r0;
-    partial[5u * LANES + lane] = bottom.r1;
-    partial[6u * LANES + lane] = bottom.r2;
-    partial[7u * LANES + lane] = bottom.r3;
+    // Row r's left half at partial[(2r) · 32 + lane], its right half at partial[(2r + 1) · 32 + lane].
+    let halves = array(tl.r0, tr.r0, tl.r1, tr.r1, tl.r2, tr.r2, tl.r3, tr.r3, bl.r0, br.r0, bl.r1, br.r1, bl.r2, br.r2, bl.r3, br.r3);
+    for (var h = 0u; h < 16u; h++) {
+        partial[h * DOT_LANES + lane] = halves[h];
+    }
     workgroupBarrier();
-    if lane < 8u {
+    if lane < 16u {
         var s = vec4(0.0);
-        for (var l = 0u; l < LANES; l++) {
-            s += partial[lane * LANES + l];
+        for (var l = 0u; l < DOT_LANES; l++) {
+            s += partial[lane * DOT_LANES + l];
         }
-        store4(row0 + lane, col0, 1u, s);
+        store4(row0 + lane / 2u, col0 + (lane % 2u) * 4u, 1u, s);
     }
 }

@@ -49,7 +49,7 @@ impl MatmulKernel {
         match self {
             MatmulKernel::Auto | MatmulKernel::Tiled => ("matmul", 64, 64),
             MatmulKernel::Rows => ("matmul_rows", 8, 256),
-            MatmulKernel::Dot => ("matmul_dot", 8, 4),
+            MatmulKernel::Dot => ("matmul_dot", 8, 8),
         }
     }
 }
