@@ -21,7 +21,8 @@ struct Params {
 // advance
 @group(0) @binding(7) var<storage, read_write> counter: array<u32>;
 
-// x[r, j] = pixels[order[b·stride + r], j] · scale + shift ; y[r] = labels[order[b·stride + r]]
+// x[r, j] = pixels[order[b·stride + r], j] · scale + shift ; y[r] = labels[order[b·stride + r]],
+// one invocation per byte.
 @compute @workgroup_size(256)
 fn gather(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -41,6 +42,32 @@ fn gather(
     let v = (pixels[byte / 4u] >> ((byte % 4u) * 8u)) & 0xffu;
     x[i] = f32(v) * p.scale + p.shift;
     if j == 0u {
+        y[r] = labels[sample];
+    }
+}
+
+// gather for rows of a multiple of 4 bytes: every row starts on a word, so one invocation
+// unpacks one word into four outputs (a quarter of the invocations and loads).
+@compute @workgroup_size(256)
+fn gather_words(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let words = p.features / 4u;
+    let i = (wg.x + wg.y * groups.x) * 256u + lid;
+    if i >= p.rows * words {
+        return;
+    }
+    let r = i / words;
+    let w = i % words;
+    let sample = order[min(cursor[0] * p.stride + r, arrayLength(&order) - 1u)];
+    let word = pixels[sample * words + w];
+    let out = r * p.features + w * 4u;
+    for (var b = 0u; b < 4u; b++) {
+        x[out + b] = f32((word >> (b * 8u)) & 0xffu) * p.scale + p.shift;
+    }
+    if w == 0u {
         y[r] = labels[sample];
     }
 }

@@ -515,7 +515,14 @@ fn adam_matches_reference_with_every_option() {
 
 #[test]
 fn gather_builds_normalised_batches_through_the_permutation() {
-    let (samples, features, stride) = (13, 5, 4); // 5 bytes per sample: words straddle samples
+    // 5 bytes per sample: words straddle samples (one invocation per byte); 8: whole words.
+    for features in [5, 8] {
+        gather_case(features);
+    }
+}
+
+fn gather_case(features: usize) {
+    let (samples, stride) = (13, 4);
     let bytes: Vec<u8> = (0..samples * features)
         .map(|i| (i * 37 % 256) as u8)
         .collect();

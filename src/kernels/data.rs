@@ -68,10 +68,16 @@ pub fn gather_dispatch(
         scale,
         shift,
     };
+    // Whole words per row: one invocation per word.
+    let (entry, per_invocation) = if src.features % 4 == 0 {
+        ("gather_words", 4)
+    } else {
+        ("gather", 1)
+    };
     Dispatch::new(
         gpu,
         SHADER,
-        "gather",
+        entry,
         &params,
         &[
             (1, src.cursor),
@@ -81,7 +87,7 @@ pub fn gather_dispatch(
             (5, x),
             (6, y),
         ],
-        x.len().div_ceil(256) as u64,
+        (x.len() / per_invocation).div_ceil(256) as u64,
     )
 }
 
