@@ -69,7 +69,7 @@ pub fn gather_dispatch(
         shift,
     };
     // Whole words per row: one invocation per word.
-    let (entry, per_invocation) = if src.features % 4 == 0 {
+    let (entry, per_invocation) = if src.features.is_multiple_of(4) {
         ("gather_words", 4)
     } else {
         ("gather", 1)
