@@ -10,7 +10,6 @@ use std::process::ExitCode;
 use wgml::checkpoint;
 use wgml::data::{picture, Mnist, Split};
 use wgml::gpu::{Gpu, GpuOptions, Tensor};
-use wgml::kernels::reduce::argmax;
 use wgml::nn::Sequential;
 
 #[derive(Parser)]
@@ -163,23 +162,22 @@ fn logits(gpu: &Gpu, model: &Sequential, images: &[u8], features: usize) -> wgml
     Ok(out)
 }
 
-/// Predicted class of every sample of `split`.
+/// Predicted class (first largest logit) of every sample of `split`.
 pub(crate) fn predictions(
     gpu: &Gpu,
     model: &Sequential,
     split: &Split,
 ) -> wgml::Result<Vec<usize>> {
-    let mut out = Vec::with_capacity(split.len());
-    for chunk in split.images.chunks(1000 * split.features) {
-        let x: Vec<f32> = chunk.iter().map(|&b| f32::from(b) / 255.0).collect();
-        let x = Tensor::from_slice(gpu, &x, &[chunk.len() / split.features, split.features])?;
-        out.extend(
-            argmax(gpu, &model.forward(gpu, &x)?)?
-                .into_iter()
-                .map(|c| c as usize),
-        );
-    }
-    Ok(out)
+    let classes = model.out_features().max(1);
+    let all = logits(gpu, model, &split.images, split.features)?;
+    Ok(all
+        .chunks(classes)
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .fold(0, |best, (c, &v)| if v > row[best] { c } else { best })
+        })
+        .collect())
 }
 
 fn eval(model_path: &std::path::Path, data: &Mnist, json: bool) -> wgml::Result<()> {

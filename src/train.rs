@@ -256,16 +256,9 @@ pub struct Trainer {
     eval_losses: Readback<f32>,
     rng: Rng,
     epoch: usize,
+    optimizer: Optimizer,
     // Kept alive for the prepared programs that bind them.
-    _buffers: (
-        Optimizer,
-        Workspace,
-        Workspace,
-        Tensor,
-        Tensor,
-        Tensor,
-        Tensor,
-    ),
+    _buffers: (Workspace, Workspace, Tensor, Tensor, Tensor, Tensor),
 }
 
 impl Trainer {
@@ -360,7 +353,8 @@ impl Trainer {
             correct,
             eval_losses: Readback::new(gpu, &eval_losses)?,
             epoch: 0,
-            _buffers: (optimizer, ws, eval_ws, x, y, ex, ey),
+            optimizer,
+            _buffers: (ws, eval_ws, x, y, ex, ey),
         })
     }
 
@@ -453,7 +447,7 @@ impl Trainer {
 
     /// Everything needed to continue this run exactly (see [`Trainer::restore`]).
     pub fn state(&self) -> Result<TrainingState> {
-        let (optimizer_step, optimizer) = self.optimizer().state(&self.gpu)?;
+        let (optimizer_step, optimizer) = self.optimizer.state(&self.gpu)?;
         Ok(TrainingState {
             epoch: self.epoch,
             rng: self.rng.state(),
@@ -468,15 +462,11 @@ impl Trainer {
         self.model
             .params()
             .load_state_dict(&self.gpu, &state.params)?;
-        self.optimizer()
+        self.optimizer
             .restore(&self.gpu, state.optimizer_step, &state.optimizer)?;
         self.epoch = state.epoch;
         self.rng = Rng::new(state.rng);
         Ok(())
-    }
-
-    fn optimizer(&self) -> &Optimizer {
-        &self._buffers.0
     }
 
     /// Accuracy and mean cross-entropy on the test split.
