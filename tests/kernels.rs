@@ -564,16 +564,15 @@ fn dispatches_beyond_the_per_dimension_limit_are_split() {
     assert_eq!(gpu().grid(max + 1).unwrap(), [max as u32, 2, 1]);
     assert!(gpu().grid(max * max + 1).is_err());
 
-    // ReLU runs 256 elements per workgroup: this needs max + 2 workgroups, so a second grid row.
-    let n = (max as usize + 1) * 256 + 300;
-    let x: Vec<f32> = (0..n)
-        .map(|i| if i % 3 == 0 { -(i as f32) } else { i as f32 })
-        .collect();
-    let y = relu(gpu(), &upload(&x, &[n]))
+    // column_sum runs 64 columns per workgroup: this needs max + 2 workgroups, so a second grid
+    // row, over one row of (max + 1) · 64 + 3 columns.
+    let n = (max as usize + 1) * 64 + 3;
+    let x: Vec<f32> = (0..n).map(|i| (i % 1000) as f32).collect();
+    let sums = column_sum(gpu(), &upload(&x, &[1, n]))
         .unwrap()
         .to_vec::<f32>(gpu())
         .unwrap();
-    assert_eq!(y, reference::relu(&x));
+    assert_eq!(sums, x);
 }
 
 #[test]
