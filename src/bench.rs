@@ -5,7 +5,7 @@
 //! per-submit overhead is amortised the way training amortises it.
 
 use crate::data::{Mnist, Split};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::{DType, Dispatch, Gpu, Tensor};
 use crate::kernels::matmul::{matmul_dispatch, MatmulOptions};
 use crate::nn::Sequential;
@@ -37,8 +37,11 @@ pub struct KernelTime {
     pub index: usize,
     /// Entry point name.
     pub name: &'static str,
-    /// Microseconds per run.
+    /// Microseconds per run, wall clock, the dispatch repeated on its own.
     pub micros: f64,
+    /// Microseconds on the GPU's own clock within whole steps (timestamp queries), where the
+    /// adapter offers them.
+    pub gpu_micros: Option<f64>,
 }
 
 /// The MNIST tutorial's matmuls (batch 64, 784-128-10) with the transposes training uses, then
@@ -144,7 +147,94 @@ pub fn step_breakdown(gpu: &Gpu, trainer: &Trainer, reps: usize) -> Result<Vec<K
                 index,
                 name: d.label(),
                 micros: time_dispatch(gpu, d, reps)? * 1e6,
+                gpu_micros: None,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()
+        .and_then(|mut times| {
+            if let Some(gpu_times) = step_timestamps(gpu, trainer.step_program(), 20)? {
+                for (t, g) in times.iter_mut().zip(gpu_times) {
+                    t.gpu_micros = Some(g);
+                }
+            }
+            Ok(times)
+        })
+}
+
+/// Mean GPU time of each dispatch over `steps` consecutive runs of `program`, from timestamps
+/// written around each dispatch; `None` when the device has no timestamp queries.
+pub fn step_timestamps(
+    gpu: &Gpu,
+    program: &crate::gpu::Program,
+    steps: usize,
+) -> Result<Option<Vec<f64>>> {
+    if !gpu
+        .device()
+        .features()
+        .contains(wgpu::Features::TIMESTAMP_QUERY)
+    {
+        return Ok(None);
+    }
+    let dispatches = program.dispatches();
+    let count = (2 * dispatches.len() * steps) as u32;
+    let queries = gpu.device().create_query_set(&wgpu::QuerySetDescriptor {
+        label: Some("step timestamps"),
+        ty: wgpu::QueryType::Timestamp,
+        count,
+    });
+    let bytes = u64::from(count) * 8;
+    let resolved = gpu.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("timestamps"),
+        size: bytes,
+        usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    });
+    let readable = gpu.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("timestamps readback"),
+        size: bytes,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut encoder = gpu
+        .device()
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+    let mut index = 0;
+    for _ in 0..steps {
+        for d in dispatches {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(d.label()),
+                timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                    query_set: &queries,
+                    beginning_of_pass_write_index: Some(index),
+                    end_of_pass_write_index: Some(index + 1),
+                }),
+            });
+            d.record(&mut pass);
+            index += 2;
+        }
+    }
+    encoder.resolve_query_set(&queries, 0..count, &resolved, 0);
+    encoder.copy_buffer_to_buffer(&resolved, 0, &readable, 0, bytes);
+    gpu.queue().submit([encoder.finish()]);
+    let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
+    readable.map_async(wgpu::MapMode::Read, .., move |r| {
+        let _ = sender.send(r);
+    });
+    gpu.wait()?;
+    pollster::block_on(receiver.receive())
+        .ok_or_else(|| Error::Readback("no timestamps came back".into()))?
+        .map_err(|e| Error::Readback(e.to_string()))?;
+    let ticks: Vec<u64> = {
+        let view = readable
+            .get_mapped_range(..)
+            .map_err(|e| Error::Readback(e.to_string()))?;
+        bytemuck::cast_slice(&view).to_vec()
+    };
+    readable.unmap();
+    let period_ns = f64::from(gpu.queue().get_timestamp_period());
+    let mut totals = vec![0.0; dispatches.len()];
+    for (i, pair) in ticks.chunks_exact(2).enumerate() {
+        totals[i % dispatches.len()] += pair[1].saturating_sub(pair[0]) as f64 * period_ns / 1e3;
+    }
+    Ok(Some(totals.into_iter().map(|t| t / steps as f64).collect()))
 }

@@ -290,7 +290,7 @@ fn bench(args: &BenchArgs) -> wgml::Result<()> {
             .collect();
         let kernels: Vec<_> = kernels
             .iter()
-            .map(|k| json!({"name": k.name, "us": k.micros}))
+            .map(|k| json!({"name": k.name, "us": k.micros, "gpu_us": k.gpu_micros}))
             .collect();
         let line = json!({
             "adapter": info.name, "backend": format!("{:?}", info.backend).to_lowercase(),
@@ -319,10 +319,27 @@ fn bench(args: &BenchArgs) -> wgml::Result<()> {
         "\ntutorial MLP, batch 64: {epoch_s:.3} s per epoch of {} samples\n",
         data.train.len()
     );
-    println!("one training step, {step_us:.0} µs in all:");
+    let gpu_us: Option<f64> = kernels.iter().map(|k| k.gpu_micros).sum();
+    match gpu_us {
+        Some(total) => println!(
+            "one training step: {total:.0} µs of GPU time in sequence (timestamps); {step_us:.0} µs \
+             wall clock with each kernel repeated alone:"
+        ),
+        None => println!("one training step, {step_us:.0} µs wall clock, each kernel repeated alone:"),
+    }
+    match gpu_us {
+        Some(_) => println!(
+            "  {:>2} {:<16} {:>18}   {:>18}",
+            "#", "kernel", "GPU time", "wall clock"
+        ),
+        None => println!("  {:>2} {:<16} {:>18}", "#", "kernel", "wall clock"),
+    }
     for k in &kernels {
+        let gpu = k.gpu_micros.map_or(String::new(), |g| {
+            format!("{g:>9.1} µs {:>5.1}%", 100.0 * g / gpu_us.unwrap_or(1.0))
+        });
         println!(
-            "  {:>2} {:<16} {:>9.1} µs {:>5.1}%",
+            "  {:>2} {:<16} {gpu}   {:>9.1} µs {:>5.1}%",
             k.index,
             k.name,
             k.micros,

@@ -220,3 +220,28 @@ fn progress_reports_steps_and_a_running_loss_without_changing_the_numbers() {
     // And again: the progress readbacks are free for the next epoch.
     watched.epoch_with_progress(Some(&mut |_| {})).unwrap();
 }
+
+#[test]
+fn the_benchmark_times_every_kernel_of_a_step() {
+    let data = wgml::bench::synthetic_mnist(200, 1);
+    let mut trainer = wgml::bench::tutorial_trainer(gpu(), &data).unwrap();
+    trainer.epoch().unwrap();
+    let times = wgml::bench::step_breakdown(gpu(), &trainer, 2).unwrap();
+    assert_eq!(times.len(), trainer.step_program().dispatches().len());
+    assert!(times.iter().all(|t| t.micros > 0.0), "{times:?}");
+    // Timestamps where the adapter offers them (lavapipe does): one per kernel, not all zero.
+    if gpu()
+        .device()
+        .features()
+        .contains(wgpu::Features::TIMESTAMP_QUERY)
+    {
+        assert!(
+            times.iter().all(|t| t.gpu_micros.is_some_and(|g| g >= 0.0)),
+            "{times:?}"
+        );
+        assert!(
+            times.iter().any(|t| t.gpu_micros.unwrap_or(0.0) > 0.0),
+            "{times:?}"
+        );
+    }
+}
