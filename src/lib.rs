@@ -4,8 +4,10 @@
 //! hand-written WGSL compute kernels.
 //!
 //! Layers, bottom up: [`gpu`] (device, tensors, dispatches), [`kernels`] (one typed module per
-//! shader), [`nn`], [`loss`] and [`optim`] (the model API), [`data`] (IDX files, MNIST), and
-//! [`train`] (the training loop). [`reference`] holds plain CPU versions of every kernel.
+//! shader), [`nn`], [`loss`] and [`optim`] (the model API), [`data`] (IDX files, MNIST, downloads,
+//! pictures of digits), [`checkpoint`] (safetensors weights and training state), and [`train`]
+//! (the training loop). Beside them: [`reference`](mod@reference) (plain CPU versions of every kernel), [`plot`]
+//! (charts and digit grids) and [`bench`](mod@bench) (what `wgml bench` measures).
 //!
 //! ```no_run
 //! use wgml::{data::Mnist, gpu::Gpu, nn::Sequential, train::{TrainConfig, Trainer}};

@@ -49,7 +49,7 @@ pub fn relu(x: &[f32]) -> Vec<f32> {
     x.iter().map(|&v| v.max(0.0)).collect()
 }
 
-/// dy · [y > 0].
+/// `dy · [y > 0]`.
 pub fn relu_backward(y: &[f32], dy: &[f32]) -> Vec<f32> {
     y.iter()
         .zip(dy)

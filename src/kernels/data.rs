@@ -91,7 +91,7 @@ pub fn gather_dispatch(
     )
 }
 
-/// A prepared counter[0] += 1 on a 1-element u32 tensor.
+/// A prepared `counter[0] += 1` on a 1-element u32 tensor.
 pub fn advance_dispatch(gpu: &Gpu, counter: &Tensor) -> Result<Dispatch> {
     counter.expect_dtype(DType::U32)?;
     Dispatch::new(gpu, SHADER, "advance", &(), &[(7, counter)], 1)

@@ -34,7 +34,7 @@ pub fn relu_dispatch(gpu: &Gpu, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
     )
 }
 
-/// A prepared dx = dy · [y > 0], with `y` ReLU's forward output.
+/// A prepared `dx = dy · [y > 0]`, with `y` ReLU's forward output.
 pub fn relu_backward_dispatch(gpu: &Gpu, y: &Tensor, dy: &Tensor, dx: &Tensor) -> Result<Dispatch> {
     expect_len(dy, y.len(), "relu_backward's dy")?;
     expect_len(dx, y.len(), "relu_backward's dx")?;
@@ -60,7 +60,7 @@ pub fn relu(gpu: &Gpu, x: &Tensor) -> Result<Tensor> {
     Ok(y)
 }
 
-/// ReLU's input gradient dy · [y > 0] into a new tensor.
+/// ReLU's input gradient `dy · [y > 0]` into a new tensor.
 pub fn relu_backward(gpu: &Gpu, y: &Tensor, dy: &Tensor) -> Result<Tensor> {
     let dx = Tensor::zeros(gpu, y.shape(), DType::F32)?;
     relu_backward_dispatch(gpu, y, dy, &dx)?.run(gpu)?;

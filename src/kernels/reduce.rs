@@ -30,7 +30,7 @@ fn params(x: &Tensor, what: &str) -> Result<(Params, usize, usize)> {
     ))
 }
 
-/// A prepared sums[j] = Σ_i x[i, j] (the bias gradient of a Linear layer).
+/// A prepared `sums[j] = Σ_i x[i, j]` (the bias gradient of a Linear layer).
 pub fn column_sum_dispatch(gpu: &Gpu, x: &Tensor, sums: &Tensor) -> Result<Dispatch> {
     let (p, _, cols) = params(x, "column_sum's input")?;
     super::expect_len(sums, cols, "column_sum's output")?;
@@ -55,7 +55,7 @@ pub fn argmax_dispatch(gpu: &Gpu, x: &Tensor, out: &Tensor) -> Result<Dispatch> 
     Dispatch::new(gpu, SHADER, "argmax", &p, &[(1, x), (3, out)], groups)
 }
 
-/// A prepared correct[0] += #{i : argmax(x[i]) == targets[i]}; `correct` is a 1-element u32
+/// A prepared `correct[0] += #{i : argmax(x[i]) == targets[i]}`; `correct` is a 1-element u32
 /// tensor the caller zeroes when it starts counting.
 pub fn count_correct_dispatch(
     gpu: &Gpu,

@@ -14,7 +14,7 @@ impl Relu {
         Ok(relu_dispatch(gpu, x, y)?.into())
     }
 
-    /// Dispatches for dx = dy · [y > 0], from the forward output y.
+    /// Dispatches for `dx = dy · [y > 0]`, from the forward output y.
     pub fn backward(&self, gpu: &Gpu, y: &Tensor, dy: &Tensor, dx: &Tensor) -> Result<Program> {
         Ok(relu_backward_dispatch(gpu, y, dy, dx)?.into())
     }
