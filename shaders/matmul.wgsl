@@ -157,6 +157,29 @@ fn store_block(row0: u32, col0: u32, step: u32, acc: Block) {
     store4(row0 + 3u, col0, step, acc.r3);
 }
 
+// An 8×8 block of C as four 4×4 blocks (top/bottom × left/right) += op(A)[row0..row0+8, kk] ⊗
+// op(B)[kk, col0 + step·(0..8)]: 16 loads, 64 FMAs. The blocks are separate locals: pointers
+// into one struct trip naga's SPIR-V writer.
+fn step8(
+    tl: ptr<function, Block>,
+    tr: ptr<function, Block>,
+    bl: ptr<function, Block>,
+    br: ptr<function, Block>,
+    row0: u32,
+    kk: u32,
+    col0: u32,
+    step: u32,
+) {
+    let left = vec4(b_at(kk, col0), b_at(kk, col0 + step), b_at(kk, col0 + 2u * step), b_at(kk, col0 + 3u * step));
+    let right = vec4(b_at(kk, col0 + 4u * step), b_at(kk, col0 + 5u * step), b_at(kk, col0 + 6u * step), b_at(kk, col0 + 7u * step));
+    let top = vec4(a_at(row0, kk), a_at(row0 + 1u, kk), a_at(row0 + 2u, kk), a_at(row0 + 3u, kk));
+    let bottom = vec4(a_at(row0 + 4u, kk), a_at(row0 + 5u, kk), a_at(row0 + 6u, kk), a_at(row0 + 7u, kk));
+    outer(tl, top, left);
+    outer(tr, top, right);
+    outer(bl, bottom, left);
+    outer(br, bottom, right);
+}
+
 const ROW_LANES: u32 = 32u;
 
 @compute @workgroup_size(32)
@@ -176,14 +199,7 @@ fn matmul_rows(
     var bl = Block();
     var br = Block();
     for (var kk = 0u; kk < p.k; kk++) {
-        let left = vec4(b_at(kk, col0), b_at(kk, col0 + ROW_LANES), b_at(kk, col0 + 2u * ROW_LANES), b_at(kk, col0 + 3u * ROW_LANES));
-        let right = vec4(b_at(kk, col0 + 4u * ROW_LANES), b_at(kk, col0 + 5u * ROW_LANES), b_at(kk, col0 + 6u * ROW_LANES), b_at(kk, col0 + 7u * ROW_LANES));
-        let top = vec4(a_at(row0, kk), a_at(row0 + 1u, kk), a_at(row0 + 2u, kk), a_at(row0 + 3u, kk));
-        let bottom = vec4(a_at(row0 + 4u, kk), a_at(row0 + 5u, kk), a_at(row0 + 6u, kk), a_at(row0 + 7u, kk));
-        outer(&tl, top, left);
-        outer(&tr, top, right);
-        outer(&bl, bottom, left);
-        outer(&br, bottom, right);
+        step8(&tl, &tr, &bl, &br, row0, kk, col0, ROW_LANES);
     }
     store_block(row0, col0, ROW_LANES, tl);
     store_block(row0, col0 + 4u * ROW_LANES, ROW_LANES, tr);
@@ -212,14 +228,7 @@ fn matmul_dot(
     var bl = Block();
     var br = Block();
     for (var kk = lane; kk < p.k; kk += DOT_LANES) {
-        let left = vec4(b_at(kk, col0), b_at(kk, col0 + 1u), b_at(kk, col0 + 2u), b_at(kk, col0 + 3u));
-        let right = vec4(b_at(kk, col0 + 4u), b_at(kk, col0 + 5u), b_at(kk, col0 + 6u), b_at(kk, col0 + 7u));
-        let top = vec4(a_at(row0, kk), a_at(row0 + 1u, kk), a_at(row0 + 2u, kk), a_at(row0 + 3u, kk));
-        let bottom = vec4(a_at(row0 + 4u, kk), a_at(row0 + 5u, kk), a_at(row0 + 6u, kk), a_at(row0 + 7u, kk));
-        outer(&tl, top, left);
-        outer(&tr, top, right);
-        outer(&bl, bottom, left);
-        outer(&br, bottom, right);
+        step8(&tl, &tr, &bl, &br, row0, kk, col0, 1u);
     }
     // Row r's left half at partial[(2r) · 32 + lane], its right half at partial[(2r + 1) · 32 + lane].
     let halves = array(tl.r0, tr.r0, tl.r1, tr.r1, tl.r2, tr.r2, tl.r3, tr.r3, bl.r0, br.r0, bl.r1, br.r1, bl.r2, br.r2, bl.r3, br.r3);
