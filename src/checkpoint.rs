@@ -91,13 +91,7 @@ pub fn load(path: &Path) -> Result<Vec<NamedTensor>> {
 
 /// [`load`], with the file's string metadata.
 pub fn load_with_metadata(path: &Path) -> Result<(Vec<NamedTensor>, HashMap<String, String>)> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        let reason = match e.kind() {
-            std::io::ErrorKind::NotFound => "file not found".to_string(),
-            _ => format!("cannot read: {e}"),
-        };
-        Error::data(path, reason)
-    })?;
+    let bytes = std::fs::read(path).map_err(|e| Error::reading(path, e))?;
     let invalid = |e: safetensors::SafeTensorError| {
         Error::data(path, format!("not a valid safetensors file: {e}"))
     };

@@ -96,6 +96,15 @@ impl Error {
         }
     }
 
+    /// A [`Error::Data`] for a file that could not be read: "file not found", or the reason.
+    pub fn reading(path: impl Into<PathBuf>, e: std::io::Error) -> Self {
+        let reason = match e.kind() {
+            std::io::ErrorKind::NotFound => "file not found".to_string(),
+            _ => format!("cannot read: {e}"),
+        };
+        Self::data(path, reason)
+    }
+
     /// A [`Error::Shape`].
     pub fn shape(msg: impl Into<String>) -> Self {
         Error::Shape(msg.into())

@@ -19,13 +19,7 @@ pub fn read(path: &Path) -> Result<IdxArray> {
     if path.is_dir() {
         return Err(Error::data(path, "is a directory, not an IDX file"));
     }
-    let bytes = std::fs::read(path).map_err(|e| {
-        let reason = match e.kind() {
-            std::io::ErrorKind::NotFound => "file not found".to_string(),
-            _ => format!("cannot read: {e}"),
-        };
-        Error::data(path, reason)
-    })?;
+    let bytes = std::fs::read(path).map_err(|e| Error::reading(path, e))?;
     parse(&bytes, path)
 }
 
