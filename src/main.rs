@@ -38,15 +38,8 @@ enum Command {
         /// Weights written by `wgml train` (a run's model.safetensors) or by PyTorch.
         #[arg(long, value_name = "FILE")]
         model: PathBuf,
-        /// Folder of MNIST-format IDX files; default: the bundled subset.
-        #[arg(long, conflicts_with = "dataset")]
-        data: Option<PathBuf>,
-        /// A dataset fetched into the cache, as `wgml train --dataset`.
-        #[arg(long, value_parser = ["mnist", "fashion-mnist"])]
-        dataset: Option<String>,
-        /// The dataset cache [default: $WGML_DATA, else ~/.cache/wgml].
-        #[arg(long, value_name = "DIR")]
-        data_dir: Option<PathBuf>,
+        #[command(flatten)]
+        data: run::DataArgs,
         /// One JSON object instead of tables.
         #[arg(long)]
         json: bool,
@@ -88,14 +81,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Devices { json } => devices(json),
         Command::Train(args) => run::train(&args),
-        Command::Eval {
-            model,
-            data,
-            dataset,
-            data_dir,
-            json,
-        } => run::load_data(data.as_deref(), dataset.as_deref(), data_dir.as_deref())
-            .and_then(|(data, _)| eval(&model, &data, json)),
+        Command::Eval { model, data, json } => {
+            data.load().and_then(|data| eval(&model, &data, json))
+        }
         Command::Predict {
             model,
             images,

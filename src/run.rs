@@ -22,15 +22,8 @@ use wgml::{plot, Error, Result};
 /// `wgml train`'s arguments.
 #[derive(clap::Args)]
 pub struct TrainArgs {
-    /// Folder with the four MNIST-format IDX files (optionally .gz); default: the bundled subset.
-    #[arg(long, conflicts_with = "dataset")]
-    data: Option<PathBuf>,
-    /// Fetch a dataset into the cache (checksums verified); offline, the bundled subset is used.
-    #[arg(long, value_parser = ["mnist", "fashion-mnist"])]
-    dataset: Option<String>,
-    /// The dataset cache [default: $WGML_DATA, else ~/.cache/wgml].
-    #[arg(long, value_name = "DIR")]
-    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    source: DataArgs,
     /// Passes over the training set [default: 10; with --resume, the run's own].
     #[arg(long)]
     epochs: Option<usize>,
@@ -81,6 +74,32 @@ pub struct TrainArgs {
     json: bool,
 }
 
+/// Where the data comes from: `wgml train` and `wgml eval` take the same options.
+#[derive(clap::Args)]
+pub struct DataArgs {
+    /// Folder with the four MNIST-format IDX files (optionally .gz); default: the bundled subset.
+    #[arg(long, conflicts_with = "dataset")]
+    data: Option<PathBuf>,
+    /// Fetch a dataset into the cache (checksums verified); offline, the bundled subset is used.
+    #[arg(long, value_parser = ["mnist", "fashion-mnist"])]
+    dataset: Option<String>,
+    /// The dataset cache [default: $WGML_DATA, else ~/.cache/wgml].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+impl DataArgs {
+    /// The data these options name (see [`load_data`]).
+    pub fn load(&self) -> Result<Mnist> {
+        load_data(
+            self.data.as_deref(),
+            self.dataset.as_deref(),
+            self.data_dir.as_deref(),
+        )
+        .map(|(d, _)| d)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 enum OptimizerKind {
@@ -119,9 +138,9 @@ impl RunConfig {
             args.hidden.iter().map(|&h| h as usize).collect()
         };
         RunConfig {
-            data: args.data.clone(),
-            dataset: args.dataset.clone(),
-            data_dir: args.data_dir.clone(),
+            data: args.source.data.clone(),
+            dataset: args.source.dataset.clone(),
+            data_dir: args.source.data_dir.clone(),
             epochs: args.epochs.unwrap_or(10),
             batch_size: args.batch_size as usize,
             lr: args.lr,
