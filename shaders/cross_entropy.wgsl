@@ -7,8 +7,10 @@
 //   ce_denominator  one workgroup: Σ_c w_c, and mean's denominator (Σ w[y] over non-ignored
 //                   class targets, or N·D for probability targets); flags any class target
 //                   outside [0, C) so the host can report it.
-//   ce_rows         one workgroup per row: max and Σexp by tree reductions, the row's loss and
-//                   its gradient, with label smoothing folded in.
+//   ce_rows         a team of TEAM invocations per row: max and Σexp (by tree reductions when
+//                   TEAM > 1), the row's loss and its gradient, with label smoothing folded in.
+//                   A team is the whole workgroup (many classes) or one invocation (few
+//                   classes: no barriers at all, which CPU adapters pay dearly for).
 //   ce_total        one workgroup: the reduced loss, written to out[cursor[0]] (clamped to out).
 // The gradient is that of the reduced loss (sum or mean; for none, of the sum) with upstream 1.
 
@@ -27,6 +29,8 @@ const HAS_WEIGHT: u32 = 1u;
 const PROBS: u32 = 2u;
 const WG: u32 = 256u;
 const ROW_WG: u32 = 64u;
+// Invocations per row in ce_rows: ROW_WG, or 1 for one row per invocation.
+override TEAM: u32 = 64u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 // ce_denominator
@@ -74,6 +78,14 @@ fn workgroup_sum(lid: u32, n: u32, v: f32) -> f32 {
     return total;
 }
 
+// workgroup_sum over a row's team (lane = lid when the team is the workgroup).
+fn team_sum(lid: u32, v: f32) -> f32 {
+    if TEAM == 1u {
+        return v;
+    }
+    return workgroup_sum(lid, ROW_WG, v);
+}
+
 // Records the first out-of-range target seen.
 fn flag_target(t: i32) {
     if atomicExchange(&fault[0], 1) == 0 {
@@ -119,10 +131,11 @@ fn ce_rows(
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let row = wg.x + wg.y * groups.x;
+    let row = (wg.x + wg.y * groups.x) * (ROW_WG / TEAM) + lid / TEAM;
     if row >= p.rows {
         return;
     }
+    let lane = lid % TEAM;
     // Logit c of this row sits at base + c·inner.
     let base = (row / p.inner) * p.classes * p.inner + row % p.inner;
     let probabilities = (p.flags & PROBS) != 0u;
@@ -130,10 +143,10 @@ fn ce_rows(
     if !probabilities {
         t = targets[row];
         if t == p.ignore_index || !in_range(t) {
-            for (var c = lid; c < p.classes; c += ROW_WG) {
+            for (var c = lane; c < p.classes; c += TEAM) {
                 grad[base + c * p.inner] = 0.0;
             }
-            if lid == 0u {
+            if lane == 0u {
                 row_loss[row] = 0.0;
             }
             return;
@@ -142,27 +155,29 @@ fn ce_rows(
 
     // Row maximum.
     var m = -3.4028235e38;
-    for (var c = lid; c < p.classes; c += ROW_WG) {
+    for (var c = lane; c < p.classes; c += TEAM) {
         m = max(m, logits[base + c * p.inner]);
     }
-    scratch[lid] = m;
-    for (var s = ROW_WG / 2u; s > 0u; s /= 2u) {
-        workgroupBarrier();
-        if lid < s {
-            scratch[lid] = max(scratch[lid], scratch[lid + s]);
+    if TEAM > 1u {
+        scratch[lid] = m;
+        for (var s = ROW_WG / 2u; s > 0u; s /= 2u) {
+            workgroupBarrier();
+            if lid < s {
+                scratch[lid] = max(scratch[lid], scratch[lid + s]);
+            }
         }
+        workgroupBarrier();
+        m = scratch[0];
+        workgroupBarrier();
     }
-    workgroupBarrier();
-    m = scratch[0];
-    workgroupBarrier();
 
     // log_softmax(x)_c = (x_c - max) - log_sum: x - max is exact for nearby values, so huge
     // logits keep their precision (max + log_sum would round at max's scale).
     var e = 0.0;
-    for (var c = lid; c < p.classes; c += ROW_WG) {
+    for (var c = lane; c < p.classes; c += TEAM) {
         e += exp(logits[base + c * p.inner] - m);
     }
-    let log_sum = log(workgroup_sum(lid, ROW_WG, e));
+    let log_sum = log(team_sum(lid, e));
 
     // The gradient's scale: 1/denominator for mean (0 when it is 0), else 1.
     var g = 1.0;
@@ -178,22 +193,22 @@ fn ce_rows(
         // gradient g·(p_c·Σ_k w_k y'_k − w_c y'_c).
         var l = 0.0;
         var wy = 0.0;
-        for (var c = lid; c < p.classes; c += ROW_WG) {
+        for (var c = lane; c < p.classes; c += TEAM) {
             let i = base + c * p.inner;
             let y = probs[i] * (1.0 - eps) + spread;
             let w = class_weight(c);
             l -= w * y * ((logits[i] - m) - log_sum);
             wy += w * y;
         }
-        let loss = workgroup_sum(lid, ROW_WG, l);
-        let wy_sum = workgroup_sum(lid, ROW_WG, wy);
-        for (var c = lid; c < p.classes; c += ROW_WG) {
+        let loss = team_sum(lid, l);
+        let wy_sum = team_sum(lid, wy);
+        for (var c = lane; c < p.classes; c += TEAM) {
             let i = base + c * p.inner;
             let y = probs[i] * (1.0 - eps) + spread;
             let prob = exp((logits[i] - m) - log_sum);
             grad[i] = g * (prob * wy_sum - class_weight(c) * y);
         }
-        if lid == 0u {
+        if lane == 0u {
             row_loss[row] = loss;
         }
         return;
@@ -206,20 +221,20 @@ fn ce_rows(
     var smoothing_term = 0.0;
     if eps != 0.0 {
         var s = 0.0;
-        for (var c = lid; c < p.classes; c += ROW_WG) {
+        for (var c = lane; c < p.classes; c += TEAM) {
             s -= class_weight(c) * ((logits[base + c * p.inner] - m) - log_sum);
         }
-        smoothing_term = workgroup_sum(lid, ROW_WG, s);
+        smoothing_term = team_sum(lid, s);
     }
     let weight_sum = denom_in[1];
-    for (var c = lid; c < p.classes; c += ROW_WG) {
+    for (var c = lane; c < p.classes; c += TEAM) {
         let i = base + c * p.inner;
         let prob = exp((logits[i] - m) - log_sum);
         let hard = w_y * (prob - select(0.0, 1.0, c == y));
         let soft = prob * weight_sum - class_weight(c);
         grad[i] = g * ((1.0 - eps) * hard + spread * soft);
     }
-    if lid == 0u {
+    if lane == 0u {
         let nll = -w_y * ((logits[base + y * p.inner] - m) - log_sum);
         row_loss[row] = (1.0 - eps) * nll + spread * smoothing_term;
     }

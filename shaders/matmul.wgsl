@@ -17,28 +17,11 @@
 //
 // On a CPU adapter every storage load is a gather across the SIMD lanes, whatever its address,
 // so speed follows FMAs per load: the 8×8 blocks of matmul_rows and matmul_dot do 64 for 16.
+//
+// The host prepends matmul_common.wgsl (parameters, bias and output bindings).
 
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    a_row: u32,   // stride of op(A)'s rows in a
-    a_k: u32,     // stride of op(A)'s columns in a
-    b_k: u32,     // stride of op(B)'s rows in b
-    b_col: u32,   // stride of op(B)'s columns in b
-    flags: u32,   // bit 0: add bias, bit 1: ReLU
-    tiles_n: u32, // tiles along N
-    tiles: u32,   // tiles in all
-}
-
-const BIAS: u32 = 1u;
-const RELU: u32 = 2u;
-
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;
 
 // op(A)[min(i, M-1), kk] and op(B)[kk, min(j, N-1)]: always in bounds for kk < K.
 fn a_at(i: u32, kk: u32) -> f32 {

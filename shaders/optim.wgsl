@@ -6,6 +6,13 @@
 // PyTorch forms its scalar factors (1 − β, 1 − βᵗ, 1 − lr·wd, …) in double precision and rounds
 // each to f32 once; the host does the same for the constant ones, and the kernel computes
 // 1 − βᵗ as −expm1(t·ln β) so that it keeps full f32 precision when βᵗ is close to 1.
+//
+// adam updates four elements per invocation (vec4 loads cost a CPU adapter little more than
+// scalar ones), and adam_tail the last len % 4. Both flush subnormal moments to zero: a moment
+// that small moves no f32 weight, and subnormal arithmetic runs many times slower on CPUs.
+
+// Adam keeps v_max (AMSGrad); fixed per pipeline so that plain Adam never touches it.
+override AMSGRAD: bool = false;
 
 struct Params {
     len: u32,
@@ -25,7 +32,6 @@ struct Params {
 }
 
 const DECOUPLED: u32 = 1u;
-const AMSGRAD: u32 = 2u;
 const NESTEROV: u32 = 1u;
 const MAXIMIZE: u32 = 4u;
 
@@ -36,6 +42,12 @@ const MAXIMIZE: u32 = 4u;
 @group(0) @binding(4) var<storage, read_write> m: array<f32>;     // adam: first moment; sgd: momentum buffer
 @group(0) @binding(5) var<storage, read_write> v: array<f32>;     // adam: second moment
 @group(0) @binding(6) var<storage, read_write> v_max: array<f32>; // adam with amsgrad
+// The same buffers four elements at a time (adam).
+@group(0) @binding(2) var<storage, read> grad4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> param4: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> m4: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> v4: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> v_max4: array<vec4<f32>>;
 // adam_prepare
 @group(0) @binding(7) var<storage, read_write> step_count: array<u32>;
 @group(0) @binding(8) var<storage, read_write> factors_out: array<f32>; // [step size, √(1 − β2ᵗ)]
@@ -60,6 +72,41 @@ fn adam_prepare() {
     factors_out[1] = sqrt(one_minus_power(p.ln_beta2, t));
 }
 
+// Adam's moments and parameters for up to four elements.
+struct AdamState {
+    w: vec4<f32>,
+    m: vec4<f32>,
+    v: vec4<f32>,
+    v_max: vec4<f32>,
+}
+
+const MIN_NORMAL: f32 = 1.17549435e-38;
+
+fn flush_subnormal(x: vec4<f32>) -> vec4<f32> {
+    return select(x, vec4(0.0), abs(x) < vec4(MIN_NORMAL));
+}
+
+fn adam_update(grad: vec4<f32>, s: AdamState) -> AdamState {
+    var g = select(grad, -grad, (p.flags & MAXIMIZE) != 0u);
+    var out = s;
+    if (p.flags & DECOUPLED) != 0u {
+        out.w *= p.decay;
+    } else if p.weight_decay != 0.0 {
+        g += p.weight_decay * s.w;
+    }
+    out.m = flush_subnormal(s.m + p.one_minus_beta1 * (g - s.m));
+    out.v = flush_subnormal(p.beta2 * s.v + p.one_minus_beta2 * (g * g));
+    var v_hat = out.v;
+    if AMSGRAD {
+        out.v_max = max(s.v_max, out.v);
+        v_hat = out.v_max;
+    }
+    let denom = sqrt(v_hat) / factors[1] + p.eps;
+    out.w -= factors[0] * (out.m / denom);
+    return out;
+}
+
+// Elements 4i..4i+3 for i < len / 4.
 @compute @workgroup_size(256)
 fn adam(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -67,27 +114,40 @@ fn adam(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let i = element(wg, groups, lid);
+    if i >= p.len / 4u {
+        return;
+    }
+    var s = AdamState(param4[i], m4[i], v4[i], vec4(0.0));
+    if AMSGRAD {
+        s.v_max = v_max4[i];
+    }
+    s = adam_update(grad4[i], s);
+    param4[i] = s.w;
+    m4[i] = s.m;
+    v4[i] = s.v;
+    if AMSGRAD {
+        v_max4[i] = s.v_max;
+    }
+}
+
+// The last len % 4 elements, one per invocation.
+@compute @workgroup_size(4)
+fn adam_tail(@builtin(local_invocation_index) lid: u32) {
+    let i = p.len / 4u * 4u + lid;
     if i >= p.len {
         return;
     }
-    var g = signed_grad(i);
-    var w = param[i];
-    if (p.flags & DECOUPLED) != 0u {
-        w *= p.decay;
-    } else if p.weight_decay != 0.0 {
-        g += p.weight_decay * w;
+    var s = AdamState(vec4(param[i]), vec4(m[i]), vec4(v[i]), vec4(0.0));
+    if AMSGRAD {
+        s.v_max = vec4(v_max[i]);
     }
-    let m_new = m[i] + p.one_minus_beta1 * (g - m[i]);
-    let v_new = p.beta2 * v[i] + p.one_minus_beta2 * (g * g);
-    m[i] = m_new;
-    v[i] = v_new;
-    var v_hat = v_new;
-    if (p.flags & AMSGRAD) != 0u {
-        v_hat = max(v_max[i], v_new);
-        v_max[i] = v_hat;
+    s = adam_update(vec4(grad[i]), s);
+    param[i] = s.w.x;
+    m[i] = s.m.x;
+    v[i] = s.v.x;
+    if AMSGRAD {
+        v_max[i] = s.v_max.x;
     }
-    let denom = sqrt(v_hat) / factors[1] + p.eps;
-    param[i] = w - factors[0] * (m_new / denom);
 }
 
 // 1 − βᵗ = −expm1(t·ln β), accurate to a few ulps for every t ≥ 1.

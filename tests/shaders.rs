@@ -16,9 +16,20 @@ fn every_entry_point_validates_and_translates_to_all_four_back_ends() {
     for shader in SHADERS {
         let module = naga::front::wgsl::parse_str(shader.source)
             .unwrap_or_else(|e| panic!("{}: {}", shader.name, e.emit_to_string(shader.source)));
-        let info = Validator::new(ValidationFlags::all(), Capabilities::default())
+        let info = Validator::new(ValidationFlags::all(), Capabilities::SUBGROUP)
+            .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+            .subgroup_operations(naga::valid::SubgroupOperationSet::all())
             .validate(&module)
             .unwrap_or_else(|e| panic!("{}: {}", shader.name, e.emit_to_string(shader.source)));
+        // Override constants take their defaults, as a pipeline that sets none would.
+        let (module, info) = naga::back::pipeline_constants::process_overrides(
+            &module,
+            &info,
+            None,
+            &Default::default(),
+        )
+        .unwrap_or_else(|e| panic!("{}: overrides: {e}", shader.name));
+        let (module, info) = (module.as_ref(), info.as_ref());
         assert!(
             !module.entry_points.is_empty(),
             "{} has no entry point",
@@ -63,13 +74,8 @@ fn every_entry_point_validates_and_translates_to_all_four_back_ends() {
                 shader_stage: stage,
                 entry_point: ep.name.clone(),
             };
-            spv::write_vec(
-                &module,
-                &info,
-                &spv::Options::default(),
-                Some(&spv_pipeline),
-            )
-            .unwrap_or_else(|e| panic!("{at}: SPIR-V: {e}"));
+            spv::write_vec(module, info, &spv::Options::default(), Some(&spv_pipeline))
+                .unwrap_or_else(|e| panic!("{at}: SPIR-V: {e}"));
 
             let msl_options = msl::Options {
                 lang_version: (2, 0),
@@ -79,7 +85,7 @@ fn every_entry_point_validates_and_translates_to_all_four_back_ends() {
                 entry_point: Some((stage, ep.name.clone())),
                 ..Default::default()
             };
-            msl::write_string(&module, &info, &msl_options, &msl_pipeline)
+            msl::write_string(module, info, &msl_options, &msl_pipeline)
                 .unwrap_or_else(|e| panic!("{at}: MSL: {e}"));
 
             let hlsl_options = hlsl::Options::default();
@@ -88,7 +94,7 @@ fn every_entry_point_validates_and_translates_to_all_four_back_ends() {
             };
             let mut hlsl_out = String::new();
             hlsl::Writer::new(&mut hlsl_out, &hlsl_options, &hlsl_pipeline)
-                .write(&module, &info, None)
+                .write(module, info, None)
                 .unwrap_or_else(|e| panic!("{at}: HLSL: {e}"));
 
             let glsl_options = glsl::Options::default();
@@ -100,8 +106,8 @@ fn every_entry_point_validates_and_translates_to_all_four_back_ends() {
             let mut glsl_out = String::new();
             glsl::Writer::new(
                 &mut glsl_out,
-                &module,
-                &info,
+                module,
+                info,
                 &glsl_options,
                 &glsl_pipeline,
                 Default::default(),

@@ -112,7 +112,7 @@ struct GpuInner {
     queue: wgpu::Queue,
     info: wgpu::AdapterInfo,
     limits: wgpu::Limits,
-    pipelines: Mutex<HashMap<(&'static str, &'static str), wgpu::ComputePipeline>>,
+    pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
     /// The first GPU error reported outside an error scope, kept until [`Gpu::check`].
     fault: Arc<Mutex<Option<String>>>,
     created: [AtomicU64; 3],
@@ -128,6 +128,9 @@ pub struct Creations {
     /// Compute pipelines.
     pub pipelines: u64,
 }
+
+/// Shader file, entry point and override constants (as bits) of a cached pipeline.
+type PipelineKey = (&'static str, &'static str, Vec<(&'static str, u64)>);
 
 /// A WGSL source file of `shaders/`, compiled on first use.
 #[derive(Clone, Copy, Debug)]
@@ -239,7 +242,8 @@ impl Gpu {
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgml"),
             // Timestamps, where offered, let `wgml bench` time each kernel on the GPU itself.
-            required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
+            required_features: adapter.features()
+                & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP),
             required_limits: limits.clone(),
             ..Default::default()
         }))
@@ -284,6 +288,11 @@ impl Gpu {
     /// The device's limits (the adapter's own).
     pub fn limits(&self) -> &wgpu::Limits {
         &self.inner.limits
+    }
+
+    /// The optional features the device was opened with.
+    pub fn features(&self) -> wgpu::Features {
+        self.device().features()
     }
 
     /// GPU objects created so far through this `Gpu`.
@@ -336,9 +345,16 @@ impl Gpu {
             .map_err(|e| Error::Gpu(one_line(&e.to_string())))
     }
 
-    /// The compute pipeline for `entry` in `shader`, compiled once and cached.
-    pub fn pipeline(&self, shader: Shader, entry: &'static str) -> Result<wgpu::ComputePipeline> {
-        let key = (shader.name, entry);
+    /// The compute pipeline for `entry` in `shader` with its `override` constants set to
+    /// `constants`, compiled once and cached.
+    pub fn pipeline(
+        &self,
+        shader: Shader,
+        entry: &'static str,
+        constants: &[(&'static str, f64)],
+    ) -> Result<wgpu::ComputePipeline> {
+        let bits = constants.iter().map(|&(n, v)| (n, v.to_bits())).collect();
+        let key = (shader.name, entry, bits);
         if let Some(p) = lock(&self.inner.pipelines).get(&key) {
             return Ok(p.clone());
         }
@@ -361,7 +377,10 @@ impl Gpu {
             layout: None,
             module: &module,
             entry_point: Some(entry),
-            compilation_options: Default::default(),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants,
+                ..Default::default()
+            },
             cache: None,
         });
         if let Some(e) = pollster::block_on(scope.pop()) {

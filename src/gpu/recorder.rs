@@ -26,6 +26,19 @@ impl Dispatch {
         tensors: &[(u32, &Tensor)],
         groups: u64,
     ) -> Result<Self> {
+        Self::specialized(gpu, shader, entry, &[], params, tensors, groups)
+    }
+
+    /// [`Dispatch::new`] with the entry's `override` constants set to `constants`.
+    pub fn specialized<P: bytemuck::Pod>(
+        gpu: &Gpu,
+        shader: Shader,
+        entry: &'static str,
+        constants: &[(&'static str, f64)],
+        params: &P,
+        tensors: &[(u32, &Tensor)],
+        groups: u64,
+    ) -> Result<Self> {
         let limits = gpu.limits();
         for (_, t) in tensors {
             let bytes = t.len() as u64 * 4;
@@ -51,7 +64,7 @@ impl Dispatch {
                 )));
             }
         }
-        let pipeline = gpu.pipeline(shader, entry)?;
+        let pipeline = gpu.pipeline(shader, entry, constants)?;
         let device = gpu.device();
         let mut bytes = bytemuck::bytes_of(params).to_vec();
         let uniform = (!bytes.is_empty()).then(|| {

@@ -5,6 +5,9 @@ use super::u32_param;
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Dispatch, Gpu, Program, Readback, Shader, Tensor};
 
+/// Invocations per workgroup of `ce_rows` (`ROW_WG` in the shader).
+const ROW_WG: usize = 64;
+
 /// The cross-entropy shader.
 pub const SHADER: Shader = Shader {
     name: "cross_entropy.wgsl",
@@ -235,10 +238,13 @@ impl CrossEntropyKernel {
             &[(1, class_targets), (2, weight), (3, &denom), (4, &fault)],
             1,
         )?);
-        program.push(Dispatch::new(
+        // Few classes: a row per invocation; many: a workgroup of ROW_WG per row.
+        let team = if classes <= ROW_WG { 1 } else { ROW_WG };
+        program.push(Dispatch::specialized(
             gpu,
             SHADER,
             "ce_rows",
+            &[("TEAM", team as f64)],
             &params,
             &[
                 (1, class_targets),
@@ -249,7 +255,7 @@ impl CrossEntropyKernel {
                 (8, grad),
                 (12, probs),
             ],
-            rows as u64,
+            rows.div_ceil(ROW_WG / team) as u64,
         )?);
         program.push(Dispatch::new(
             gpu,

@@ -7,7 +7,19 @@ use crate::gpu::{DType, Dispatch, Gpu, Shader, Tensor};
 /// The matmul shader.
 pub const SHADER: Shader = Shader {
     name: "matmul.wgsl",
-    source: include_str!("../../shaders/matmul.wgsl"),
+    source: concat!(
+        include_str!("../../shaders/matmul_common.wgsl"),
+        include_str!("../../shaders/matmul.wgsl")
+    ),
+};
+
+/// The matmul shader for adapters with 8-lane subgroups.
+pub const SUBGROUP_SHADER: Shader = Shader {
+    name: "matmul_subgroup.wgsl",
+    source: concat!(
+        include_str!("../../shaders/matmul_common.wgsl"),
+        include_str!("../../shaders/matmul_subgroup.wgsl")
+    ),
 };
 
 /// Which work layout computes the product (see `shaders/matmul.wgsl`). All give the same result
@@ -23,33 +35,71 @@ pub enum MatmulKernel {
     Rows,
     /// Invocations along K with one final reduction: for CPU adapters computing A·Bᵀ.
     Dot,
+    /// vec4 loads shared through subgroup broadcasts: for CPU adapters with 8-lane subgroups,
+    /// when each operand's contiguous dimension is a multiple of 4.
+    Subgroup,
 }
 
 impl MatmulKernel {
     /// Every concrete layout.
-    pub const ALL: [MatmulKernel; 3] = [MatmulKernel::Tiled, MatmulKernel::Rows, MatmulKernel::Dot];
+    pub const ALL: [MatmulKernel; 4] = [
+        MatmulKernel::Tiled,
+        MatmulKernel::Rows,
+        MatmulKernel::Dot,
+        MatmulKernel::Subgroup,
+    ];
 
-    /// The concrete layout `Auto` stands for on `gpu` with these transposes.
-    pub fn resolve(self, gpu: &Gpu, trans_a: bool, trans_b: bool) -> MatmulKernel {
+    /// Whether this layout can compute an M×N×K product with these transposes on `gpu`.
+    pub fn supports(
+        self,
+        gpu: &Gpu,
+        (m, n, k): (usize, usize, usize),
+        opts: &MatmulOptions,
+    ) -> bool {
+        if self != MatmulKernel::Subgroup {
+            return true;
+        }
+        let info = gpu.info();
+        let eight_lanes = info.subgroup_min_size == 8 && info.subgroup_max_size == 8;
+        // The contiguous dimension of each operand is read as vec4s.
+        let a_contiguous = if opts.trans_a { m } else { k };
+        let b_contiguous = if opts.trans_b { k } else { n };
+        gpu.features().contains(wgpu::Features::SUBGROUP)
+            && eight_lanes
+            && a_contiguous.is_multiple_of(4)
+            && b_contiguous.is_multiple_of(4)
+    }
+
+    /// The concrete layout `Auto` stands for on `gpu` for this product.
+    pub fn resolve(
+        self,
+        gpu: &Gpu,
+        dims: (usize, usize, usize),
+        opts: &MatmulOptions,
+    ) -> MatmulKernel {
         if self != MatmulKernel::Auto {
             return self;
         }
         if gpu.info().device_type != wgpu::DeviceType::Cpu {
             return MatmulKernel::Tiled;
         }
-        match (trans_a, trans_b) {
+        if MatmulKernel::Subgroup.supports(gpu, dims, opts) {
+            return MatmulKernel::Subgroup;
+        }
+        match (opts.trans_a, opts.trans_b) {
             (_, false) => MatmulKernel::Rows,
             (false, true) => MatmulKernel::Dot,
             (true, true) => MatmulKernel::Tiled,
         }
     }
 
-    /// Entry point, and output rows × columns per workgroup.
-    fn layout(self) -> (&'static str, usize, usize) {
+    /// Shader, entry point, output rows × columns per tile, and tiles per workgroup.
+    fn layout(self) -> (Shader, &'static str, usize, usize, usize) {
         match self {
-            MatmulKernel::Auto | MatmulKernel::Tiled => ("matmul", 64, 64),
-            MatmulKernel::Rows => ("matmul_rows", 8, 256),
-            MatmulKernel::Dot => ("matmul_dot", 8, 8),
+            MatmulKernel::Auto | MatmulKernel::Tiled => (SHADER, "matmul", 64, 64, 1),
+            MatmulKernel::Rows => (SHADER, "matmul_rows", 8, 256, 1),
+            MatmulKernel::Dot => (SHADER, "matmul_dot", 8, 8, 1),
+            MatmulKernel::Subgroup => (SUBGROUP_SHADER, "matmul_subgroup", 16, 32, 4),
         }
     }
 }
@@ -123,8 +173,14 @@ pub fn matmul_dispatch(
     if let Some(bias) = opts.bias {
         super::expect_len(bias, n, "matmul's bias")?;
     }
-    let kernel = opts.kernel.resolve(gpu, opts.trans_a, opts.trans_b);
-    let (entry, tile_rows, tile_cols) = kernel.layout();
+    let kernel = opts.kernel.resolve(gpu, (m, n, k), &opts);
+    if !kernel.supports(gpu, (m, n, k), &opts) {
+        return Err(Error::InvalidArgument(format!(
+            "matmul: the {kernel:?} layout needs an adapter with 8-lane subgroups and each \
+             operand's contiguous dimension a multiple of 4 (M={m} N={n} K={k})"
+        )));
+    }
+    let (shader, entry, tile_rows, tile_cols, per_group) = kernel.layout();
     let tiles_n = n.div_ceil(tile_cols);
     let tiles = m.div_ceil(tile_rows) * tiles_n;
     let flags = u32::from(opts.bias.is_some()) | u32::from(opts.relu) << 1;
@@ -145,13 +201,23 @@ pub fn matmul_dispatch(
     };
     // Without a bias, A stands in for the unused binding.
     let bias = opts.bias.unwrap_or(a);
-    Dispatch::new(
+    let constants = [
+        ("A_ALONG_K", f64::from(u8::from(!opts.trans_a))),
+        ("B_ALONG_K", f64::from(u8::from(opts.trans_b))),
+    ];
+    let constants = if kernel == MatmulKernel::Subgroup {
+        &constants[..]
+    } else {
+        &[]
+    };
+    Dispatch::specialized(
         gpu,
-        SHADER,
+        shader,
         entry,
+        constants,
         &params,
         &[(1, a), (2, b), (3, bias), (4, c)],
-        tiles as u64,
+        tiles.div_ceil(per_group) as u64,
     )
 }
 

@@ -16,8 +16,9 @@ use crate::error::{Error, Result};
 use crate::gpu::{DType, Shader, Tensor};
 
 /// Every shader in `shaders/`, for validation and tooling.
-pub const SHADERS: [Shader; 6] = [
+pub const SHADERS: [Shader; 7] = [
     matmul::SHADER,
+    matmul::SUBGROUP_SHADER,
     elementwise::SHADER,
     cross_entropy::SHADER,
     optim::SHADER,

@@ -179,16 +179,20 @@ pub fn adam_dispatch(gpu: &Gpu, config: &AdamConfig, state: &OptimState) -> Resu
         (6, s.v_max),
         (9, s.factors),
     ];
-    let update = Dispatch::new(
-        gpu,
-        SHADER,
-        "adam",
-        &params,
-        &bindings,
-        s.param.len().div_ceil(256) as u64,
-    )?;
+    let constants = [("AMSGRAD", f64::from(u8::from(config.amsgrad)))];
+    let len = s.param.len();
     let mut program = Program::from(prepare);
-    program.push(update);
+    if len >= 4 {
+        let groups = (len / 4).div_ceil(256) as u64;
+        let update =
+            Dispatch::specialized(gpu, SHADER, "adam", &constants, &params, &bindings, groups)?;
+        program.push(update);
+    }
+    if !len.is_multiple_of(4) {
+        let tail =
+            Dispatch::specialized(gpu, SHADER, "adam_tail", &constants, &params, &bindings, 1)?;
+        program.push(tail);
+    }
     Ok(program)
 }
 

@@ -1,0 +1,302 @@
+// C = op(A) · op(B) (+ bias) (+ ReLU) for adapters with 8-lane subgroups (CPU adapters: one
+// subgroup is one SIMD register of 8 floats). Same parameters and bindings as matmul.wgsl.
+//
+// On such adapters a storage load is a loop over the lanes, so its cost barely depends on how
+// much each lane loads: a vec4 costs little more than a scalar. This layout therefore loads only
+// vec4s and shares them through subgroup broadcasts, which cost a register shuffle:
+//
+//   - a subgroup owns 16 rows × 32 columns of C; each lane owns 4 adjacent columns (one vec4)
+//     of all 16 rows, so it keeps 16 vec4 accumulators;
+//   - K is walked 8 at a time. Each lane loads its own 4 columns of B at those 8 k (8 vec4s,
+//     along N or along K, whichever is contiguous), and a quarter of the 16×8 block of A
+//     (4 vec4s), which the other lanes read by broadcast;
+//   - so 12 vec4 loads feed 512 FMAs per lane.
+//
+// The host picks this layout only when the vec4s are aligned: the contiguous dimension of each
+// operand is a multiple of 4. Override constants say which dimension that is.
+//
+// The host prepends matmul_common.wgsl (parameters, bias and output bindings).
+
+// op(A) is read along K (A untransposed) rather than along M.
+override A_ALONG_K: bool = true;
+// op(B) is read along K (B transposed) rather than along N.
+override B_ALONG_K: bool = false;
+
+@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
+
+const LANES: u32 = 8u;
+const SUBGROUPS: u32 = 4u; // per workgroup
+const ROWS: u32 = 16u; // per subgroup
+const COLS: u32 = 32u; // per subgroup: 4 per lane
+
+// The vec4 of `x` holding elements e..e+3 (e a multiple of 4).
+fn a4(e: u32) -> vec4<f32> {
+    return a[e / 4u];
+}
+fn b4(e: u32) -> vec4<f32> {
+    return b[e / 4u];
+}
+
+// Four rows × this lane's four columns of C.
+struct Quad {
+    r0: vec4<f32>,
+    r1: vec4<f32>,
+    r2: vec4<f32>,
+    r3: vec4<f32>,
+}
+
+fn fma_quad(q: ptr<function, Quad>, rows: vec4<f32>, cols: vec4<f32>) {
+    (*q).r0 = fma(vec4(rows.x), cols, (*q).r0);
+    (*q).r1 = fma(vec4(rows.y), cols, (*q).r1);
+    (*q).r2 = fma(vec4(rows.z), cols, (*q).r2);
+    (*q).r3 = fma(vec4(rows.w), cols, (*q).r3);
+}
+
+// One k: the 16 rows += (op(A)'s 16 values at k, as four quads) ⊗ (op(B)'s 4 values at k).
+fn step(
+    q0: ptr<function, Quad>,
+    q1: ptr<function, Quad>,
+    q2: ptr<function, Quad>,
+    q3: ptr<function, Quad>,
+    a0: vec4<f32>,
+    a1: vec4<f32>,
+    a2: vec4<f32>,
+    a3: vec4<f32>,
+    bk: vec4<f32>,
+) {
+    fma_quad(q0, a0, bk);
+    fma_quad(q1, a1, bk);
+    fma_quad(q2, a2, bk);
+    fma_quad(q3, a3, bk);
+}
+
+// op(B) at 8 consecutive k for this lane's 4 columns: one vec4 per k.
+struct BBlock {
+    k0: vec4<f32>,
+    k1: vec4<f32>,
+    k2: vec4<f32>,
+    k3: vec4<f32>,
+    k4: vec4<f32>,
+    k5: vec4<f32>,
+    k6: vec4<f32>,
+    k7: vec4<f32>,
+}
+
+// Columns col..col+3 (clamped inside N) at k0..k0+7, of which the first `count` (4 or 8) are read.
+fn load_b(k0: u32, col: u32, count: u32) -> BBlock {
+    var out = BBlock();
+    if B_ALONG_K {
+        // Four columns, each contiguous along K: 2 vec4s per column.
+        let last = p.n - 1u;
+        let c0 = min(col, last) * p.b_col + k0;
+        let c1 = min(col + 1u, last) * p.b_col + k0;
+        let c2 = min(col + 2u, last) * p.b_col + k0;
+        let c3 = min(col + 3u, last) * p.b_col + k0;
+        let x0 = b4(c0);
+        let x1 = b4(c1);
+        let x2 = b4(c2);
+        let x3 = b4(c3);
+        out.k0 = vec4(x0.x, x1.x, x2.x, x3.x);
+        out.k1 = vec4(x0.y, x1.y, x2.y, x3.y);
+        out.k2 = vec4(x0.z, x1.z, x2.z, x3.z);
+        out.k3 = vec4(x0.w, x1.w, x2.w, x3.w);
+        if count == 8u {
+            let y0 = b4(c0 + 4u);
+            let y1 = b4(c1 + 4u);
+            let y2 = b4(c2 + 4u);
+            let y3 = b4(c3 + 4u);
+            out.k4 = vec4(y0.x, y1.x, y2.x, y3.x);
+            out.k5 = vec4(y0.y, y1.y, y2.y, y3.y);
+            out.k6 = vec4(y0.z, y1.z, y2.z, y3.z);
+            out.k7 = vec4(y0.w, y1.w, y2.w, y3.w);
+        }
+    } else {
+        // One row of B per k, contiguous along N: one vec4 per k.
+        let e = k0 * p.b_k + min(col, p.n - 4u);
+        out.k0 = b4(e);
+        out.k1 = b4(e + p.b_k);
+        out.k2 = b4(e + 2u * p.b_k);
+        out.k3 = b4(e + 3u * p.b_k);
+        if count == 8u {
+            out.k4 = b4(e + 4u * p.b_k);
+            out.k5 = b4(e + 5u * p.b_k);
+            out.k6 = b4(e + 6u * p.b_k);
+            out.k7 = b4(e + 7u * p.b_k);
+        }
+    }
+    return out;
+}
+
+// Four k of op(A) read along K: lane l holds rows row0 + l (u) and row0 + 8 + l (w) at k..k+3;
+// broadcasts gather the 16 rows, and each k takes one component.
+fn steps_along_k(
+    q0: ptr<function, Quad>,
+    q1: ptr<function, Quad>,
+    q2: ptr<function, Quad>,
+    q3: ptr<function, Quad>,
+    u: vec4<f32>,
+    w: vec4<f32>,
+    b0: vec4<f32>,
+    b1: vec4<f32>,
+    b2: vec4<f32>,
+    b3: vec4<f32>,
+) {
+    let u0 = subgroupBroadcast(u, 0u);
+    let u1 = subgroupBroadcast(u, 1u);
+    let u2 = subgroupBroadcast(u, 2u);
+    let u3 = subgroupBroadcast(u, 3u);
+    let u4 = subgroupBroadcast(u, 4u);
+    let u5 = subgroupBroadcast(u, 5u);
+    let u6 = subgroupBroadcast(u, 6u);
+    let u7 = subgroupBroadcast(u, 7u);
+    let w0 = subgroupBroadcast(w, 0u);
+    let w1 = subgroupBroadcast(w, 1u);
+    let w2 = subgroupBroadcast(w, 2u);
+    let w3 = subgroupBroadcast(w, 3u);
+    let w4 = subgroupBroadcast(w, 4u);
+    let w5 = subgroupBroadcast(w, 5u);
+    let w6 = subgroupBroadcast(w, 6u);
+    let w7 = subgroupBroadcast(w, 7u);
+    step(q0, q1, q2, q3, vec4(u0.x, u1.x, u2.x, u3.x), vec4(u4.x, u5.x, u6.x, u7.x), vec4(w0.x, w1.x, w2.x, w3.x), vec4(w4.x, w5.x, w6.x, w7.x), b0);
+    step(q0, q1, q2, q3, vec4(u0.y, u1.y, u2.y, u3.y), vec4(u4.y, u5.y, u6.y, u7.y), vec4(w0.y, w1.y, w2.y, w3.y), vec4(w4.y, w5.y, w6.y, w7.y), b1);
+    step(q0, q1, q2, q3, vec4(u0.z, u1.z, u2.z, u3.z), vec4(u4.z, u5.z, u6.z, u7.z), vec4(w0.z, w1.z, w2.z, w3.z), vec4(w4.z, w5.z, w6.z, w7.z), b2);
+    step(q0, q1, q2, q3, vec4(u0.w, u1.w, u2.w, u3.w), vec4(u4.w, u5.w, u6.w, u7.w), vec4(w0.w, w1.w, w2.w, w3.w), vec4(w4.w, w5.w, w6.w, w7.w), b3);
+}
+
+// op(A) read along M (A transposed): the 16 rows at one k, as four quads.
+struct AColumn {
+    x0: vec4<f32>,
+    x1: vec4<f32>,
+    x2: vec4<f32>,
+    x3: vec4<f32>,
+}
+
+// Rows row0..row0+15 at k (zero past K; quads past M repeat the last one, never stored).
+fn load_a_along_m(row0: u32, k: u32) -> AColumn {
+    let at = min(k, p.k - 1u) * p.a_k;
+    let last = p.m - 4u;
+    var x = AColumn(a4(at + min(row0, last)), a4(at + min(row0 + 4u, last)), a4(at + min(row0 + 8u, last)), a4(at + min(row0 + 12u, last)));
+    if k >= p.k {
+        x = AColumn();
+    }
+    return x;
+}
+
+// Lane l holds the 16 rows at k0 + l: broadcast from lane i gives them at k0 + i. The first
+// four k here, the last four below.
+fn steps_along_m_low(
+    q0: ptr<function, Quad>,
+    q1: ptr<function, Quad>,
+    q2: ptr<function, Quad>,
+    q3: ptr<function, Quad>,
+    x: AColumn,
+    b0: vec4<f32>,
+    b1: vec4<f32>,
+    b2: vec4<f32>,
+    b3: vec4<f32>,
+) {
+    step(q0, q1, q2, q3, subgroupBroadcast(x.x0, 0u), subgroupBroadcast(x.x1, 0u), subgroupBroadcast(x.x2, 0u), subgroupBroadcast(x.x3, 0u), b0);
+    step(q0, q1, q2, q3, subgroupBroadcast(x.x0, 1u), subgroupBroadcast(x.x1, 1u), subgroupBroadcast(x.x2, 1u), subgroupBroadcast(x.x3, 1u), b1);
+    step(q0, q1, q2, q3, subgroupBroadcast(x.x0, 2u), subgroupBroadcast(x.x1, 2u), subgroupBroadcast(x.x2, 2u), subgroupBroadcast(x.x3, 2u), b2);
+    step(q0, q1, q2, q3, subgroupBroadcast(x.x0, 3u), subgroupBroadcast(x.x1, 3u), subgroupBroadcast(x.x2, 3u), subgroupBroadcast(x.x3, 3u), b3);
+}
+
+fn steps_along_m_high(
+    q0: ptr<function, Quad>,
+    q1: ptr<function, Quad>,
+    q2: ptr<function, Quad>,
+    q3: ptr<function, Quad>,
+    x: AColumn,
+    b4: vec4<f32>,
+    b5: vec4<f32>,
+    b6: vec4<f32>,
+    b7: vec4<f32>,
+) {
+    step(q0, q1, q2, q3, subgroupBroadcast(x.x0, 4u), subgroupBroadcast(x.x1, 4u), subgroupBroadcast(x.x2, 4u), subgroupBroadcast(x.x3, 4u), b4);
+    step(q0, q1, q2, q3, subgroupBroadcast(x.x0, 5u), subgroupBroadcast(x.x1, 5u), subgroupBroadcast(x.x2, 5u), subgroupBroadcast(x.x3, 5u), b5);
+    step(q0, q1, q2, q3, subgroupBroadcast(x.x0, 6u), subgroupBroadcast(x.x1, 6u), subgroupBroadcast(x.x2, 6u), subgroupBroadcast(x.x3, 6u), b6);
+    step(q0, q1, q2, q3, subgroupBroadcast(x.x0, 7u), subgroupBroadcast(x.x1, 7u), subgroupBroadcast(x.x2, 7u), subgroupBroadcast(x.x3, 7u), b7);
+}
+
+@compute @workgroup_size(32)
+fn matmul_subgroup(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(subgroup_id) sg: u32,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    let tile = (wg.x + wg.y * groups.x) * SUBGROUPS + sg;
+    if tile >= p.tiles {
+        return;
+    }
+    let row0 = (tile / p.tiles_n) * ROWS;
+    let col = (tile % p.tiles_n) * COLS + 4u * lane;
+    var q0 = Quad();
+    var q1 = Quad();
+    var q2 = Quad();
+    var q3 = Quad();
+    // Along K, lane l reads rows row0 + l and row0 + 8 + l (clamped inside M).
+    let u_row = min(row0 + lane, p.m - 1u) * p.a_row;
+    let w_row = min(row0 + LANES + lane, p.m - 1u) * p.a_row;
+    var k0 = 0u;
+    for (; k0 + 8u <= p.k; k0 += 8u) {
+        let bb = load_b(k0, col, 8u);
+        if A_ALONG_K {
+            steps_along_k(&q0, &q1, &q2, &q3, a4(u_row + k0), a4(w_row + k0), bb.k0, bb.k1, bb.k2, bb.k3);
+            steps_along_k(&q0, &q1, &q2, &q3, a4(u_row + k0 + 4u), a4(w_row + k0 + 4u), bb.k4, bb.k5, bb.k6, bb.k7);
+        } else {
+            let x = load_a_along_m(row0, k0 + lane);
+            steps_along_m_low(&q0, &q1, &q2, &q3, x, bb.k0, bb.k1, bb.k2, bb.k3);
+            steps_along_m_high(&q0, &q1, &q2, &q3, x, bb.k4, bb.k5, bb.k6, bb.k7);
+        }
+    }
+    // K is a multiple of 4, so at most 4 k remain.
+    if k0 < p.k {
+        let bb = load_b(k0, col, 4u);
+        if A_ALONG_K {
+            steps_along_k(&q0, &q1, &q2, &q3, a4(u_row + k0), a4(w_row + k0), bb.k0, bb.k1, bb.k2, bb.k3);
+        } else {
+            steps_along_m_low(&q0, &q1, &q2, &q3, load_a_along_m(row0, k0 + lane), bb.k0, bb.k1, bb.k2, bb.k3);
+        }
+    }
+    store_quad(row0, col, q0);
+    store_quad(row0 + 4u, col, q1);
+    store_quad(row0 + 8u, col, q2);
+    store_quad(row0 + 12u, col, q3);
+}
+
+// Writes rows row..row+3 × columns col..col+3 after the epilogue, skipping what lies outside C.
+fn store_quad(row: u32, col: u32, q: Quad) {
+    store_row(row, col, q.r0);
+    store_row(row + 1u, col, q.r1);
+    store_row(row + 2u, col, q.r2);
+    store_row(row + 3u, col, q.r3);
+}
+
+fn store_row(row: u32, col: u32, v: vec4<f32>) {
+    if row >= p.m {
+        return;
+    }
+    var out = v;
+    let cols = min(vec4(col) + vec4(0u, 1u, 2u, 3u), vec4(p.n - 1u));
+    if (p.flags & BIAS) != 0u {
+        out += vec4(bias[cols.x], bias[cols.y], bias[cols.z], bias[cols.w]);
+    }
+    if (p.flags & RELU) != 0u {
+        out = max(out, vec4(0.0));
+    }
+    let base = row * p.n;
+    if col < p.n {
+        c[base + col] = out.x;
+    }
+    if col + 1u < p.n {
+        c[base + col + 1u] = out.y;
+    }
+    if col + 2u < p.n {
+        c[base + col + 2u] = out.z;
+    }
+    if col + 3u < p.n {
+        c[base + col + 3u] = out.w;
+    }
+}
