@@ -10,14 +10,13 @@ struct Params {
     a_k: u32,     // stride of op(A)'s columns in a
     b_k: u32,     // stride of op(B)'s rows in b
     b_col: u32,   // stride of op(B)'s columns in b
-    flags: u32,   // bit 0: add bias, bit 1: ReLU
     tiles_n: u32, // tiles along N
     tiles: u32,   // tiles in all
 }
 
-const BIAS: u32 = 1u;
-const RELU: u32 = 2u;
+// The epilogue, in this order; fixed per pipeline, so no kernel tests them per element.
+override BIAS: bool = false; // adds bias[j] (binding 3)
+override RELU: bool = false; // max(·, 0)
+override GATE: bool = false; // zero where gate[i, j] ≤ 0 (binding 5): ReLU's backward, fused
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;

@@ -1,29 +1,45 @@
-// C = op(A) · op(B) (+ bias) (+ ReLU) for adapters with 8-lane subgroups (CPU adapters: one
-// subgroup is one SIMD register of 8 floats). Same parameters and bindings as matmul.wgsl.
+// C = op(A) · op(B), then the epilogue, for adapters with 8-lane subgroups (CPU adapters: one
+// subgroup is one SIMD register of 8 floats). Same parameters as matmul.wgsl.
 //
 // On such adapters a storage load is a loop over the lanes, so its cost barely depends on how
-// much each lane loads: a vec4 costs little more than a scalar. This layout therefore loads only
-// vec4s and shares them through subgroup broadcasts, which cost a register shuffle:
+// much each lane loads: a vec4 costs little more than a scalar. This layout therefore loads
+// vec4s wherever it can and shares them through subgroup broadcasts, which cost a register
+// shuffle:
 //
 //   - a subgroup owns 16 rows × 32 columns of C; each lane owns 4 adjacent columns (one vec4)
 //     of all 16 rows, so it keeps 16 vec4 accumulators;
 //   - K is walked 8 at a time. Each lane loads its own 4 columns of B at those 8 k (8 vec4s,
 //     along N or along K, whichever is contiguous), and a quarter of the 16×8 block of A
-//     (4 vec4s), which the other lanes read by broadcast;
-//   - so 12 vec4 loads feed 512 FMAs per lane.
+//     (4 vec4s, or 16 scalars when neither of A's dimensions holds whole vec4s), which the
+//     other lanes read by broadcast;
+//   - so 12 vec4 loads feed 512 FMAs per lane, and C leaves as 16 vec4 stores (64 scalar ones
+//     when N % 4 ≠ 0).
 //
-// The host picks this layout only when the vec4s are aligned: the contiguous dimension of each
-// operand is a multiple of 4. Override constants say which dimension that is.
+// The host picks this layout only when B's contiguous dimension is a multiple of 4.
+// Override constants fix how A and B are read.
 //
-// The host prepends matmul_common.wgsl (parameters, bias and output bindings).
+// The host prepends matmul_common.wgsl.
 
-// op(A) is read along K (A untransposed) rather than along M.
-override A_ALONG_K: bool = true;
-// op(B) is read along K (B transposed) rather than along N.
+// How op(A) is read: vec4s along K (A untransposed, K % 4 = 0), vec4s along M (A transposed,
+// M % 4 = 0), or scalars.
+const A_ALONG_K: u32 = 0u;
+const A_ALONG_M: u32 = 1u;
+const A_SCALAR: u32 = 2u;
+override A_READ: u32 = A_ALONG_K;
+// op(B) is read along K (B transposed, K % 4 = 0) rather than along N.
 override B_ALONG_K: bool = false;
 
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> c: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> gate: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read> a_scalar: array<f32>; // A again, for A_SCALAR
+@group(0) @binding(7) var<storage, read_write> c_scalar: array<f32>; // C again, for N % 4 ≠ 0
+@group(0) @binding(8) var<storage, read> gate_scalar: array<f32>;
+
+// C's rows hold whole vec4s (N % 4 = 0): the epilogue works on vec4s.
+override C_VEC4: bool = true;
 
 const LANES: u32 = 8u;
 const SUBGROUPS: u32 = 4u; // per workgroup
@@ -83,47 +99,70 @@ struct BBlock {
     k7: vec4<f32>,
 }
 
-// Columns col..col+3 (clamped inside N) at k0..k0+7, of which the first `count` (4 or 8) are read.
-fn load_b(k0: u32, col: u32, count: u32) -> BBlock {
+// Columns col..col+3 at k0..k0+7; columns past N read ones inside (never stored). `masked` (the last, partial step) zeroes the k
+// past K, whose loads are clamped inside B.
+fn load_b(k0: u32, col: u32, masked: bool) -> BBlock {
     var out = BBlock();
     if B_ALONG_K {
-        // Four columns, each contiguous along K: 2 vec4s per column.
+        // Four columns, each contiguous along K: 2 vec4s per column (K % 4 = 0, so the second
+        // lies wholly past K or not at all).
+        let second = select(k0 + 4u, k0, masked && k0 + 4u >= p.k);
         let last = p.n - 1u;
-        let c0 = min(col, last) * p.b_col + k0;
-        let c1 = min(col + 1u, last) * p.b_col + k0;
-        let c2 = min(col + 2u, last) * p.b_col + k0;
-        let c3 = min(col + 3u, last) * p.b_col + k0;
-        let x0 = b4(c0);
-        let x1 = b4(c1);
-        let x2 = b4(c2);
-        let x3 = b4(c3);
-        out.k0 = vec4(x0.x, x1.x, x2.x, x3.x);
-        out.k1 = vec4(x0.y, x1.y, x2.y, x3.y);
-        out.k2 = vec4(x0.z, x1.z, x2.z, x3.z);
-        out.k3 = vec4(x0.w, x1.w, x2.w, x3.w);
-        if count == 8u {
-            let y0 = b4(c0 + 4u);
-            let y1 = b4(c1 + 4u);
-            let y2 = b4(c2 + 4u);
-            let y3 = b4(c3 + 4u);
-            out.k4 = vec4(y0.x, y1.x, y2.x, y3.x);
-            out.k5 = vec4(y0.y, y1.y, y2.y, y3.y);
-            out.k6 = vec4(y0.z, y1.z, y2.z, y3.z);
-            out.k7 = vec4(y0.w, y1.w, y2.w, y3.w);
-        }
+        let c0 = min(col, last) * p.b_col;
+        let c1 = min(col + 1u, last) * p.b_col;
+        let c2 = min(col + 2u, last) * p.b_col;
+        let c3 = min(col + 3u, last) * p.b_col;
+        let x0 = b4(c0 + k0);
+        let x1 = b4(c1 + k0);
+        let x2 = b4(c2 + k0);
+        let x3 = b4(c3 + k0);
+        let y0 = b4(c0 + second);
+        let y1 = b4(c1 + second);
+        let y2 = b4(c2 + second);
+        let y3 = b4(c3 + second);
+        out = BBlock(
+            vec4(x0.x, x1.x, x2.x, x3.x),
+            vec4(x0.y, x1.y, x2.y, x3.y),
+            vec4(x0.z, x1.z, x2.z, x3.z),
+            vec4(x0.w, x1.w, x2.w, x3.w),
+            vec4(y0.x, y1.x, y2.x, y3.x),
+            vec4(y0.y, y1.y, y2.y, y3.y),
+            vec4(y0.z, y1.z, y2.z, y3.z),
+            vec4(y0.w, y1.w, y2.w, y3.w),
+        );
     } else {
-        // One row of B per k, contiguous along N: one vec4 per k.
-        let e = k0 * p.b_k + min(col, p.n - 4u);
-        out.k0 = b4(e);
-        out.k1 = b4(e + p.b_k);
-        out.k2 = b4(e + 2u * p.b_k);
-        out.k3 = b4(e + 3u * p.b_k);
-        if count == 8u {
-            out.k4 = b4(e + 4u * p.b_k);
-            out.k5 = b4(e + 5u * p.b_k);
-            out.k6 = b4(e + 6u * p.b_k);
-            out.k7 = b4(e + 7u * p.b_k);
+        // One row of B per k, contiguous along N (N % 4 = 0): one vec4 per k.
+        let col = min(col, p.n - 4u);
+        var last = k0 + 7u;
+        if masked {
+            last = p.k - 1u;
         }
+        out = BBlock(
+            b4(min(k0, last) * p.b_k + col),
+            b4(min(k0 + 1u, last) * p.b_k + col),
+            b4(min(k0 + 2u, last) * p.b_k + col),
+            b4(min(k0 + 3u, last) * p.b_k + col),
+            b4(min(k0 + 4u, last) * p.b_k + col),
+            b4(min(k0 + 5u, last) * p.b_k + col),
+            b4(min(k0 + 6u, last) * p.b_k + col),
+            b4(min(k0 + 7u, last) * p.b_k + col),
+        );
+    }
+    if masked {
+        let z = vec4(0.0);
+        let k = vec4(k0) + vec4(0u, 1u, 2u, 3u);
+        let live = k < vec4(p.k);
+        let live_high = k + vec4(4u) < vec4(p.k);
+        out = BBlock(
+            select(z, out.k0, live.x),
+            select(z, out.k1, live.y),
+            select(z, out.k2, live.z),
+            select(z, out.k3, live.w),
+            select(z, out.k4, live_high.x),
+            select(z, out.k5, live_high.y),
+            select(z, out.k6, live_high.z),
+            select(z, out.k7, live_high.w),
+        );
     }
     return out;
 }
@@ -164,7 +203,7 @@ fn steps_along_k(
     step(q0, q1, q2, q3, vec4(u0.w, u1.w, u2.w, u3.w), vec4(u4.w, u5.w, u6.w, u7.w), vec4(w0.w, w1.w, w2.w, w3.w), vec4(w4.w, w5.w, w6.w, w7.w), b3);
 }
 
-// op(A) read along M (A transposed): the 16 rows at one k, as four quads.
+// op(A)'s 16 rows at one k, as four quads.
 struct AColumn {
     x0: vec4<f32>,
     x1: vec4<f32>,
@@ -172,11 +211,27 @@ struct AColumn {
     x3: vec4<f32>,
 }
 
-// Rows row0..row0+15 at k (zero past K; quads past M repeat the last one, never stored).
-fn load_a_along_m(row0: u32, k: u32) -> AColumn {
-    let at = min(k, p.k - 1u) * p.a_k;
-    let last = p.m - 4u;
-    var x = AColumn(a4(at + min(row0, last)), a4(at + min(row0 + 4u, last)), a4(at + min(row0 + 8u, last)), a4(at + min(row0 + 12u, last)));
+// Rows row0 + 4i..4i+3 at k, read as one vec4 along M, or as scalars.
+fn a_quad(row0: u32, i: u32, k: u32) -> vec4<f32> {
+    if A_READ == A_ALONG_M {
+        // M % 4 = 0: a quad past M repeats the last one (never stored).
+        return a4(k * p.a_k + min(row0 + 4u * i, p.m - 4u));
+    }
+    let last = p.m - 1u;
+    let r = row0 + 4u * i;
+    let at = k * p.a_k;
+    return vec4(
+        a_scalar[min(r, last) * p.a_row + at],
+        a_scalar[min(r + 1u, last) * p.a_row + at],
+        a_scalar[min(r + 2u, last) * p.a_row + at],
+        a_scalar[min(r + 3u, last) * p.a_row + at],
+    );
+}
+
+// The 16 rows at k (zero past K).
+fn load_a_column(row0: u32, k: u32) -> AColumn {
+    let kc = min(k, p.k - 1u);
+    var x = AColumn(a_quad(row0, 0u, kc), a_quad(row0, 1u, kc), a_quad(row0, 2u, kc), a_quad(row0, 3u, kc));
     if k >= p.k {
         x = AColumn();
     }
@@ -185,7 +240,7 @@ fn load_a_along_m(row0: u32, k: u32) -> AColumn {
 
 // Lane l holds the 16 rows at k0 + l: broadcast from lane i gives them at k0 + i. The first
 // four k here, the last four below.
-fn steps_along_m_low(
+fn steps_column_low(
     q0: ptr<function, Quad>,
     q1: ptr<function, Quad>,
     q2: ptr<function, Quad>,
@@ -202,7 +257,7 @@ fn steps_along_m_low(
     step(q0, q1, q2, q3, subgroupBroadcast(x.x0, 3u), subgroupBroadcast(x.x1, 3u), subgroupBroadcast(x.x2, 3u), subgroupBroadcast(x.x3, 3u), b3);
 }
 
-fn steps_along_m_high(
+fn steps_column_high(
     q0: ptr<function, Quad>,
     q1: ptr<function, Quad>,
     q2: ptr<function, Quad>,
@@ -241,23 +296,25 @@ fn matmul_subgroup(
     let w_row = min(row0 + LANES + lane, p.m - 1u) * p.a_row;
     var k0 = 0u;
     for (; k0 + 8u <= p.k; k0 += 8u) {
-        let bb = load_b(k0, col, 8u);
-        if A_ALONG_K {
+        let bb = load_b(k0, col, false);
+        if A_READ == A_ALONG_K {
             steps_along_k(&q0, &q1, &q2, &q3, a4(u_row + k0), a4(w_row + k0), bb.k0, bb.k1, bb.k2, bb.k3);
             steps_along_k(&q0, &q1, &q2, &q3, a4(u_row + k0 + 4u), a4(w_row + k0 + 4u), bb.k4, bb.k5, bb.k6, bb.k7);
         } else {
-            let x = load_a_along_m(row0, k0 + lane);
-            steps_along_m_low(&q0, &q1, &q2, &q3, x, bb.k0, bb.k1, bb.k2, bb.k3);
-            steps_along_m_high(&q0, &q1, &q2, &q3, x, bb.k4, bb.k5, bb.k6, bb.k7);
+            let x = load_a_column(row0, k0 + lane);
+            steps_column_low(&q0, &q1, &q2, &q3, x, bb.k0, bb.k1, bb.k2, bb.k3);
+            steps_column_high(&q0, &q1, &q2, &q3, x, bb.k4, bb.k5, bb.k6, bb.k7);
         }
     }
-    // K is a multiple of 4, so at most 4 k remain.
     if k0 < p.k {
-        let bb = load_b(k0, col, 4u);
-        if A_ALONG_K {
+        let bb = load_b(k0, col, true);
+        if A_READ == A_ALONG_K {
+            // K % 4 = 0: exactly 4 k remain.
             steps_along_k(&q0, &q1, &q2, &q3, a4(u_row + k0), a4(w_row + k0), bb.k0, bb.k1, bb.k2, bb.k3);
         } else {
-            steps_along_m_low(&q0, &q1, &q2, &q3, load_a_along_m(row0, k0 + lane), bb.k0, bb.k1, bb.k2, bb.k3);
+            let x = load_a_column(row0, k0 + lane);
+            steps_column_low(&q0, &q1, &q2, &q3, x, bb.k0, bb.k1, bb.k2, bb.k3);
+            steps_column_high(&q0, &q1, &q2, &q3, x, bb.k4, bb.k5, bb.k6, bb.k7);
         }
     }
     store_quad(row0, col, q0);
@@ -274,29 +331,48 @@ fn store_quad(row: u32, col: u32, q: Quad) {
     store_row(row + 3u, col, q.r3);
 }
 
+// Row `row` at columns col..col+3, skipping what lies outside C.
 fn store_row(row: u32, col: u32, v: vec4<f32>) {
-    if row >= p.m {
+    if row >= p.m || col >= p.n {
         return;
     }
+    let i = row * p.n + col;
+    if C_VEC4 {
+        var out = v;
+        if BIAS {
+            out += vec4(bias[col], bias[col + 1u], bias[col + 2u], bias[col + 3u]);
+        }
+        if RELU {
+            out = max(out, vec4(0.0));
+        }
+        if GATE {
+            out = select(vec4(0.0), out, gate[i / 4u] > vec4(0.0));
+        }
+        c[i / 4u] = out;
+    } else {
+        store_scalar(i, col, v.x);
+        if col + 1u < p.n {
+            store_scalar(i + 1u, col + 1u, v.y);
+        }
+        if col + 2u < p.n {
+            store_scalar(i + 2u, col + 2u, v.z);
+        }
+        if col + 3u < p.n {
+            store_scalar(i + 3u, col + 3u, v.w);
+        }
+    }
+}
+
+fn store_scalar(i: u32, col: u32, v: f32) {
     var out = v;
-    let cols = min(vec4(col) + vec4(0u, 1u, 2u, 3u), vec4(p.n - 1u));
-    if (p.flags & BIAS) != 0u {
-        out += vec4(bias[cols.x], bias[cols.y], bias[cols.z], bias[cols.w]);
+    if BIAS {
+        out += bias[col];
     }
-    if (p.flags & RELU) != 0u {
-        out = max(out, vec4(0.0));
+    if RELU {
+        out = max(out, 0.0);
     }
-    let base = row * p.n;
-    if col < p.n {
-        c[base + col] = out.x;
+    if GATE {
+        out = select(0.0, out, gate_scalar[i] > 0.0);
     }
-    if col + 1u < p.n {
-        c[base + col + 1u] = out.y;
-    }
-    if col + 2u < p.n {
-        c[base + col + 2u] = out.z;
-    }
-    if col + 3u < p.n {
-        c[base + col + 3u] = out.w;
-    }
+    c_scalar[i] = out;
 }

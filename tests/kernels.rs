@@ -34,16 +34,25 @@ fn matmul_matches_reference_over_odd_shapes_and_every_option() {
         (4, 4, 4),
         (20, 36, 12),
         (68, 132, 788),
+        (7, 12, 20),
+        // The tutorial MLP's other products, whose N or K is 10.
+        (64, 10, 128),
+        (64, 128, 10),
+        (10, 128, 64),
+        (9, 6, 8),
     ];
     let mut seed = 0;
     for &(m, n, k) in &shapes {
+        // Every transpose with four epilogues: none, bias, bias + ReLU, gate. Each
+        // combination is a pipeline of its own, so the list stays short.
         for flags in 0..16u32 {
-            let (ta, tb, use_bias, relu_on) = (
-                flags & 1 != 0,
-                flags & 2 != 0,
-                flags & 4 != 0,
-                flags & 8 != 0,
-            );
+            let (ta, tb) = (flags & 1 != 0, flags & 2 != 0);
+            let (use_bias, relu_on, use_gate) = match flags >> 2 {
+                0 => (false, false, false),
+                1 => (true, false, false),
+                2 => (true, true, false),
+                _ => (false, false, true),
+            };
             seed += 1;
             let a = random(m * k, -1.0, 1.0, seed);
             let b = random(k * n, -1.0, 1.0, seed + 1000);
@@ -51,7 +60,9 @@ fn matmul_matches_reference_over_odd_shapes_and_every_option() {
             let a_t = upload(&a, &if ta { [k, m] } else { [m, k] });
             let b_t = upload(&b, &if tb { [n, k] } else { [k, n] });
             let bias_t = upload(&bias, &[n]);
-            let expected = reference::matmul(
+            let gate = random(m * n, -1.0, 1.0, seed + 3000);
+            let gate_t = upload(&gate, &[m, n]);
+            let mut expected = reference::matmul(
                 &a,
                 &b,
                 m,
@@ -62,12 +73,18 @@ fn matmul_matches_reference_over_odd_shapes_and_every_option() {
                 use_bias.then_some(&bias[..]),
                 relu_on,
             );
+            if use_gate {
+                for (e, &g) in expected.iter_mut().zip(&gate) {
+                    *e = if g > 0.0 { *e } else { 0.0 };
+                }
+            }
             for kernel in MatmulKernel::ALL {
                 let opts = MatmulOptions {
                     trans_a: ta,
                     trans_b: tb,
                     bias: use_bias.then_some(&bias_t),
                     relu: relu_on,
+                    gate: use_gate.then_some(&gate_t),
                     kernel,
                 };
                 if !kernel.supports(gpu(), (m, n, k), &opts) {
@@ -76,7 +93,8 @@ fn matmul_matches_reference_over_odd_shapes_and_every_option() {
                 let c = matmul(gpu(), &a_t, &b_t, opts).unwrap();
                 assert_eq!(c.shape(), [m, n]);
                 let what = format!(
-                    "{kernel:?} matmul m={m} n={n} k={k} ta={ta} tb={tb} bias={use_bias} relu={relu_on}"
+                    "{kernel:?} matmul m={m} n={n} k={k} ta={ta} tb={tb} bias={use_bias} relu={relu_on} \
+                     gate={use_gate}"
                 );
                 let got = c.to_vec::<f32>(gpu()).unwrap();
                 assert_close(&got, &expected, 1e-5 * k as f32, 1e-5, &what);

@@ -1,4 +1,5 @@
-//! `shaders/matmul.wgsl`: C = op(A)·op(B) (+bias) (+ReLU).
+//! `shaders/matmul.wgsl` and `shaders/matmul_subgroup.wgsl`: C = op(A)·op(B) (+bias) (+ReLU)
+//! (⊙ gate).
 
 use super::{dims2, u32_param};
 use crate::error::{Error, Result};
@@ -61,13 +62,14 @@ impl MatmulKernel {
         }
         let info = gpu.info();
         let eight_lanes = info.subgroup_min_size == 8 && info.subgroup_max_size == 8;
-        // The contiguous dimension of each operand is read as vec4s.
-        let a_contiguous = if opts.trans_a { m } else { k };
+        // B is read as vec4s; every binding that may be seen as vec4s must hold at least one.
         let b_contiguous = if opts.trans_b { k } else { n };
         gpu.features().contains(wgpu::Features::SUBGROUP)
             && eight_lanes
-            && a_contiguous.is_multiple_of(4)
             && b_contiguous.is_multiple_of(4)
+            && m * k >= 4
+            && m * n >= 4
+            && n >= 4
     }
 
     /// The concrete layout `Auto` stands for on `gpu` for this product.
@@ -115,6 +117,9 @@ pub struct MatmulOptions<'a> {
     pub bias: Option<&'a Tensor>,
     /// Applies max(·, 0) after the bias.
     pub relu: bool,
+    /// Zeroes C where `gate` (M×N) is ≤ 0, last: ReLU's backward from its output, fused into
+    /// the matmul that computes the incoming gradient.
+    pub gate: Option<&'a Tensor>,
     /// The work layout.
     pub kernel: MatmulKernel,
 }
@@ -129,7 +134,6 @@ struct Params {
     a_k: u32,
     b_k: u32,
     b_col: u32,
-    flags: u32,
     tiles_n: u32,
     tiles: u32,
 }
@@ -176,14 +180,13 @@ pub fn matmul_dispatch(
     let kernel = opts.kernel.resolve(gpu, (m, n, k), &opts);
     if !kernel.supports(gpu, (m, n, k), &opts) {
         return Err(Error::InvalidArgument(format!(
-            "matmul: the {kernel:?} layout needs an adapter with 8-lane subgroups and each \
-             operand's contiguous dimension a multiple of 4 (M={m} N={n} K={k})"
+            "matmul: the {kernel:?} layout needs an adapter with 8-lane subgroups, op(B)'s \
+             contiguous dimension a multiple of 4 and N ≥ 4 (M={m} N={n} K={k})"
         )));
     }
     let (shader, entry, tile_rows, tile_cols, per_group) = kernel.layout();
     let tiles_n = n.div_ceil(tile_cols);
     let tiles = m.div_ceil(tile_rows) * tiles_n;
-    let flags = u32::from(opts.bias.is_some()) | u32::from(opts.relu) << 1;
     let (m32, n32, k32) = (u32_param(m, "M")?, u32_param(n, "N")?, u32_param(k, "K")?);
     let (a_row, a_k) = if opts.trans_a { (1, m32) } else { (k32, 1) };
     let (b_k, b_col) = if opts.trans_b { (1, k32) } else { (n32, 1) };
@@ -195,28 +198,54 @@ pub fn matmul_dispatch(
         a_k,
         b_k,
         b_col,
-        flags,
         tiles_n: u32_param(tiles_n, "tiles")?,
         tiles: u32_param(tiles, "tiles")?,
     };
-    // Without a bias, A stands in for the unused binding.
-    let bias = opts.bias.unwrap_or(a);
-    let constants = [
-        ("A_ALONG_K", f64::from(u8::from(!opts.trans_a))),
-        ("B_ALONG_K", f64::from(u8::from(opts.trans_b))),
+    if let Some(gate) = opts.gate {
+        gate.expect_dtype(DType::F32)?;
+        if gate.shape() != [m, n] {
+            return Err(Error::shape(format!(
+                "matmul: the gate must be [{m}, {n}] like the output, got {:?}",
+                gate.shape()
+            )));
+        }
+    }
+    let flag = |on: bool| f64::from(u8::from(on));
+    let mut constants = vec![
+        ("BIAS", flag(opts.bias.is_some())),
+        ("RELU", flag(opts.relu)),
+        ("GATE", flag(opts.gate.is_some())),
     ];
-    let constants = if kernel == MatmulKernel::Subgroup {
-        &constants[..]
-    } else {
-        &[]
-    };
+    // Unused epilogue bindings get A as a stand-in.
+    let mut tensors = vec![
+        (1, a),
+        (2, b),
+        (3, opts.bias.unwrap_or(a)),
+        (4, c),
+        (5, opts.gate.unwrap_or(a)),
+    ];
+    if kernel == MatmulKernel::Subgroup {
+        let a_read = match (
+            opts.trans_a,
+            opts.trans_a && m % 4 == 0 || !opts.trans_a && k % 4 == 0,
+        ) {
+            (_, false) => 2,
+            (false, true) => 0,
+            (true, true) => 1,
+        };
+        constants.push(("A_READ", f64::from(a_read)));
+        constants.push(("B_ALONG_K", flag(opts.trans_b)));
+        constants.push(("C_VEC4", flag(n % 4 == 0)));
+        // The same tensors as scalars, where they do not hold whole vec4s.
+        tensors.extend([(6, a), (7, c), (8, tensors[4].1)]);
+    }
     Dispatch::specialized(
         gpu,
         shader,
         entry,
-        constants,
+        &constants,
         &params,
-        &[(1, a), (2, b), (3, bias), (4, c)],
+        &tensors,
         tiles.div_ceil(per_group) as u64,
     )
 }

@@ -70,7 +70,8 @@ impl Linear {
         Ok(matmul_dispatch(gpu, x, &w, y, opts)?.into())
     }
 
-    /// Dispatches for dW = dyᵀ·x, db = Σ_rows dy and, when `dx` is given, dx = dy·W.
+    /// Dispatches for dW = dyᵀ·x, db = Σ_rows dy and, when `dx` is given, dx = dy·W, zeroed
+    /// where `gate` is ≤ 0 when given (the backward of a ReLU whose output is `gate`, fused).
     pub fn backward(
         &self,
         gpu: &Gpu,
@@ -78,6 +79,7 @@ impl Linear {
         x: &Tensor,
         dy: &Tensor,
         dx: Option<&Tensor>,
+        gate: Option<&Tensor>,
     ) -> Result<Program> {
         let mut program = Program::new();
         let dw = params.grad(&self.weight)?;
@@ -89,7 +91,11 @@ impl Linear {
         program.push(column_sum_dispatch(gpu, dy, &params.grad(&self.bias)?)?);
         if let Some(dx) = dx {
             let w = params.value(&self.weight)?;
-            program.push(matmul_dispatch(gpu, dy, &w, dx, MatmulOptions::default())?);
+            let opts = MatmulOptions {
+                gate,
+                ..Default::default()
+            };
+            program.push(matmul_dispatch(gpu, dy, &w, dx, opts)?);
         }
         Ok(program)
     }

@@ -237,16 +237,18 @@ impl Sequential {
     }
 
     /// The backward pass as dispatches: from d(loss)/d(output) in [`Workspace::output_grad`]
-    /// to every parameter's gradient. `x` is the forward pass's input.
+    /// to every parameter's gradient. `x` is the forward pass's input. A ReLU followed by a
+    /// Linear layer runs its backward inside the Linear layer's input-gradient matmul.
     pub fn backward_program(&self, gpu: &Gpu, x: &Tensor, ws: &Workspace) -> Result<Program> {
         let rows = self.check_input(x, ws)?;
         let mut program = Program::new();
-        for i in (0..self.modules.len()).rev() {
+        let mut i = self.modules.len();
+        while i > 0 {
+            i -= 1;
             let dy = ws.grads[i].rows(rows)?;
-            let dx = if i > 0 {
-                Some(ws.grads[i - 1].rows(rows)?)
-            } else {
-                None
+            // The gradient with respect to module `j`'s input, when some module needs it.
+            let input_grad = |j: usize| -> Result<Option<Tensor>> {
+                (j > 0).then(|| ws.grads[j - 1].rows(rows)).transpose()
             };
             match &self.modules[i] {
                 Module::Linear(linear) => {
@@ -255,10 +257,20 @@ impl Sequential {
                     } else {
                         ws.outputs[i - 1].rows(rows)?
                     };
-                    program.append(linear.backward(gpu, &self.params, &input, &dy, dx.as_ref())?);
+                    let relu_before = i > 0 && matches!(self.modules[i - 1], Module::Relu(_));
+                    let (dx, gate) = if relu_before {
+                        // d(ReLU input) = (dy·W) ⊙ [ReLU output > 0]; the ReLU is done here.
+                        i -= 1;
+                        (input_grad(i)?, Some(&input))
+                    } else {
+                        (input_grad(i)?, None)
+                    };
+                    let step =
+                        linear.backward(gpu, &self.params, &input, &dy, dx.as_ref(), gate)?;
+                    program.append(step);
                 }
                 Module::Relu(relu) => {
-                    if let Some(dx) = dx {
+                    if let Some(dx) = input_grad(i)? {
                         let y = ws.outputs[i].rows(rows)?;
                         program.append(relu.backward(gpu, &y, &dy, &dx)?);
                     }
