@@ -22,9 +22,7 @@
 
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
-@group(0) @binding(5) var<storage, read> gate: array<f32>;
 
 // op(A)[min(i, M-1), kk] and op(B)[kk, min(j, N-1)]: always in bounds for kk < K.
 fn a_at(i: u32, kk: u32) -> f32 {
@@ -39,18 +37,8 @@ fn store(row: u32, col: u32, v: f32) {
     if row >= p.m || col >= p.n {
         return;
     }
-    var out = v;
     let i = row * p.n + col;
-    if BIAS {
-        out += bias[col];
-    }
-    if RELU {
-        out = max(out, 0.0);
-    }
-    if GATE {
-        out = select(0.0, out, gate[i] > 0.0);
-    }
-    c[i] = out;
+    c[i] = epilogue(i, col, v);
 }
 
 fn tile_index(wg: vec3<u32>, groups: vec3<u32>) -> u32 {

@@ -1,6 +1,6 @@
 // What matmul.wgsl and matmul_subgroup.wgsl share: C = op(A) · op(B) (+ bias) (+ ReLU) with
 // op(A) M×K and op(B) K×N, read through strides. Each of them declares its own A and B bindings
-// (scalars or vec4s) and is compiled with this file in front.
+// (scalars or vec4s) and its output, and is compiled with this file in front.
 
 struct Params {
     m: u32,
@@ -20,3 +20,20 @@ override RELU: bool = false; // max(·, 0)
 override GATE: bool = false; // zero where gate[i, j] ≤ 0 (binding 5): ReLU's backward, fused
 
 @group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(3) var<storage, read> bias: array<f32>; // N
+@group(0) @binding(5) var<storage, read> gate: array<f32>; // M × N
+
+// The epilogue of C[i] = v, in column col.
+fn epilogue(i: u32, col: u32, v: f32) -> f32 {
+    var out = v;
+    if BIAS {
+        out += bias[col];
+    }
+    if RELU {
+        out = max(out, 0.0);
+    }
+    if GATE {
+        out = select(0.0, out, gate[i] > 0.0);
+    }
+    return out;
+}

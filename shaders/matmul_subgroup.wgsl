@@ -31,12 +31,10 @@ override B_ALONG_K: bool = false;
 
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<vec4<f32>>;
-@group(0) @binding(5) var<storage, read> gate: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read> a_scalar: array<f32>; // A again, for A_SCALAR
 @group(0) @binding(7) var<storage, read_write> c_scalar: array<f32>; // C again, for N % 4 ≠ 0
-@group(0) @binding(8) var<storage, read> gate_scalar: array<f32>;
+@group(0) @binding(8) var<storage, read> gate4: array<vec4<f32>>; // the gate again
 
 // C's rows hold whole vec4s (N % 4 = 0): the epilogue works on vec4s.
 override C_VEC4: bool = true;
@@ -346,33 +344,19 @@ fn store_row(row: u32, col: u32, v: vec4<f32>) {
             out = max(out, vec4(0.0));
         }
         if GATE {
-            out = select(vec4(0.0), out, gate[i / 4u] > vec4(0.0));
+            out = select(vec4(0.0), out, gate4[i / 4u] > vec4(0.0));
         }
         c[i / 4u] = out;
     } else {
-        store_scalar(i, col, v.x);
+        c_scalar[i] = epilogue(i, col, v.x);
         if col + 1u < p.n {
-            store_scalar(i + 1u, col + 1u, v.y);
+            c_scalar[i + 1u] = epilogue(i + 1u, col + 1u, v.y);
         }
         if col + 2u < p.n {
-            store_scalar(i + 2u, col + 2u, v.z);
+            c_scalar[i + 2u] = epilogue(i + 2u, col + 2u, v.z);
         }
         if col + 3u < p.n {
-            store_scalar(i + 3u, col + 3u, v.w);
+            c_scalar[i + 3u] = epilogue(i + 3u, col + 3u, v.w);
         }
     }
-}
-
-fn store_scalar(i: u32, col: u32, v: f32) {
-    var out = v;
-    if BIAS {
-        out += bias[col];
-    }
-    if RELU {
-        out = max(out, 0.0);
-    }
-    if GATE {
-        out = select(0.0, out, gate_scalar[i] > 0.0);
-    }
-    c_scalar[i] = out;
 }

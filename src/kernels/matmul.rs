@@ -237,7 +237,7 @@ pub fn matmul_dispatch(
         constants.push(("B_ALONG_K", flag(opts.trans_b)));
         constants.push(("C_VEC4", flag(n % 4 == 0)));
         // The same tensors as scalars, where they do not hold whole vec4s.
-        tensors.extend([(6, a), (7, c), (8, tensors[4].1)]);
+        tensors.extend([(6, a), (7, c), (8, opts.gate.unwrap_or(a))]);
     }
     Dispatch::specialized(
         gpu,
