@@ -27,7 +27,9 @@ struct Params {
 const MEAN: u32 = 2u;
 const HAS_WEIGHT: u32 = 1u;
 const PROBS: u32 = 2u;
-const WG: u32 = 256u;
+// Invocations of ce_denominator and ce_total: 256, or 1 for few rows (a serial sum, without
+// the barriers that CPU adapters pay dearly for).
+override WG: u32 = 256u;
 const ROW_WG: u32 = 64u;
 // Invocations per row in ce_rows: ROW_WG, or 1 for one row per invocation.
 override TEAM: u32 = 64u;
@@ -65,6 +67,9 @@ fn nan() -> f32 {
 // Σ over the workgroup of each invocation's `v` (n invocations, a power of two), in a fixed
 // order; every invocation must call it and gets the total.
 fn workgroup_sum(lid: u32, n: u32, v: f32) -> f32 {
+    if n == 1u {
+        return v;
+    }
     scratch[lid] = v;
     for (var s = n / 2u; s > 0u; s /= 2u) {
         workgroupBarrier();
@@ -78,12 +83,9 @@ fn workgroup_sum(lid: u32, n: u32, v: f32) -> f32 {
     return total;
 }
 
-// workgroup_sum over a row's team (lane = lid when the team is the workgroup).
+// workgroup_sum over a row's team (the whole workgroup, or one invocation).
 fn team_sum(lid: u32, v: f32) -> f32 {
-    if TEAM == 1u {
-        return v;
-    }
-    return workgroup_sum(lid, ROW_WG, v);
+    return workgroup_sum(lid, TEAM, v);
 }
 
 // Records the first out-of-range target seen.
@@ -97,7 +99,7 @@ fn in_range(t: i32) -> bool {
     return t >= 0 && u32(t) < p.classes;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn ce_denominator(@builtin(local_invocation_index) lid: u32) {
     var w = 0.0;
     for (var c = lid; c < p.classes; c += WG) {
@@ -240,7 +242,7 @@ fn ce_rows(
     }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn ce_total(@builtin(local_invocation_index) lid: u32) {
     var s = 0.0;
     for (var i = lid; i < p.rows; i += WG) {

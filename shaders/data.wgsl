@@ -20,6 +20,13 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> y: array<i32>;  // rows
 // advance
 @group(0) @binding(7) var<storage, read_write> counter: array<u32>;
+// gather_words with QUADS: the same pixels and x, 16 bytes at a time
+@group(0) @binding(8) var<storage, read> pixels4: array<vec4<u32>>;
+@group(0) @binding(9) var<storage, read_write> x4: array<vec4<f32>>;
+
+// gather_words unpacks four words per invocation (rows of a multiple of 16 bytes): CPU adapters
+// pay per load and store instruction, whatever its width.
+override QUADS: bool = false;
 
 // x[r, j] = pixels[order[b·stride + r], j] · scale + shift ; y[r] = labels[order[b·stride + r]],
 // one invocation per byte.
@@ -47,29 +54,46 @@ fn gather(
 }
 
 // gather for rows of a multiple of 4 bytes: every row starts on a word, so one invocation
-// unpacks one word into four outputs (a quarter of the invocations and loads).
+// unpacks one word (or, with QUADS, four) into four outputs (sixteen).
 @compute @workgroup_size(256)
 fn gather_words(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let words = p.features / 4u;
+    let per = select(1u, 4u, QUADS); // words per invocation
+    let units = p.features / (4u * per); // invocations per row
     let i = (wg.x + wg.y * groups.x) * 256u + lid;
-    if i >= p.rows * words {
+    if i >= p.rows * units {
         return;
     }
-    let r = i / words;
-    let w = i % words;
+    let r = i / units;
+    let u = i % units;
     let sample = order[min(cursor[0] * p.stride + r, arrayLength(&order) - 1u)];
-    let word = pixels[sample * words + w];
-    let out = r * p.features + w * 4u;
-    for (var b = 0u; b < 4u; b++) {
-        x[out + b] = f32((word >> (b * 8u)) & 0xffu) * p.scale + p.shift;
+    if QUADS {
+        let words = pixels4[sample * units + u];
+        let out = r * units * 4u + u * 4u;
+        x4[out] = unpack(words.x);
+        x4[out + 1u] = unpack(words.y);
+        x4[out + 2u] = unpack(words.z);
+        x4[out + 3u] = unpack(words.w);
+    } else {
+        let v = unpack(pixels[sample * units + u]);
+        let out = r * p.features + u * 4u;
+        x[out] = v.x;
+        x[out + 1u] = v.y;
+        x[out + 2u] = v.z;
+        x[out + 3u] = v.w;
     }
-    if w == 0u {
+    if u == 0u {
         y[r] = labels[sample];
     }
+}
+
+// Four packed bytes, scaled and shifted.
+fn unpack(word: u32) -> vec4<f32> {
+    let bytes = (vec4(word) >> vec4(0u, 8u, 16u, 24u)) & vec4(0xffu);
+    return vec4<f32>(bytes) * p.scale + p.shift;
 }
 
 // counter[0] += 1: moves a step counter on between recorded steps, with no host round trip.

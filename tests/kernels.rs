@@ -277,8 +277,9 @@ fn cross_entropy_matches_pytorch_vectors() {
 #[test]
 fn cross_entropy_matches_reference_over_layouts_and_extreme_logits() {
     // (shape, C, D): (N, C), unbatched (C), and (N, C, d1, d2).
-    let layouts: [(&[usize], usize, usize); 8] = [
+    let layouts: [(&[usize], usize, usize); 9] = [
         (&[1, 1], 1, 1),
+        (&[1100, 3], 3, 1), // over 1024 rows: sums by a workgroup's tree
         (&[7, 10], 10, 1),
         (&[63, 129], 129, 1),
         (&[65, 7], 7, 1),
@@ -542,8 +543,9 @@ fn adam_matches_reference_with_every_option() {
 
 #[test]
 fn gather_builds_normalised_batches_through_the_permutation() {
-    // 5 bytes per sample: words straddle samples (one invocation per byte); 8: whole words.
-    for features in [5, 8] {
+    // 5 bytes per sample: words straddle samples (one invocation per byte); 8: whole words;
+    // 32: four words per invocation.
+    for features in [5, 8, 32] {
         gather_case(features);
     }
 }

@@ -230,10 +230,13 @@ impl CrossEntropyKernel {
         let row_loss = Tensor::zeros(gpu, &loss_shape, DType::F32)?;
         let fault = Tensor::zeros(gpu, &[2], DType::I32)?;
         let mut program = Program::new();
-        program.push(Dispatch::new(
+        // A serial sum for few rows, a workgroup's tree otherwise.
+        let reduce = [("WG", if rows <= 1024 { 1.0 } else { 256.0 })];
+        program.push(Dispatch::specialized(
             gpu,
             SHADER,
             "ce_denominator",
+            &reduce,
             &params,
             &[(1, class_targets), (2, weight), (3, &denom), (4, &fault)],
             1,
@@ -257,10 +260,11 @@ impl CrossEntropyKernel {
             ],
             rows.div_ceil(ROW_WG / team) as u64,
         )?);
-        program.push(Dispatch::new(
+        program.push(Dispatch::specialized(
             gpu,
             SHADER,
             "ce_total",
+            &reduce,
             &params,
             &[(6, &denom), (9, &row_loss), (10, cursor), (11, out)],
             1,

@@ -68,25 +68,33 @@ pub fn gather_dispatch(
         scale,
         shift,
     };
-    // Whole words per row: one invocation per word.
-    let (entry, per_invocation) = if src.features.is_multiple_of(4) {
-        ("gather_words", 4)
-    } else {
-        ("gather", 1)
+    // Whole words per row: one invocation per word, or per four when rows hold whole quads.
+    let quads = src.features.is_multiple_of(16);
+    let (entry, per_invocation) = match (src.features.is_multiple_of(4), quads) {
+        (_, true) => ("gather_words", 16),
+        (true, false) => ("gather_words", 4),
+        (false, _) => ("gather", 1),
     };
-    Dispatch::new(
+    let mut tensors = vec![
+        (1, src.cursor),
+        (2, src.order),
+        (3, src.pixels),
+        (4, src.labels),
+        (5, x),
+        (6, y),
+    ];
+    let mut constants = vec![];
+    if entry == "gather_words" {
+        tensors.extend([(8, src.pixels), (9, x)]);
+        constants.push(("QUADS", f64::from(u8::from(quads))));
+    }
+    Dispatch::specialized(
         gpu,
         SHADER,
         entry,
+        &constants,
         &params,
-        &[
-            (1, src.cursor),
-            (2, src.order),
-            (3, src.pixels),
-            (4, src.labels),
-            (5, x),
-            (6, y),
-        ],
+        &tensors,
         (x.len() / per_invocation).div_ceil(256) as u64,
     )
 }
