@@ -68,7 +68,7 @@ struct BenchArgs {
     /// Timed epochs after a warm-up epoch; the fastest is reported.
     #[arg(long, default_value_t = 1)]
     epochs: usize,
-    /// Add 4096³ to the matmul shapes (for real GPUs).
+    /// Add 4096³ to the matmul shapes (the default on adapters that are not CPUs).
     #[arg(long)]
     large: bool,
     /// Print one JSON object instead of tables.
@@ -263,7 +263,8 @@ fn bench(args: &BenchArgs) -> wgml::Result<()> {
     let gpu = Gpu::from_env()?;
     let info = gpu.info().clone();
     let mut matmul = Vec::new();
-    for shape in bench::default_shapes(args.large) {
+    let large = args.large || info.device_type != wgpu::DeviceType::Cpu;
+    for shape in bench::default_shapes(large) {
         matmul.push(bench::matmul_gflops(&gpu, shape, 0.5)?);
     }
     let data = bench::synthetic_mnist(args.samples.max(1), 0);

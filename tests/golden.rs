@@ -226,17 +226,25 @@ fn training_follows_pytorchs_trajectory() {
     }
     let final_weights = checkpoint::load(&golden("trajectory/final.safetensors")).unwrap();
     let ours = trainer.model().params().state_dict(gpu()).unwrap();
-    let mut worst_w = 0.0f32;
+    let (mut worst_w, mut over) = (0.0f32, Vec::new());
     assert_eq!(final_weights.len(), ours.len());
     for (name, shape, want) in &final_weights {
         let (_, our_shape, got) = ours.iter().find(|(n, _, _)| n == name).unwrap();
         assert_eq!(shape, our_shape, "{name}");
-        for (&a, &e) in got.iter().zip(want) {
-            assert!((a - e).abs() <= 1e-4, "{name}: {a} vs PyTorch {e}");
+        for (i, (&a, &e)) in got.iter().zip(want).enumerate() {
             worst_w = worst_w.max((a - e).abs());
+            if (a - e).abs() > 1e-4 {
+                over.push(format!("{name}[{i}]: {a} vs PyTorch {e}"));
+            }
         }
     }
     println!("trajectory: {steps} Adam steps; largest relative loss error {worst:.2e}, weight error {worst_w:.2e}");
+    assert!(
+        over.is_empty(),
+        "{} weights off by more than 1e-4, e.g. {}",
+        over.len(),
+        over[..over.len().min(3)].join(", ")
+    );
 }
 
 #[test]
