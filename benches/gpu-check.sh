@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# wgml on a machine with a real GPU, beside PyTorch CUDA in the same run.
+#
+#   benches/gpu-check.sh pack [DATA_DIR] # here: build release binaries, pack them and the data in .gpu/
+#   benches/gpu-check.sh run OUT         # there: GPU tests, `wgml bench`, epochs beside PyTorch
+#
+# The GPU machine needs PyTorch with CUDA as `python3`, a Vulkan driver and the Vulkan loader
+# (../shared/gpu-check/README.md says how to bring the loader as .deb files in .gl/). Binaries built
+# here run there unchanged; results land in OUT.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pack() {
+    local data=${1:-/usr/share/datasets/fashion-mnist}
+    cargo build --release
+    local tests
+    tests=$(cargo test --release --no-run 2>&1 |
+        grep -o 'target/release/deps/\(kernels\|gradients\|golden\|train\)-[0-9a-f]*')
+    rm -rf .gpu /tmp/wgml-gpu && mkdir -p .gpu /tmp/wgml-gpu
+    strip -o /tmp/wgml-gpu/wgml target/release/wgml
+    for t in $tests; do
+        local name
+        name=$(basename "$t")
+        strip -o "/tmp/wgml-gpu/${name%-*}" "$t"
+    done
+    tar -czf .gpu/bin.tgz -C /tmp/wgml-gpu .
+    cp -r "$data" .gpu/data
+    du -sh .gpu
+}
+
+run() {
+    local out=$1 bin=/tmp/wgml-gpu
+    mkdir -p "$out" "$bin"
+    tar -xzf .gpu/bin.tgz -C "$bin"
+    # Test binaries find their fixtures under the path they were built in.
+    [ -e /work/main ] || { mkdir -p /work && ln -s "$PWD" /work/main; }
+    nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv | tee "$out/gpu.txt" || true
+    "$bin/wgml" devices | tee -a "$out/gpu.txt"
+    for t in kernels gradients golden train; do
+        if "$bin/$t" --test-threads=4 --nocapture >"$out/test-$t.log" 2>&1; then r=pass; else r=FAIL; fi
+        echo "tests/$t.rs: $r ($(grep -o '[0-9]* passed; [0-9]* failed' "$out/test-$t.log" | tail -1))"
+        grep -h '^trajectory:' "$out/test-$t.log" || true
+    done
+    "$bin/wgml" bench --json | tee "$out/bench.json"
+    PYTHONUNBUFFERED=1 python3 benches/peers.py .gpu/data --epochs 10 --wgml "$bin/wgml" --device cuda |
+        tee "$out/peers.txt"
+}
+
+"$@"
