@@ -42,6 +42,8 @@ run() {
         grep -h '^trajectory:' "$out/test-$t.log" || true
     done
     "$bin/wgml" bench --json | tee "$out/bench.json"
+    # The 64×64 tiled layout everywhere, as the baseline of the layout choice.
+    "$bin/wgml" bench --layout tiled --samples 640 | tee "$out/bench-tiled.txt"
     PYTHONUNBUFFERED=1 python3 benches/peers.py .gpu/data --epochs 10 --wgml "$bin/wgml" --device cuda |
         tee "$out/peers.txt"
 }

@@ -101,6 +101,86 @@ fn matmul(
     }
 }
 
+const WIDE: u32 = 128u;
+const WK: u32 = 8u;
+
+// matmul_wide: like matmul with 128×128 tiles, 8×8 per invocation (for large products on GPUs).
+// [WK][WIDE / 4]: four consecutive rows (or columns) of one k per element.
+var<workgroup> a_wide: array<vec4<f32>, 256>;
+var<workgroup> b_wide: array<vec4<f32>, 256>;
+
+// acc[i] (rows r0..r0+3 of one column group) += a ⊗ b, as four vec4 rows.
+fn outer4(acc: ptr<function, array<vec4<f32>, 16>>, base: u32, a: vec4<f32>, b: vec4<f32>) {
+    (*acc)[base] = fma(vec4(a.x), b, (*acc)[base]);
+    (*acc)[base + 1u] = fma(vec4(a.y), b, (*acc)[base + 1u]);
+    (*acc)[base + 2u] = fma(vec4(a.z), b, (*acc)[base + 2u]);
+    (*acc)[base + 3u] = fma(vec4(a.w), b, (*acc)[base + 3u]);
+}
+
+@compute @workgroup_size(16, 16)
+fn matmul_wide(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(local_invocation_id) local: vec3<u32>,
+) {
+    let tile = tile_index(wg, groups);
+    if tile >= p.tiles {
+        return;
+    }
+    let row0 = (tile / p.tiles_n) * WIDE;
+    let col0 = (tile % p.tiles_n) * WIDE;
+    // This invocation's rows: 4·ty.. and 64 + 4·ty..; columns likewise with tx. Reading them
+    // from workgroup memory is one vec4 each.
+    let ty = local.y;
+    let tx = local.x;
+    // acc[0..8]: rows 4·ty..+3 (then 64 + 4·ty..+3) × columns 4·tx..+3; acc[8..16]: columns
+    // 64 + 4·tx..+3.
+    var acc: array<vec4<f32>, 16>;
+    for (var k0 = 0u; k0 < p.k; k0 += WK) {
+        // 256 invocations stage 1024 elements of each operand, four each; past K, zeros.
+        // Consecutive invocations read along each operand's contiguous dimension.
+        for (var r = 0u; r < 4u; r++) {
+            let e = lid + r * 256u;
+            var i = e % WIDE; // row of A
+            var kk = e / WIDE;
+            if p.a_k == 1u {
+                i = e / WK;
+                kk = e % WK;
+            }
+            let ka = k0 + kk;
+            a_wide[kk * (WIDE / 4u) + i / 4u][i % 4u] = select(0.0, a_at(row0 + i, min(ka, p.k - 1u)), ka < p.k);
+            var j = e % WIDE; // column of B
+            var kb = e / WIDE;
+            if p.b_k == 1u {
+                j = e / WK;
+                kb = e % WK;
+            }
+            let k = k0 + kb;
+            b_wide[kb * (WIDE / 4u) + j / 4u][j % 4u] = select(0.0, b_at(min(k, p.k - 1u), col0 + j), k < p.k);
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < WK; kk++) {
+            let at = kk * (WIDE / 4u);
+            let a_lo = a_wide[at + ty];
+            let a_hi = a_wide[at + 16u + ty];
+            let b_lo = b_wide[at + tx];
+            let b_hi = b_wide[at + 16u + tx];
+            outer4(&acc, 0u, a_lo, b_lo);
+            outer4(&acc, 4u, a_hi, b_lo);
+            outer4(&acc, 8u, a_lo, b_hi);
+            outer4(&acc, 12u, a_hi, b_hi);
+        }
+        workgroupBarrier();
+    }
+    for (var i = 0u; i < 4u; i++) {
+        store4(row0 + 4u * ty + i, col0 + 4u * tx, 1u, acc[i]);
+        store4(row0 + 64u + 4u * ty + i, col0 + 4u * tx, 1u, acc[4u + i]);
+        store4(row0 + 4u * ty + i, col0 + 64u + 4u * tx, 1u, acc[8u + i]);
+        store4(row0 + 64u + 4u * ty + i, col0 + 64u + 4u * tx, 1u, acc[12u + i]);
+    }
+}
+
 const LANES: u32 = 64u;
 
 // Four rows of a 4×4 block as vectors: explicit registers, no indexed locals (which CPU

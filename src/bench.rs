@@ -7,7 +7,7 @@
 use crate::data::{Mnist, Split};
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Dispatch, Gpu, Tensor};
-use crate::kernels::matmul::{matmul_dispatch, MatmulOptions};
+use crate::kernels::matmul::{matmul_dispatch, MatmulKernel, MatmulOptions};
 use crate::nn::Sequential;
 use crate::rng::Rng;
 use crate::train::{TrainConfig, Trainer};
@@ -28,6 +28,8 @@ pub struct MatmulResult {
     pub trans_b: bool,
     /// 2·M·N·K / seconds, in 10⁹.
     pub gflops: f64,
+    /// The layout that ran.
+    pub layout: MatmulKernel,
 }
 
 /// Mean time of one dispatch of a training step.
@@ -72,12 +74,23 @@ pub fn time_dispatch(gpu: &Gpu, dispatch: &Dispatch, reps: usize) -> Result<f64>
     Ok(start.elapsed().as_secs_f64() / reps as f64)
 }
 
-/// GFLOP/s of op(A)·op(B) for M×N output and inner dimension K, run for about `budget_s`.
+/// GFLOP/s of op(A)·op(B) for M×N output and inner dimension K with `layout`, run for about
+/// `budget_s`; `None` when the layout cannot compute this product on `gpu`.
 pub fn matmul_gflops(
     gpu: &Gpu,
     (m, n, k, trans_a, trans_b): (usize, usize, usize, bool, bool),
+    layout: MatmulKernel,
     budget_s: f64,
-) -> Result<MatmulResult> {
+) -> Result<Option<MatmulResult>> {
+    let opts = MatmulOptions {
+        trans_a,
+        trans_b,
+        kernel: layout,
+        ..Default::default()
+    };
+    if !layout.supports(gpu, (m, n, k), &opts) {
+        return Ok(None);
+    }
     let mut rng = Rng::new(1);
     let mut random =
         |len: usize| -> Vec<f32> { (0..len).map(|_| rng.uniform(-1.0, 1.0)).collect() };
@@ -86,23 +99,19 @@ pub fn matmul_gflops(
     let a = Tensor::from_slice(gpu, &random(m * k), &a_shape)?;
     let b = Tensor::from_slice(gpu, &random(k * n), &b_shape)?;
     let c = Tensor::zeros(gpu, &[m, n], DType::F32)?;
-    let opts = MatmulOptions {
-        trans_a,
-        trans_b,
-        ..Default::default()
-    };
     let dispatch = matmul_dispatch(gpu, &a, &b, &c, opts)?;
     let once = time_dispatch(gpu, &dispatch, 1)?;
     let reps = ((budget_s / once.max(1e-6)) as usize).clamp(1, 2000);
     let seconds = time_dispatch(gpu, &dispatch, reps)?;
-    Ok(MatmulResult {
+    Ok(Some(MatmulResult {
         m,
         n,
         k,
         trans_a,
         trans_b,
         gflops: 2.0 * (m * n * k) as f64 / seconds / 1e9,
-    })
+        layout: layout.resolve(gpu, (m, n, k), &opts),
+    }))
 }
 
 /// Random bytes and labels shaped like MNIST: `samples` 28×28 images.

@@ -71,6 +71,10 @@ struct BenchArgs {
     /// Add 4096³ to the matmul shapes (the default on adapters that are not CPUs).
     #[arg(long)]
     large: bool,
+    /// Time the matmuls with this layout (auto, tiled, wide, rows, dot, subgroup), skipping
+    /// shapes it cannot compute.
+    #[arg(long, default_value = "auto")]
+    layout: wgml::kernels::matmul::MatmulKernel,
     /// Print one JSON object instead of tables.
     #[arg(long)]
     json: bool,
@@ -265,7 +269,7 @@ fn bench(args: &BenchArgs) -> wgml::Result<()> {
     let mut matmul = Vec::new();
     let large = args.large || info.device_type != wgpu::DeviceType::Cpu;
     for shape in bench::default_shapes(large) {
-        matmul.push(bench::matmul_gflops(&gpu, shape, 0.5)?);
+        matmul.extend(bench::matmul_gflops(&gpu, shape, args.layout, 0.5)?);
     }
     let data = bench::synthetic_mnist(args.samples.max(1), 0);
     let mut trainer = bench::tutorial_trainer(&gpu, &data)?;
@@ -275,7 +279,11 @@ fn bench(args: &BenchArgs) -> wgml::Result<()> {
     if args.json {
         let matmul: Vec<_> = matmul
             .iter()
-            .map(|r| json!({"m": r.m, "n": r.n, "k": r.k, "trans_a": r.trans_a, "trans_b": r.trans_b, "gflops": r.gflops}))
+            .map(|r| {
+                let layout = format!("{:?}", r.layout).to_lowercase();
+                json!({"m": r.m, "n": r.n, "k": r.k, "trans_a": r.trans_a, "trans_b": r.trans_b,
+                       "gflops": r.gflops, "layout": layout})
+            })
             .collect();
         let kernels: Vec<_> = kernels
             .iter()
@@ -290,7 +298,7 @@ fn bench(args: &BenchArgs) -> wgml::Result<()> {
     }
     println!("adapter: {} ({:?})\n", info.name, info.backend);
     println!(
-        "{:>6} {:>6} {:>6}  {:<6} {:>10}",
+        "{:>6} {:>6} {:>6}  {:<6} {:>10}  layout",
         "M", "N", "K", "op", "GFLOP/s"
     );
     for r in &matmul {
@@ -300,8 +308,13 @@ fn bench(args: &BenchArgs) -> wgml::Result<()> {
             if r.trans_b { "Bᵀ" } else { "B" }
         );
         println!(
-            "{:>6} {:>6} {:>6}  {:<6} {:>10.2}",
-            r.m, r.n, r.k, op, r.gflops
+            "{:>6} {:>6} {:>6}  {:<6} {:>10.2}  {}",
+            r.m,
+            r.n,
+            r.k,
+            op,
+            r.gflops,
+            format!("{:?}", r.layout).to_lowercase()
         );
     }
     println!(

@@ -32,9 +32,12 @@ pub enum MatmulKernel {
     Auto,
     /// 64×64 tiles through workgroup memory: for GPUs.
     Tiled,
+    /// 128×128 tiles through workgroup memory, 8×8 per invocation: for large products on GPUs.
+    Wide,
     /// Barrier-free, invocations along C's columns: for CPU adapters when B is untransposed.
     Rows,
-    /// Invocations along K with one final reduction: for CPU adapters computing A·Bᵀ.
+    /// Invocations along K with one final reduction: for CPU adapters computing A·Bᵀ, and GPUs
+    /// computing small products over a long K.
     Dot,
     /// vec4 loads shared through subgroup broadcasts: for CPU adapters with 8-lane subgroups,
     /// when each operand's contiguous dimension is a multiple of 4.
@@ -43,8 +46,9 @@ pub enum MatmulKernel {
 
 impl MatmulKernel {
     /// Every concrete layout.
-    pub const ALL: [MatmulKernel; 4] = [
+    pub const ALL: [MatmulKernel; 5] = [
         MatmulKernel::Tiled,
+        MatmulKernel::Wide,
         MatmulKernel::Rows,
         MatmulKernel::Dot,
         MatmulKernel::Subgroup,
@@ -82,8 +86,18 @@ impl MatmulKernel {
         if self != MatmulKernel::Auto {
             return self;
         }
+        let (m, n, k) = dims;
         if gpu.info().device_type != wgpu::DeviceType::Cpu {
-            return MatmulKernel::Tiled;
+            // Enough 128×128 tiles to fill a large GPU; too few 64×64 ones to occupy one, with
+            // a long K to split instead; else 64×64.
+            let tiles = |size: usize| m.div_ceil(size) * n.div_ceil(size);
+            return if tiles(128) >= 128 {
+                MatmulKernel::Wide
+            } else if tiles(64) < 16 && k >= 64 {
+                MatmulKernel::Dot
+            } else {
+                MatmulKernel::Tiled
+            };
         }
         if MatmulKernel::Subgroup.supports(gpu, dims, opts) {
             return MatmulKernel::Subgroup;
@@ -99,10 +113,27 @@ impl MatmulKernel {
     fn layout(self) -> (Shader, &'static str, usize, usize, usize) {
         match self {
             MatmulKernel::Auto | MatmulKernel::Tiled => (SHADER, "matmul", 64, 64, 1),
+            MatmulKernel::Wide => (SHADER, "matmul_wide", 128, 128, 1),
             MatmulKernel::Rows => (SHADER, "matmul_rows", 8, 256, 1),
             MatmulKernel::Dot => (SHADER, "matmul_dot", 8, 8, 1),
             MatmulKernel::Subgroup => (SUBGROUP_SHADER, "matmul_subgroup", 16, 32, 4),
         }
+    }
+}
+
+impl std::str::FromStr for MatmulKernel {
+    type Err = Error;
+
+    /// A layout by its lowercase name: auto, tiled, wide, rows, dot or subgroup.
+    fn from_str(name: &str) -> Result<Self> {
+        let all = [MatmulKernel::Auto].into_iter().chain(MatmulKernel::ALL);
+        all.into_iter()
+            .find(|k| format!("{k:?}").eq_ignore_ascii_case(name))
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "unknown matmul layout '{name}' (auto, tiled, wide, rows, dot, subgroup)"
+                ))
+            })
     }
 }
 
