@@ -52,7 +52,7 @@ const MAXIMIZE: u32 = 4u;
 @group(0) @binding(7) var<storage, read_write> step_count: array<u32>;
 @group(0) @binding(8) var<storage, read_write> factors_out: array<f32>; // [step size, √(1 − β2ᵗ)]
 // adam
-@group(0) @binding(9) var<storage, read> factors: array<f32>;
+@group(0) @binding(9) var<storage, read> factors: array<vec2<f32>>; // one load for both
 
 fn element(wg: vec3<u32>, groups: vec3<u32>, lid: u32) -> u32 {
     return (wg.x + wg.y * groups.x) * 256u + lid;
@@ -87,6 +87,7 @@ fn flush_subnormal(x: vec4<f32>) -> vec4<f32> {
 }
 
 fn adam_update(grad: vec4<f32>, s: AdamState) -> AdamState {
+    let f = factors[0]; // [step size, √(1 − β2ᵗ)]
     var g = select(grad, -grad, (p.flags & MAXIMIZE) != 0u);
     var out = s;
     if (p.flags & DECOUPLED) != 0u {
@@ -101,8 +102,8 @@ fn adam_update(grad: vec4<f32>, s: AdamState) -> AdamState {
         out.v_max = max(s.v_max, out.v);
         v_hat = out.v_max;
     }
-    let denom = sqrt(v_hat) / factors[1] + p.eps;
-    out.w -= factors[0] * (out.m / denom);
+    let denom = sqrt(v_hat) / f.y + p.eps;
+    out.w -= f.x * (out.m / denom);
     return out;
 }
 
