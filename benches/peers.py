@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """wgml next to PyTorch in one run, on the same data and shapes, as ratios.
 
-    python3 benches/peers.py [DATA_DIR] [--epochs N] [--wgml PATH] [--device cpu|cuda]
+    python3 benches/peers.py [DATA_DIR] [--epochs N] [--rounds R] [--wgml PATH] [--device cpu|cuda]
 
 Trains PyTorch's MNIST tutorial model (784-128-10, Adam lr 1e-3, batch 64) with wgml
 (`wgml train --json`) and with PyTorch holding the data as tensors and slicing batches by index
 (the fast way to write it), then times the matmul shapes of `wgml bench` with torch.mm. Prints
 one table; ratios are wgml / PyTorch for times and PyTorch / wgml for throughput, so > 1 means
-wgml is behind. Needs `pip install torch numpy`. DATA_DIR defaults to the bundled subset.
+wgml is behind. With --rounds R the two trainings alternate R times and the epoch row gives the
+medians over rounds, with every round's ratio beneath: on a shared, noisy machine one round's
+ratio can be off by a third. Needs `pip install torch numpy`. DATA_DIR defaults to the bundled subset.
 """
 import argparse, gzip, json, os, statistics, struct, subprocess, sys, tempfile, time
 
@@ -81,21 +83,29 @@ def main():
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--wgml", default=os.path.join(ROOT, "target", "release", "wgml"))
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as out:
-        run = subprocess.run([args.wgml, "train", "--data", args.data, "--epochs", str(args.epochs), "--json",
-                              "--out", os.path.join(out, "run")], capture_output=True, text=True, check=True)
-    ours = json.loads(run.stdout.strip().splitlines()[-1])
+    ours_rounds, theirs_rounds = [], []
+    for _ in range(max(args.rounds, 1)):
+        with tempfile.TemporaryDirectory() as out:
+            run = subprocess.run([args.wgml, "train", "--data", args.data, "--epochs", str(args.epochs), "--json",
+                                  "--out", os.path.join(out, "run")], capture_output=True, text=True, check=True)
+        ours = json.loads(run.stdout.strip().splitlines()[-1])
+        ours_rounds.append(ours["sec_per_epoch_median"])
+        theirs_s, theirs_acc = torch_train(args.data, args.epochs, args.device)
+        theirs_rounds.append(theirs_s)
     bench = json.loads(subprocess.run([args.wgml, "bench", "--json", "--samples", "8000"], capture_output=True,
                                       text=True, check=True).stdout)
-    theirs_s, theirs_acc = torch_train(args.data, args.epochs, args.device)
+    ours_s, theirs_s = statistics.median(ours_rounds), statistics.median(theirs_rounds)
 
     print(f"wgml on {ours['adapter']} ({ours['backend']}); PyTorch {torch.__version__} on {args.device}, "
           f"{torch.get_num_threads()} threads; data {args.data}, {ours['train_samples']} samples\n")
     print(f"{'':<32}{'wgml':>12}{'PyTorch':>12}{'ratio':>9}")
-    print(f"{'epoch (s, median)':<32}{ours['sec_per_epoch_median']:>12.3f}{theirs_s:>12.3f}"
-          f"{ours['sec_per_epoch_median'] / theirs_s:>9.2f}")
+    print(f"{'epoch (s, median)':<32}{ours_s:>12.3f}{theirs_s:>12.3f}{ours_s / theirs_s:>9.2f}")
+    if len(ours_rounds) > 1:
+        ratios = " ".join(f"{o / t:.2f}" for o, t in zip(ours_rounds, theirs_rounds))
+        print(f"{'  ratio by round':<32}{ratios}")
     print(f"{'test accuracy':<32}{ours['test_acc']:>12.4f}{theirs_acc:>12.4f}")
     for r in bench["matmul"]:
         theirs = torch_gflops(r["m"], r["n"], r["k"], r["trans_a"], r["trans_b"], args.device)
