@@ -1,24 +1,28 @@
-// C = op(A) · op(B) (+ bias) (+ ReLU), with op = identity or transpose.
+// C = op(A) · op(B), then the epilogue (bias, ReLU, gate; see matmul_common.wgsl), with op =
+// identity or transpose.
 //
 // op(A) is M×K and op(B) is K×N. The host passes strides, so a transpose is only a different
 // stride: op(A)[i, k] = a[i·a_row + k·a_k] and op(B)[k, j] = b[k·b_k + j·b_col]. Inner loops hold
 // no branches: indices past the edge are clamped to the last row or column, and the store masks
-// them out. Three entry points compute the same thing with different work layouts; the host picks
-// one by adapter and transposes:
+// them out. Four entry points compute the same thing with different work layouts; the host picks
+// one by adapter and shape (matmul_subgroup.wgsl holds a fifth, for CPU adapters):
 //
 //   matmul        GPUs. A 64×64 tile of C per workgroup: 16×16 invocations each own a 4×4
 //                 register tile, and K is walked in steps of 16 through workgroup memory.
+//   matmul_wide   GPUs, large products. The same with 128×128 tiles and 8×8 per invocation, read
+//                 from workgroup memory as vec4s; K in steps of 8.
 //   matmul_rows   CPU adapters, B read along its rows. No barriers: a workgroup owns 8 rows × 256
 //                 columns; its 32 invocations run along the columns (8 each, 32 apart), so B is
 //                 read in contiguous runs across invocations and A's element is the same for all.
-//   matmul_dot    CPU adapters, A·Bᵀ (x·Wᵀ). A workgroup owns an 8×8 block of C; its 32
-//                 invocations split K between them, reading both operands along their contiguous
-//                 K, and one barrier precedes a fixed-order sum of the 32 partial results.
+//   matmul_dot    A workgroup owns an 8×8 block of C; its 32 invocations split K between them and
+//                 one barrier precedes a fixed-order sum of the 32 partial results. For CPU
+//                 adapters computing A·Bᵀ (both operands read along their contiguous K), and for
+//                 GPUs when C is too small to occupy them.
 //
-// On a CPU adapter every storage load is a gather across the SIMD lanes, whatever its address,
-// so speed follows FMAs per load: the 8×8 blocks of matmul_rows and matmul_dot do 64 for 16.
+// On a CPU adapter every storage load is a loop over the SIMD lanes, whatever its address, so
+// speed follows FMAs per load: the 8×8 blocks of matmul_rows and matmul_dot do 64 for 16.
 //
-// The host prepends matmul_common.wgsl (parameters, bias and output bindings).
+// The host prepends matmul_common.wgsl (parameters, epilogue).
 
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;

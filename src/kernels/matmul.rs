@@ -23,11 +23,12 @@ pub const SUBGROUP_SHADER: Shader = Shader {
     ),
 };
 
-/// Which work layout computes the product (see `shaders/matmul.wgsl`). All give the same result
-/// up to rounding; they differ in speed by adapter and shape.
+/// Which work layout computes the product (see `shaders/matmul.wgsl` and
+/// `shaders/matmul_subgroup.wgsl`). All give the same result up to rounding; they differ in speed
+/// by adapter and shape.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum MatmulKernel {
-    /// The fastest layout known for the adapter and transposes.
+    /// The fastest layout known for the adapter and the product's shape.
     #[default]
     Auto,
     /// 64×64 tiles through workgroup memory: for GPUs.
@@ -40,7 +41,7 @@ pub enum MatmulKernel {
     /// computing small products over a long K.
     Dot,
     /// vec4 loads shared through subgroup broadcasts: for CPU adapters with 8-lane subgroups,
-    /// when each operand's contiguous dimension is a multiple of 4.
+    /// when op(B)'s contiguous dimension is a multiple of 4 and N ≥ 4.
     Subgroup,
 }
 
