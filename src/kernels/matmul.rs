@@ -87,14 +87,14 @@ impl MatmulKernel {
         if self != MatmulKernel::Auto {
             return self;
         }
-        let (m, n, k) = dims;
+        let (m, n, _) = dims;
         if gpu.info().device_type != wgpu::DeviceType::Cpu {
-            // Enough 128×128 tiles to fill a large GPU; too few 64×64 ones to occupy one, with
-            // a long K to split instead; else 64×64.
+            // Enough 128×128 tiles to fill a large GPU; too few 64×64 ones to occupy one: split
+            // K instead; else 64×64 (thresholds from `wgml bench --layout` on an H200).
             let tiles = |size: usize| m.div_ceil(size) * n.div_ceil(size);
             return if tiles(128) >= 128 {
                 MatmulKernel::Wide
-            } else if tiles(64) < 16 && k >= 64 {
+            } else if tiles(64) <= 16 {
                 MatmulKernel::Dot
             } else {
                 MatmulKernel::Tiled
