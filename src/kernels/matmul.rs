@@ -257,13 +257,13 @@ pub fn matmul_dispatch(
         (5, opts.gate.unwrap_or(a)),
     ];
     if kernel == MatmulKernel::Subgroup {
-        let a_read = match (
-            opts.trans_a,
-            opts.trans_a && m % 4 == 0 || !opts.trans_a && k % 4 == 0,
-        ) {
-            (_, false) => 2,
-            (false, true) => 0,
+        // A_ALONG_K, A_ALONG_M or A_SCALAR in the shader: vec4s along A's contiguous
+        // dimension when it holds whole ones.
+        let a_contiguous = if opts.trans_a { m } else { k };
+        let a_read = match (a_contiguous.is_multiple_of(4), opts.trans_a) {
+            (true, false) => 0,
             (true, true) => 1,
+            (false, _) => 2,
         };
         constants.push(("A_READ", f64::from(a_read)));
         constants.push(("B_ALONG_K", flag(opts.trans_b)));

@@ -258,13 +258,12 @@ impl Sequential {
                         ws.outputs[i - 1].rows(rows)?
                     };
                     let relu_before = i > 0 && matches!(self.modules[i - 1], Module::Relu(_));
-                    let (dx, gate) = if relu_before {
-                        // d(ReLU input) = (dy·W) ⊙ [ReLU output > 0]; the ReLU is done here.
+                    // d(ReLU input) = (dy·W) ⊙ [ReLU output > 0]: the ReLU is done here.
+                    if relu_before {
                         i -= 1;
-                        (input_grad(i)?, Some(&input))
-                    } else {
-                        (input_grad(i)?, None)
-                    };
+                    }
+                    let dx = input_grad(i)?;
+                    let gate = relu_before.then_some(&input);
                     let step =
                         linear.backward(gpu, &self.params, &input, &dy, dx.as_ref(), gate)?;
                     program.append(step);
