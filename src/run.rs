@@ -241,19 +241,32 @@ fn read_csv(path: &Path) -> Result<Vec<Row>> {
         .collect()
 }
 
-/// `runs/<UTC date-time>` (with `-2`, `-3`, … when that is taken), from the system clock.
-fn default_run_dir() -> PathBuf {
+/// Creates `runs/<UTC date-time>` (with `-2`, `-3`, … when that is taken) and returns it. Each
+/// name is claimed by creating it, so runs started in the same second get folders of their own.
+fn create_default_run_dir() -> Result<PathBuf> {
     let base = timestamp_dir();
-    (1..)
-        .map(|n| {
-            if n == 1 {
-                base.clone()
-            } else {
-                PathBuf::from(format!("{}-{n}", base.display()))
+    if let Some(parent) = base.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Error::data(parent, format!("cannot create: {e}")))?;
+    }
+    for n in 1.. {
+        let dir = if n == 1 {
+            base.clone()
+        } else {
+            PathBuf::from(format!("{}-{n}", base.display()))
+        };
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(Error::data(
+                    &dir,
+                    format!("cannot create the run folder: {e}"),
+                ))
             }
-        })
-        .find(|p| !p.exists())
-        .unwrap_or(base)
+        }
+    }
+    unreachable!("an unbounded range always yields a free name")
 }
 
 /// `runs/<YYYYMMDD-HHMMSS>` in UTC (civil date from days since 1970).
@@ -294,17 +307,23 @@ pub fn train(args: &TrainArgs) -> Result<()> {
             let state = checkpoint::load_training(&dir.join("checkpoint.safetensors"))?;
             let mut rows = read_csv(&dir.join("metrics.csv"))?;
             rows.truncate(state.epoch);
-            (config, dir.clone(), Some(state), rows)
+            (config, Some(dir.clone()), Some(state), rows)
         }
         None => {
-            let dir = args.out.clone().unwrap_or_else(default_run_dir);
-            if dir.join("checkpoint.safetensors").exists() {
-                return Err(Error::data(
-                    &dir,
-                    "already holds a run: continue it with --resume, or choose another --out",
-                ));
+            if let Some(dir) = &args.out {
+                if dir.join("checkpoint.safetensors").exists() {
+                    return Err(Error::data(
+                        dir,
+                        "already holds a run: continue it with --resume, or choose another --out",
+                    ));
+                }
             }
-            (RunConfig::from_args(args), dir, None, Vec::new())
+            (
+                RunConfig::from_args(args),
+                args.out.clone(),
+                None,
+                Vec::new(),
+            )
         }
     };
     let (data, source) = load_data(
@@ -328,8 +347,14 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         trainer.restore(state)?;
     }
     // Everything is in place: only now does the run folder appear.
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| Error::data(&dir, format!("cannot create the run folder: {e}")))?;
+    let dir = match dir {
+        Some(dir) => {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| Error::data(&dir, format!("cannot create the run folder: {e}")))?;
+            dir
+        }
+        None => create_default_run_dir()?,
+    };
     let config_json =
         serde_json::to_string_pretty(&config).map_err(|e| Error::invalid(e.to_string()))?;
     write_atomically(&dir.join("config.json"), config_json.as_bytes())?;

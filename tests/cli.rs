@@ -197,3 +197,40 @@ fn bad_hyper_parameters_are_errors_in_pytorchs_words() {
     assert!(run(&["--label-smoothing", "1.5"])
         .contains("label_smoothing must be between 0.0 and 1.0. Got: 1.5"));
 }
+
+#[test]
+fn trainings_started_together_get_run_folders_of_their_own() {
+    let data = temp_dir("cli-together-data");
+    write_small_mnist(&data, 100);
+    let cwd = temp_dir("cli-together");
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_wgml"))
+                .current_dir(&cwd)
+                .args(["train", "--data", data.to_str().unwrap(), "--epochs", "1"])
+                .args(["--json"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut folders = std::collections::HashSet::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let run = stdout
+            .split("\"run\":\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("no run folder in {stdout}"));
+        assert!(cwd.join(run).join("model.safetensors").exists(), "{run}");
+        folders.insert(run.to_string());
+    }
+    assert_eq!(folders.len(), 3, "{folders:?}");
+}
