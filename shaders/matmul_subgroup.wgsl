@@ -1,40 +1,45 @@
-// C = op(A) · op(B), then the epilogue, for adapters with 8-lane subgroups (CPU adapters: one
-// subgroup is one SIMD register of 8 floats). Same parameters as matmul.wgsl.
+// C = op(A) · op(B), then the epilogue, for adapters with 8-lane subgroups and 64-bit integers
+// (CPU adapters: one subgroup is one SIMD register of 8 floats). Same parameters as matmul.wgsl.
 //
 // On such adapters a storage load is a loop over the lanes, so its cost barely depends on how
-// much each lane loads: a vec4 costs little more than a scalar. This layout therefore loads
-// vec4s wherever it can and shares them through subgroup broadcasts, which cost a register
-// shuffle:
+// much each lane loads: 32 bytes (a vec4<u64> holding eight f32, int64.wgsl) cost little more
+// than 4. This layout therefore loads eight f32 at a time wherever the operand allows it, four
+// where it does not, and shares A through subgroup broadcasts, which cost a register shuffle:
 //
 //   - a subgroup owns 16 rows × 32 columns of C; each lane owns 4 adjacent columns (one vec4)
 //     of all 16 rows, so it keeps 16 vec4 accumulators;
-//   - K is walked 8 at a time. Each lane loads its own 4 columns of B at those 8 k (8 vec4s,
-//     along N or along K, whichever is contiguous), and a quarter of the 16×8 block of A
-//     (4 vec4s, or 16 scalars when neither of A's dimensions holds whole vec4s), which the
-//     other lanes read by broadcast;
-//   - so 12 vec4 loads feed 512 FMAs per lane, and C leaves as 16 vec4 stores (64 scalar ones
+//   - K is walked 8 at a time. Each lane loads its own 4 columns of B at those 8 k: one load
+//     per column when B is contiguous along K (K % 8 = 0), else one vec4 per k; and an eighth
+//     of the 16×8 block of A (two 8-wide loads along K or along M, or 16 scalars when neither
+//     dimension holds whole groups of 8), which the other lanes read by broadcast;
+//   - so 6 to 24 loads feed 512 FMAs per lane, and C leaves as 16 vec4 stores (64 scalar ones
 //     when N % 4 ≠ 0).
 //
 // The host picks this layout only when B's contiguous dimension is a multiple of 4.
 // Override constants fix how A and B are read.
 //
-// The host prepends matmul_common.wgsl.
+// The host prepends matmul_common.wgsl and int64.wgsl.
 
-// How op(A) is read: vec4s along K (A untransposed, K % 4 = 0), vec4s along M (A transposed,
-// M % 4 = 0), or scalars.
+// How op(A) is read: eight at a time along K (A untransposed, K % 8 = 0) or along M (A
+// transposed, M % 8 = 0), or as scalars.
 const A_ALONG_K: u32 = 0u;
 const A_ALONG_M: u32 = 1u;
 const A_SCALAR: u32 = 2u;
 override A_READ: u32 = A_ALONG_K;
-// op(B) is read along K (B transposed, K % 4 = 0) rather than along N.
-override B_ALONG_K: bool = false;
+// How op(B) is read: a vec4 along N per k (B untransposed, N % 4 = 0), two vec4s per column
+// along K (B transposed, K % 4 = 0), or eight at a time along K (B transposed, K % 8 = 0).
+const B_ALONG_N: u32 = 0u;
+const B_ALONG_K: u32 = 1u;
+const B_ALONG_K8: u32 = 2u;
+override B_READ: u32 = B_ALONG_N;
 
-@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> a8: array<vec4<u64>>;
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> c: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read> a_scalar: array<f32>; // A again, for A_SCALAR
 @group(0) @binding(7) var<storage, read_write> c_scalar: array<f32>; // C again, for N % 4 ≠ 0
 @group(0) @binding(8) var<storage, read> gate4: array<vec4<f32>>; // the gate again
+@group(0) @binding(9) var<storage, read> b8: array<vec4<u64>>; // B again, for B_ALONG_K8
 
 // C's rows hold whole vec4s (N % 4 = 0): the epilogue works on vec4s.
 override C_VEC4: bool = true;
@@ -44,9 +49,9 @@ const SUBGROUPS: u32 = 4u; // per workgroup
 const ROWS: u32 = 16u; // per subgroup
 const COLS: u32 = 32u; // per subgroup: 4 per lane
 
-// The vec4 of `x` holding elements e..e+3 (e a multiple of 4).
-fn a4(e: u32) -> vec4<f32> {
-    return a[e / 4u];
+// Elements e..e+7 of A (e a multiple of 8), and e..e+3 of B (e a multiple of 4).
+fn a_eight(e: u32) -> Eight {
+    return unpack(a8[e / 8u]);
 }
 fn b4(e: u32) -> vec4<f32> {
     return b[e / 4u];
@@ -101,7 +106,25 @@ struct BBlock {
 // past K, whose loads are clamped inside B.
 fn load_b(k0: u32, col: u32, masked: bool) -> BBlock {
     var out = BBlock();
-    if B_ALONG_K {
+    if B_READ == B_ALONG_K8 {
+        // Four columns, each contiguous along K: one 8-wide load per column (K % 8 = 0, so
+        // the block never passes K).
+        let last = p.n - 1u;
+        let z0 = unpack(b8[(min(col, last) * p.b_col + k0) / 8u]);
+        let z1 = unpack(b8[(min(col + 1u, last) * p.b_col + k0) / 8u]);
+        let z2 = unpack(b8[(min(col + 2u, last) * p.b_col + k0) / 8u]);
+        let z3 = unpack(b8[(min(col + 3u, last) * p.b_col + k0) / 8u]);
+        out = BBlock(
+            vec4(z0.low.x, z1.low.x, z2.low.x, z3.low.x),
+            vec4(z0.low.y, z1.low.y, z2.low.y, z3.low.y),
+            vec4(z0.low.z, z1.low.z, z2.low.z, z3.low.z),
+            vec4(z0.low.w, z1.low.w, z2.low.w, z3.low.w),
+            vec4(z0.high.x, z1.high.x, z2.high.x, z3.high.x),
+            vec4(z0.high.y, z1.high.y, z2.high.y, z3.high.y),
+            vec4(z0.high.z, z1.high.z, z2.high.z, z3.high.z),
+            vec4(z0.high.w, z1.high.w, z2.high.w, z3.high.w),
+        );
+    } else if B_READ == B_ALONG_K {
         // Four columns, each contiguous along K: 2 vec4s per column (K % 4 = 0, so the second
         // lies wholly past K or not at all).
         let second = select(k0 + 4u, k0, masked && k0 + 4u >= p.k);
@@ -209,12 +232,8 @@ struct AColumn {
     x3: vec4<f32>,
 }
 
-// Rows row0 + 4i..4i+3 at k, read as one vec4 along M, or as scalars.
+// Rows row0 + 4i..4i+3 at k, as scalars.
 fn a_quad(row0: u32, i: u32, k: u32) -> vec4<f32> {
-    if A_READ == A_ALONG_M {
-        // M % 4 = 0: a quad past M repeats the last one (never stored).
-        return a4(k * p.a_k + min(row0 + 4u * i, p.m - 4u));
-    }
     let last = p.m - 1u;
     let r = row0 + 4u * i;
     let at = k * p.a_k;
@@ -226,10 +245,18 @@ fn a_quad(row0: u32, i: u32, k: u32) -> vec4<f32> {
     );
 }
 
-// The 16 rows at k (zero past K).
+// The 16 rows at k (zero past K): two 8-wide loads along M, or 16 scalars.
 fn load_a_column(row0: u32, k: u32) -> AColumn {
     let kc = min(k, p.k - 1u);
-    var x = AColumn(a_quad(row0, 0u, kc), a_quad(row0, 1u, kc), a_quad(row0, 2u, kc), a_quad(row0, 3u, kc));
+    var x: AColumn;
+    if A_READ == A_ALONG_M {
+        // M % 8 = 0: rows past M repeat the last eight (never stored).
+        let first = a_eight(kc * p.a_k + row0);
+        let second = a_eight(kc * p.a_k + min(row0 + 8u, p.m - 8u));
+        x = AColumn(first.low, first.high, second.low, second.high);
+    } else {
+        x = AColumn(a_quad(row0, 0u, kc), a_quad(row0, 1u, kc), a_quad(row0, 2u, kc), a_quad(row0, 3u, kc));
+    }
     if k >= p.k {
         x = AColumn();
     }
@@ -296,24 +323,22 @@ fn matmul_subgroup(
     for (; k0 + 8u <= p.k; k0 += 8u) {
         let bb = load_b(k0, col, false);
         if A_READ == A_ALONG_K {
-            steps_along_k(&q0, &q1, &q2, &q3, a4(u_row + k0), a4(w_row + k0), bb.k0, bb.k1, bb.k2, bb.k3);
-            steps_along_k(&q0, &q1, &q2, &q3, a4(u_row + k0 + 4u), a4(w_row + k0 + 4u), bb.k4, bb.k5, bb.k6, bb.k7);
+            let u = a_eight(u_row + k0);
+            let w = a_eight(w_row + k0);
+            steps_along_k(&q0, &q1, &q2, &q3, u.low, w.low, bb.k0, bb.k1, bb.k2, bb.k3);
+            steps_along_k(&q0, &q1, &q2, &q3, u.high, w.high, bb.k4, bb.k5, bb.k6, bb.k7);
         } else {
             let x = load_a_column(row0, k0 + lane);
             steps_column_low(&q0, &q1, &q2, &q3, x, bb.k0, bb.k1, bb.k2, bb.k3);
             steps_column_high(&q0, &q1, &q2, &q3, x, bb.k4, bb.k5, bb.k6, bb.k7);
         }
     }
+    // The last K % 8 (A is then read along M or as scalars).
     if k0 < p.k {
         let bb = load_b(k0, col, true);
-        if A_READ == A_ALONG_K {
-            // K % 4 = 0: exactly 4 k remain.
-            steps_along_k(&q0, &q1, &q2, &q3, a4(u_row + k0), a4(w_row + k0), bb.k0, bb.k1, bb.k2, bb.k3);
-        } else {
-            let x = load_a_column(row0, k0 + lane);
-            steps_column_low(&q0, &q1, &q2, &q3, x, bb.k0, bb.k1, bb.k2, bb.k3);
-            steps_column_high(&q0, &q1, &q2, &q3, x, bb.k4, bb.k5, bb.k6, bb.k7);
-        }
+        let x = load_a_column(row0, k0 + lane);
+        steps_column_low(&q0, &q1, &q2, &q3, x, bb.k0, bb.k1, bb.k2, bb.k3);
+        steps_column_high(&q0, &q1, &q2, &q3, x, bb.k4, bb.k5, bb.k6, bb.k7);
     }
     store_quad(row0, col, q0);
     store_quad(row0 + 4u, col, q1);

@@ -8,8 +8,9 @@
 // 1 − βᵗ as −expm1(t·ln β) so that it keeps full f32 precision when βᵗ is close to 1.
 //
 // adam updates four elements per invocation (vec4 loads cost a CPU adapter little more than
-// scalar ones), and adam_tail the last len % 4. Both flush subnormal moments to zero: a moment
-// that small moves no f32 weight, and subnormal arithmetic runs many times slower on CPUs.
+// scalar ones; adam_wide, in optim_wide.wgsl, updates eight where 64-bit integers allow), and
+// adam_tail the rest. All flush subnormal moments to zero: a moment that small moves no f32
+// weight, and subnormal arithmetic runs many times slower on CPUs.
 
 // Adam keeps v_max (AMSGrad); fixed per pipeline so that plain Adam never touches it.
 override AMSGRAD: bool = false;
@@ -131,10 +132,12 @@ fn adam(
     }
 }
 
-// The last len % 4 elements, one per invocation.
-@compute @workgroup_size(4)
+// Elements adam's wider invocations left: the last len % TAIL_WIDTH, one per invocation.
+override TAIL_WIDTH: u32 = 4u;
+
+@compute @workgroup_size(8)
 fn adam_tail(@builtin(local_invocation_index) lid: u32) {
-    let i = p.len / 4u * 4u + lid;
+    let i = p.len / TAIL_WIDTH * TAIL_WIDTH + lid;
     if i >= p.len {
         return;
     }

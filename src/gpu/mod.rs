@@ -241,9 +241,12 @@ impl Gpu {
         };
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgml"),
-            // Timestamps, where offered, let `wgml bench` time each kernel on the GPU itself.
+            // Where offered: timestamps let `wgml bench` time each kernel on the GPU itself;
+            // subgroups and 64-bit integers serve the kernels written for CPU adapters.
             required_features: adapter.features()
-                & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP),
+                & (wgpu::Features::TIMESTAMP_QUERY
+                    | wgpu::Features::SUBGROUP
+                    | wgpu::Features::SHADER_INT64),
             required_limits: limits.clone(),
             ..Default::default()
         }))

@@ -14,11 +14,12 @@ pub const SHADER: Shader = Shader {
     ),
 };
 
-/// The matmul shader for adapters with 8-lane subgroups.
+/// The matmul shader for adapters with 8-lane subgroups and 64-bit integers.
 pub const SUBGROUP_SHADER: Shader = Shader {
     name: "matmul_subgroup.wgsl",
     source: concat!(
         include_str!("../../shaders/matmul_common.wgsl"),
+        include_str!("../../shaders/int64.wgsl"),
         include_str!("../../shaders/matmul_subgroup.wgsl")
     ),
 };
@@ -40,10 +41,14 @@ pub enum MatmulKernel {
     /// Invocations along K with one final reduction: for CPU adapters computing A·Bᵀ, and GPUs
     /// computing small products over a long K.
     Dot,
-    /// vec4 loads shared through subgroup broadcasts: for CPU adapters with 8-lane subgroups,
-    /// when op(B)'s contiguous dimension is a multiple of 4 and N ≥ 4.
+    /// 32-byte loads shared through subgroup broadcasts: for CPU adapters with 8-lane subgroups
+    /// and 64-bit integers, when op(B)'s contiguous dimension is a multiple of 4 and N ≥ 4.
     Subgroup,
 }
+
+/// Storage bindings of `matmul_subgroup`: A, B and C each as two views, the bias and the gate
+/// (twice). More than WebGPU's default of 8: CPU adapters, the layout's target, offer far more.
+pub const SUBGROUP_STORAGE_BUFFERS: u32 = 9;
 
 impl MatmulKernel {
     /// Every concrete layout.
@@ -67,12 +72,16 @@ impl MatmulKernel {
         }
         let info = gpu.info();
         let eight_lanes = info.subgroup_min_size == 8 && info.subgroup_max_size == 8;
-        // B is read as vec4s; every binding that may be seen as vec4s must hold at least one.
+        let features = wgpu::Features::SUBGROUP | wgpu::Features::SHADER_INT64;
+        // B is read as vec4s and A and B as vec4<u64>s: every binding that may be seen as
+        // either must hold at least one (32 bytes).
         let b_contiguous = if opts.trans_b { k } else { n };
-        gpu.features().contains(wgpu::Features::SUBGROUP)
+        gpu.features().contains(features)
             && eight_lanes
+            && gpu.limits().max_storage_buffers_per_shader_stage >= SUBGROUP_STORAGE_BUFFERS
             && b_contiguous.is_multiple_of(4)
-            && m * k >= 4
+            && m * k >= 8
+            && n * k >= 8
             && m * n >= 4
             && n >= 4
     }
@@ -212,8 +221,10 @@ pub fn matmul_dispatch(
     let kernel = opts.kernel.resolve(gpu, (m, n, k), &opts);
     if !kernel.supports(gpu, (m, n, k), &opts) {
         return Err(Error::InvalidArgument(format!(
-            "matmul: the {kernel:?} layout needs an adapter with 8-lane subgroups, op(B)'s \
-             contiguous dimension a multiple of 4 and N ≥ 4 (M={m} N={n} K={k})"
+            "matmul: the {kernel:?} layout needs an adapter with 8-lane subgroups, 64-bit \
+             integers and {SUBGROUP_STORAGE_BUFFERS} storage buffers per stage, op(B)'s \
+             contiguous dimension a multiple of 4, N ≥ 4 and A and B of 8 elements or more \
+             (M={m} N={n} K={k})"
         )));
     }
     let (shader, entry, tile_rows, tile_cols, per_group) = kernel.layout();
@@ -257,19 +268,25 @@ pub fn matmul_dispatch(
         (5, opts.gate.unwrap_or(a)),
     ];
     if kernel == MatmulKernel::Subgroup {
-        // A_ALONG_K, A_ALONG_M or A_SCALAR in the shader: vec4s along A's contiguous
-        // dimension when it holds whole ones.
-        let a_contiguous = if opts.trans_a { m } else { k };
-        let a_read = match (a_contiguous.is_multiple_of(4), opts.trans_a) {
-            (true, false) => 0,
-            (true, true) => 1,
-            (false, _) => 2,
+        // A_ALONG_K, A_ALONG_M or A_SCALAR: eight at a time along A's contiguous dimension
+        // when it holds whole groups of 8.
+        let a_read = match opts.trans_a {
+            false if k.is_multiple_of(8) => 0,
+            true if m.is_multiple_of(8) => 1,
+            _ => 2,
+        };
+        // B_ALONG_N, B_ALONG_K (vec4s) or B_ALONG_K8 (eight at a time).
+        let b_read = match opts.trans_b {
+            false => 0,
+            true if k.is_multiple_of(8) => 2,
+            true => 1,
         };
         constants.push(("A_READ", f64::from(a_read)));
-        constants.push(("B_ALONG_K", flag(opts.trans_b)));
+        constants.push(("B_READ", f64::from(b_read)));
         constants.push(("C_VEC4", flag(n % 4 == 0)));
-        // The same tensors as scalars, where they do not hold whole vec4s.
-        tensors.extend([(6, a), (7, c), (8, opts.gate.unwrap_or(a))]);
+        // The same tensors seen another way: A and C as scalars, the gate as vec4s, B as
+        // groups of eight.
+        tensors.extend([(6, a), (7, c), (8, opts.gate.unwrap_or(a)), (9, b)]);
     }
     Dispatch::specialized(
         gpu,

@@ -16,12 +16,13 @@ use crate::error::{Error, Result};
 use crate::gpu::{DType, Shader, Tensor};
 
 /// Every shader in `shaders/`, for validation and tooling.
-pub const SHADERS: [Shader; 7] = [
+pub const SHADERS: [Shader; 8] = [
     matmul::SHADER,
     matmul::SUBGROUP_SHADER,
     elementwise::SHADER,
     cross_entropy::SHADER,
     optim::SHADER,
+    optim::WIDE_SHADER,
     reduce::SHADER,
     data::SHADER,
 ];

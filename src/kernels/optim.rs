@@ -10,6 +10,17 @@ pub const SHADER: Shader = Shader {
     source: include_str!("../../shaders/optim.wgsl"),
 };
 
+/// Adam eight elements per invocation through 64-bit loads (`optim_wide.wgsl` after
+/// `optim.wgsl` and `int64.wgsl`), for devices with [`wgpu::Features::SHADER_INT64`].
+pub const WIDE_SHADER: Shader = Shader {
+    name: "optim_wide.wgsl",
+    source: concat!(
+        include_str!("../../shaders/optim.wgsl"),
+        include_str!("../../shaders/int64.wgsl"),
+        include_str!("../../shaders/optim_wide.wgsl"),
+    ),
+};
+
 /// Adam's hyper-parameters, as `torch.optim.Adam` / `AdamW` name them.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamConfig {
@@ -179,16 +190,24 @@ pub fn adam_dispatch(gpu: &Gpu, config: &AdamConfig, state: &OptimState) -> Resu
         (6, s.v_max),
         (9, s.factors),
     ];
-    let constants = [("AMSGRAD", f64::from(u8::from(config.amsgrad)))];
+    let amsgrad = f64::from(u8::from(config.amsgrad));
+    // Eight elements per invocation where 64-bit loads carry them, else four.
+    let (shader, entry, width) = if gpu.features().contains(wgpu::Features::SHADER_INT64) {
+        (WIDE_SHADER, "adam_wide", 8)
+    } else {
+        (SHADER, "adam", 4)
+    };
     let len = s.param.len();
     let mut program = Program::from(prepare);
-    if len >= 4 {
-        let groups = (len / 4).div_ceil(256) as u64;
+    if len >= width {
+        let groups = (len / width).div_ceil(256) as u64;
+        let constants = [("AMSGRAD", amsgrad)];
         let update =
-            Dispatch::specialized(gpu, SHADER, "adam", &constants, &params, &bindings, groups)?;
+            Dispatch::specialized(gpu, shader, entry, &constants, &params, &bindings, groups)?;
         program.push(update);
     }
-    if !len.is_multiple_of(4) {
+    if !len.is_multiple_of(width) {
+        let constants = [("AMSGRAD", amsgrad), ("TAIL_WIDTH", width as f64)];
         let tail =
             Dispatch::specialized(gpu, SHADER, "adam_tail", &constants, &params, &bindings, 1)?;
         program.push(tail);
