@@ -16,7 +16,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> order: array<u32>;    // permutation of sample indices
 @group(0) @binding(3) var<storage, read> pixels: array<u32>;   // packed u8, samples × features
 @group(0) @binding(4) var<storage, read> labels: array<i32>;   // samples
-@group(0) @binding(5) var<storage, read_write> x: array<f32>;  // rows × features
+@group(0) @binding(5) var<storage, read_write> x: array<f32>;  // rows × features, or features × rows
 @group(0) @binding(6) var<storage, read_write> y: array<i32>;  // rows
 // advance
 @group(0) @binding(7) var<storage, read_write> counter: array<u32>;
@@ -27,9 +27,11 @@ struct Params {
 // gather_words unpacks four words per invocation (rows of a multiple of 16 bytes): CPU adapters
 // pay per load and store instruction, whatever its width.
 override QUADS: bool = false;
+// gather writes x feature-major (features × rows): each feature contiguous across the batch.
+override COLUMNS: bool = false;
 
-// x[r, j] = pixels[order[b·stride + r], j] · scale + shift ; y[r] = labels[order[b·stride + r]],
-// one invocation per byte.
+// x[r, j] (x[j, r] with COLUMNS) = pixels[order[b·stride + r], j] · scale + shift ;
+// y[r] = labels[order[b·stride + r]], one invocation per byte.
 @compute @workgroup_size(256)
 fn gather(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -47,7 +49,7 @@ fn gather(
     let sample = order[min(cursor[0] * p.stride + r, arrayLength(&order) - 1u)];
     let byte = sample * p.features + j;
     let v = (pixels[byte / 4u] >> ((byte % 4u) * 8u)) & 0xffu;
-    x[i] = f32(v) * p.scale + p.shift;
+    x[select(i, j * p.rows + r, COLUMNS)] = f32(v) * p.scale + p.shift;
     if j == 0u {
         y[r] = labels[sample];
     }
@@ -88,6 +90,57 @@ fn gather_words(
     if u == 0u {
         y[r] = labels[sample];
     }
+}
+
+// gather, feature-major, for rows of a multiple of 16 bytes and batches of a multiple of 4 rows:
+// one invocation reads 16 bytes of each of 4 samples (4 loads) and writes them as 16 vec4s,
+// one per feature, each spanning the 4 rows.
+@compute @workgroup_size(256)
+fn gather_columns(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let units = p.features / 16u; // 16-byte units per row
+    let quads = p.rows / 4u; // 4-row groups
+    let i = (wg.x + wg.y * groups.x) * 256u + lid;
+    if i >= units * quads {
+        return;
+    }
+    // Neighbouring invocations take neighbouring rows of one unit: their stores are adjacent.
+    let u = i / quads;
+    let r = (i % quads) * 4u;
+    let at = cursor[0] * p.stride + r;
+    let last = arrayLength(&order) - 1u;
+    let s0 = order[min(at, last)];
+    let s1 = order[min(at + 1u, last)];
+    let s2 = order[min(at + 2u, last)];
+    let s3 = order[min(at + 3u, last)];
+    let w0 = pixels4[s0 * units + u];
+    let w1 = pixels4[s1 * units + u];
+    let w2 = pixels4[s2 * units + u];
+    let w3 = pixels4[s3 * units + u];
+    // Feature 16u + j is column j % 4 of word j / 4; x4 holds rows / 4 vec4s per feature.
+    let out = u * 16u * quads + r / 4u;
+    store_column_quad(out, quads, unpack(w0.x), unpack(w1.x), unpack(w2.x), unpack(w3.x));
+    store_column_quad(out + 4u * quads, quads, unpack(w0.y), unpack(w1.y), unpack(w2.y), unpack(w3.y));
+    store_column_quad(out + 8u * quads, quads, unpack(w0.z), unpack(w1.z), unpack(w2.z), unpack(w3.z));
+    store_column_quad(out + 12u * quads, quads, unpack(w0.w), unpack(w1.w), unpack(w2.w), unpack(w3.w));
+    if u == 0u {
+        y[r] = labels[s0];
+        y[r + 1u] = labels[s1];
+        y[r + 2u] = labels[s2];
+        y[r + 3u] = labels[s3];
+    }
+}
+
+// Four features (the components) of four rows (the arguments), as one vec4 per feature at x4[at],
+// x4[at + step], …
+fn store_column_quad(at: u32, step: u32, r0: vec4<f32>, r1: vec4<f32>, r2: vec4<f32>, r3: vec4<f32>) {
+    x4[at] = vec4(r0.x, r1.x, r2.x, r3.x);
+    x4[at + step] = vec4(r0.y, r1.y, r2.y, r3.y);
+    x4[at + 2u * step] = vec4(r0.z, r1.z, r2.z, r3.z);
+    x4[at + 3u * step] = vec4(r0.w, r1.w, r2.w, r3.w);
 }
 
 // Four packed bytes, scaled and shifted.

@@ -281,16 +281,18 @@ impl Trainer {
 
         let batch = config.batch_size.min(train.len());
         let ws = model.workspace(gpu, batch)?;
-        let x = Tensor::zeros(gpu, &[batch, features], DType::F32)?;
+        let layout = model.input_layout(gpu, batch);
+        let x = Tensor::zeros(gpu, &[batch * features], DType::F32)?;
         let y = Tensor::zeros(gpu, &[batch], DType::I32)?;
         let steps = train.len().div_ceil(batch);
         let losses = Tensor::zeros(gpu, &[steps], DType::F32)?;
         let loss = CrossEntropyLoss::new().label_smoothing(config.label_smoothing);
         let mut loss_kernels = Vec::new();
         let train_pass = pass(train.len(), batch, |rows| {
-            let (x, y) = (x.rows(rows)?, y.rows(rows)?);
-            let mut step = Program::from(train.gather(gpu, &x, &y, batch, norm)?);
-            let (forward, out) = model.forward_program(gpu, &x, &ws)?;
+            let x = x.view(0, &layout.shape(rows, features))?;
+            let y = y.rows(rows)?;
+            let mut step = Program::from(train.gather(gpu, (&x, layout), &y, batch, norm)?);
+            let (forward, out) = model.forward_program(gpu, (&x, layout), &ws)?;
             step.append(forward);
             let ce = loss.prepare(
                 gpu,
@@ -302,7 +304,7 @@ impl Trainer {
             )?;
             step.append(ce.program.clone());
             loss_kernels.push(ce);
-            step.append(model.backward_program(gpu, &x, &ws)?);
+            step.append(model.backward_program(gpu, (&x, layout), &ws)?);
             step.append(optimizer.step_program(gpu, model.params())?);
             step.push(train.next_batch(gpu)?);
             Ok(step)
@@ -310,15 +312,18 @@ impl Trainer {
 
         let eval_batch = config.eval_batch_size.min(test.len());
         let eval_ws = model.workspace(gpu, eval_batch)?;
-        let ex = Tensor::zeros(gpu, &[eval_batch, features], DType::F32)?;
+        let eval_layout = model.input_layout(gpu, eval_batch);
+        let ex = Tensor::zeros(gpu, &[eval_batch * features], DType::F32)?;
         let ey = Tensor::zeros(gpu, &[eval_batch], DType::I32)?;
         let correct = Tensor::zeros(gpu, &[1], DType::U32)?;
         let eval_losses = Tensor::zeros(gpu, &[test.len().div_ceil(eval_batch)], DType::F32)?;
         let sum = CrossEntropyLoss::new().reduction(Reduction::Sum);
         let eval_pass = pass(test.len(), eval_batch, |rows| {
-            let (x, y) = (ex.rows(rows)?, ey.rows(rows)?);
-            let mut step = Program::from(test.gather(gpu, &x, &y, eval_batch, norm)?);
-            let (forward, out) = model.forward_program(gpu, &x, &eval_ws)?;
+            let x = ex.view(0, &eval_layout.shape(rows, features))?;
+            let y = ey.rows(rows)?;
+            let batch = (&x, eval_layout);
+            let mut step = Program::from(test.gather(gpu, batch, &y, eval_batch, norm)?);
+            let (forward, out) = model.forward_program(gpu, batch, &eval_ws)?;
             step.append(forward);
             step.push(count_correct_dispatch(gpu, &out, &y, &correct)?);
             let grad = eval_ws.output_grad(rows)?;

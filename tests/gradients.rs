@@ -4,6 +4,7 @@
 mod common;
 use common::{gpu, random};
 use wgml::gpu::{DType, Program, Tensor};
+use wgml::kernels::data::BatchLayout;
 use wgml::loss::{CrossEntropyLoss, Reduction, Targets};
 use wgml::nn::{Layer, Sequential};
 
@@ -53,15 +54,28 @@ fn model_gradients_match_finite_differences() {
             out_features: 3,
         },
     ];
-    for reduction in [Reduction::Mean, Reduction::Sum] {
+    let cases = [
+        (Reduction::Mean, BatchLayout::Rows),
+        (Reduction::Sum, BatchLayout::Rows),
+        (Reduction::Mean, BatchLayout::Columns),
+    ];
+    for (reduction, layout) in cases {
         let model = Sequential::new(g, &layers, 11).unwrap();
         let rows = 6;
         let x_host = random(rows * 7, -1.0, 1.0, 5);
         let y_host = [0i32, 2, -100, 1, 1, 0];
-        let x = Tensor::from_slice(g, &x_host, &[rows, 7]).unwrap();
+        // The same samples feature-major: x_host[r·7 + j] at j·rows + r.
+        let x_stored: Vec<f32> = match layout {
+            BatchLayout::Rows => x_host.clone(),
+            BatchLayout::Columns => (0..rows * 7)
+                .map(|i| x_host[(i % rows) * 7 + i / rows])
+                .collect(),
+        };
+        let x = Tensor::from_slice(g, &x_stored, &layout.shape(rows, 7)).unwrap();
+        let x = (&x, layout);
         let y = Tensor::from_slice(g, &y_host, &[rows]).unwrap();
         let ws = model.workspace(g, rows).unwrap();
-        let (forward, out) = model.forward_program(g, &x, &ws).unwrap();
+        let (forward, out) = model.forward_program(g, x, &ws).unwrap();
         let loss_out = Tensor::zeros(g, &[1], DType::F32).unwrap();
         let cursor = Tensor::zeros(g, &[1], DType::U32).unwrap();
         let loss = CrossEntropyLoss::new().reduction(reduction);
@@ -78,7 +92,7 @@ fn model_gradients_match_finite_differences() {
         let mut program = Program::new();
         program.append(forward);
         program.append(ce.program.clone());
-        program.append(model.backward_program(g, &x, &ws).unwrap());
+        program.append(model.backward_program(g, x, &ws).unwrap());
         program.run(g).unwrap();
 
         let state = model.params().state_dict(g).unwrap();
@@ -90,7 +104,7 @@ fn model_gradients_match_finite_differences() {
         let cpu = cpu_loss(&p, &x_host, &y_host, reduction);
         assert!(
             (f64::from(gpu_loss) - cpu).abs() < 1e-5,
-            "{reduction:?}: loss {gpu_loss} vs {cpu}"
+            "{reduction:?} {layout:?}: loss {gpu_loss} vs {cpu}"
         );
 
         for (k, (name, _, _)) in state.iter().enumerate() {
@@ -106,7 +120,7 @@ fn model_gradients_match_finite_differences() {
                 let fd = (up - down) / (2.0 * h);
                 assert!(
                     (f64::from(grad[i]) - fd).abs() < 1e-4,
-                    "{reduction:?} {name}[{i}]: GPU gradient {} vs finite difference {fd}",
+                    "{reduction:?} {layout:?} {name}[{i}]: GPU gradient {} vs finite difference {fd}",
                     grad[i]
                 );
             }

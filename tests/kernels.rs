@@ -8,7 +8,7 @@ use wgml::gpu::{DType, Tensor};
 use wgml::kernels::cross_entropy::{
     cross_entropy, CrossEntropyKernel, CrossEntropyOptions, Reduction, Targets,
 };
-use wgml::kernels::data::{gather_dispatch, pack_bytes, GatherSource};
+use wgml::kernels::data::{gather_dispatch, pack_bytes, BatchLayout, GatherSource};
 use wgml::kernels::elementwise::{relu, relu_backward};
 use wgml::kernels::matmul::{matmul, MatmulKernel, MatmulOptions};
 use wgml::kernels::optim::{adam_dispatch, sgd_dispatch, AdamConfig, SgdConfig};
@@ -544,13 +544,18 @@ fn adam_matches_reference_with_every_option() {
 #[test]
 fn gather_builds_normalised_batches_through_the_permutation() {
     // 5 bytes per sample: words straddle samples (one invocation per byte); 8: whole words;
-    // 32: four words per invocation.
+    // 32: four words per invocation. Batches of 4 take the feature-major 4-row path where
+    // rows hold whole 16-byte units; the last, partial batch of 1 does not.
     for features in [5, 8, 32] {
-        gather_case(features);
+        for layout in [BatchLayout::Rows, BatchLayout::Columns] {
+            for cursor in [1, 3] {
+                gather_case(features, layout, cursor);
+            }
+        }
     }
 }
 
-fn gather_case(features: usize) {
+fn gather_case(features: usize, layout: BatchLayout, batch: u32) {
     let (samples, stride) = (13, 4);
     let bytes: Vec<u8> = (0..samples * features)
         .map(|i| (i * 37 % 256) as u8)
@@ -561,9 +566,10 @@ fn gather_case(features: usize) {
     let pixels = Tensor::from_slice(gpu(), &words, &[words.len()]).unwrap();
     let labels_t = Tensor::from_slice(gpu(), &labels, &[samples]).unwrap();
     let order_t = Tensor::from_slice(gpu(), &order, &[samples]).unwrap();
-    let cursor = Tensor::from_slice(gpu(), &[3u32], &[1]).unwrap(); // the last, partial batch
-    let rows = samples - 3 * stride;
-    let x = Tensor::zeros(gpu(), &[rows, features], DType::F32).unwrap();
+    let cursor = Tensor::from_slice(gpu(), &[batch], &[1]).unwrap();
+    let first = batch as usize * stride;
+    let rows = stride.min(samples - first);
+    let x = Tensor::zeros(gpu(), &layout.shape(rows, features), DType::F32).unwrap();
     let y = Tensor::zeros(gpu(), &[rows], DType::I32).unwrap();
     let src = GatherSource {
         pixels: &pixels,
@@ -573,17 +579,24 @@ fn gather_case(features: usize) {
         cursor: &cursor,
         stride,
     };
-    gather_dispatch(gpu(), &src, &x, &y, 0.5, -1.0)
+    gather_dispatch(gpu(), &src, (&x, layout), &y, 0.5, -1.0)
         .unwrap()
         .run(gpu())
         .unwrap();
-    let sample = order[3 * stride] as usize;
-    let expected: Vec<f32> = bytes[sample * features..][..features]
-        .iter()
-        .map(|&b| f32::from(b) * 0.5 - 1.0)
-        .collect();
-    assert_eq!(x.to_vec::<f32>(gpu()).unwrap(), expected);
-    assert_eq!(y.to_vec::<i32>(gpu()).unwrap(), vec![labels[sample]]);
+    let sample = |r: usize| order[first + r] as usize;
+    let value = |r: usize, j: usize| f32::from(bytes[sample(r) * features + j]) * 0.5 - 1.0;
+    let expected: Vec<f32> = match layout {
+        BatchLayout::Rows => (0..rows * features)
+            .map(|i| value(i / features, i % features))
+            .collect(),
+        BatchLayout::Columns => (0..rows * features)
+            .map(|i| value(i % rows, i / rows))
+            .collect(),
+    };
+    let what = format!("gather of {rows} rows of {features} bytes, {layout:?}");
+    assert_eq!(x.to_vec::<f32>(gpu()).unwrap(), expected, "{what}");
+    let expected_labels: Vec<i32> = (0..rows).map(|r| labels[sample(r)]).collect();
+    assert_eq!(y.to_vec::<i32>(gpu()).unwrap(), expected_labels, "{what}");
 }
 
 #[test]

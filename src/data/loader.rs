@@ -3,7 +3,9 @@
 use super::Split;
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Dispatch, Gpu, Tensor};
-use crate::kernels::data::{advance_dispatch, gather_dispatch, pack_bytes, GatherSource};
+use crate::kernels::data::{
+    advance_dispatch, gather_dispatch, pack_bytes, BatchLayout, GatherSource,
+};
 
 /// A split uploaded once as packed bytes, with the permutation and batch cursor that
 /// [`GpuSplit::gather`] reads.
@@ -60,12 +62,12 @@ impl GpuSplit {
         self.cursor.write(gpu, &[0u32])
     }
 
-    /// A prepared gather of the batch at the cursor into `x` (rows × features, f32, scaled as
-    /// byte · scale + shift) and `y` (rows, i32). Batches are `stride` samples apart.
+    /// A prepared gather of the batch at the cursor into `x` (f32, scaled as byte · scale +
+    /// shift, laid out as the layout says) and `y` (rows, i32). Batches are `stride` samples apart.
     pub fn gather(
         &self,
         gpu: &Gpu,
-        x: &Tensor,
+        x: (&Tensor, BatchLayout),
         y: &Tensor,
         stride: usize,
         (scale, shift): (f32, f32),

@@ -20,6 +20,28 @@ struct Params {
     shift: f32,
 }
 
+/// How a batch of samples lies in a 2-D tensor.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BatchLayout {
+    /// `[rows, features]`: each sample contiguous, as PyTorch holds a batch.
+    #[default]
+    Rows,
+    /// `[features, rows]`: each feature contiguous across the batch. A first Linear layer then
+    /// reads its input along the batch in its weight gradient, which CPU adapters load eight
+    /// at a time.
+    Columns,
+}
+
+impl BatchLayout {
+    /// The shape of `rows` samples of `features` each in this layout.
+    pub fn shape(self, rows: usize, features: usize) -> [usize; 2] {
+        match self {
+            BatchLayout::Rows => [rows, features],
+            BatchLayout::Columns => [features, rows],
+        }
+    }
+}
+
 /// Where a gather reads from: the dataset, already on the GPU.
 pub struct GatherSource<'a> {
     /// Samples × features bytes, packed four to a u32 (little-endian).
@@ -36,11 +58,12 @@ pub struct GatherSource<'a> {
     pub stride: usize,
 }
 
-/// A prepared gather of `x.rows` samples: x = byte · scale + shift, y = label.
+/// A prepared gather of `y.len()` samples into `x`, laid out as `layout` says: x = byte · scale +
+/// shift, y = label.
 pub fn gather_dispatch(
     gpu: &Gpu,
     src: &GatherSource,
-    x: &Tensor,
+    (x, layout): (&Tensor, BatchLayout),
     y: &Tensor,
     scale: f32,
     shift: f32,
@@ -52,9 +75,10 @@ pub fn gather_dispatch(
     src.order.expect_dtype(DType::U32)?;
     src.cursor.expect_dtype(DType::U32)?;
     let rows = y.len();
-    if x.len() != rows * src.features || rows > src.stride {
+    if x.shape() != layout.shape(rows, src.features) || rows > src.stride {
         return Err(Error::shape(format!(
-            "gather: x {:?} and y {:?} do not hold {rows} rows of {} features within a stride of {}",
+            "gather: x {:?} ({layout:?}) and y {:?} do not hold {rows} rows of {} features \
+             within a stride of {}",
             x.shape(),
             y.shape(),
             src.features,
@@ -68,25 +92,29 @@ pub fn gather_dispatch(
         scale,
         shift,
     };
-    // Whole words per row: one invocation per word, or per four when rows hold whole quads.
+    // Whole words per row: one invocation per word, or per four when rows hold whole quads;
+    // feature-major, four rows of four words each, when the batch holds whole 4-row groups.
     let quads = src.features.is_multiple_of(16);
-    let (entry, per_invocation) = match (src.features.is_multiple_of(4), quads) {
-        (_, true) => ("gather_words", 16),
-        (true, false) => ("gather_words", 4),
-        (false, _) => ("gather", 1),
+    let columns = layout == BatchLayout::Columns;
+    let (entry, per_invocation) = match (src.features.is_multiple_of(4), quads, columns) {
+        (_, true, true) if rows.is_multiple_of(4) => ("gather_columns", 64),
+        (_, _, true) => ("gather", 1),
+        (_, true, false) => ("gather_words", 16),
+        (true, false, false) => ("gather_words", 4),
+        (false, _, false) => ("gather", 1),
     };
-    let mut tensors = vec![
-        (1, src.cursor),
-        (2, src.order),
-        (3, src.pixels),
-        (4, src.labels),
-        (5, x),
-        (6, y),
-    ];
+    let mut tensors = vec![(1, src.cursor), (2, src.order), (4, src.labels), (6, y)];
     let mut constants = vec![];
-    if entry == "gather_words" {
-        tensors.extend([(8, src.pixels), (9, x)]);
-        constants.push(("QUADS", f64::from(u8::from(quads))));
+    match entry {
+        "gather_words" => {
+            tensors.extend([(3, src.pixels), (5, x), (8, src.pixels), (9, x)]);
+            constants.push(("QUADS", f64::from(u8::from(quads))));
+        }
+        "gather_columns" => tensors.extend([(8, src.pixels), (9, x)]),
+        _ => {
+            tensors.extend([(3, src.pixels), (5, x)]);
+            constants.push(("COLUMNS", f64::from(u8::from(columns))));
+        }
     }
     Dispatch::specialized(
         gpu,

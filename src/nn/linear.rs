@@ -3,6 +3,7 @@
 use super::{NamedTensor, Parameters};
 use crate::error::Result;
 use crate::gpu::{Gpu, Program, Tensor};
+use crate::kernels::data::BatchLayout;
 use crate::kernels::matmul::{matmul_dispatch, MatmulOptions};
 use crate::kernels::reduce::column_sum_dispatch;
 use crate::rng::Rng;
@@ -51,17 +52,19 @@ impl Linear {
         ]
     }
 
-    /// Dispatches for y = x·Wᵀ + b (then ReLU when `relu`).
+    /// Dispatches for y = x·Wᵀ + b (then ReLU when `relu`), x laid out as its layout says and
+    /// y `[rows, out]`.
     pub fn forward(
         &self,
         gpu: &Gpu,
         params: &Parameters,
-        x: &Tensor,
+        (x, layout): (&Tensor, BatchLayout),
         y: &Tensor,
         relu: bool,
     ) -> Result<Program> {
         let (w, b) = (params.value(&self.weight)?, params.value(&self.bias)?);
         let opts = MatmulOptions {
+            trans_a: layout == BatchLayout::Columns,
             trans_b: true,
             bias: Some(&b),
             relu,
@@ -70,13 +73,14 @@ impl Linear {
         Ok(matmul_dispatch(gpu, x, &w, y, opts)?.into())
     }
 
-    /// Dispatches for dW = dyᵀ·x, db = Σ_rows dy and, when `dx` is given, dx = dy·W, zeroed
-    /// where `gate` is ≤ 0 when given (the backward of a ReLU whose output is `gate`, fused).
+    /// Dispatches for dW = dyᵀ·x, db = Σ_rows dy and, when `dx` is given, dx = dy·W (`[rows,
+    /// in]`), zeroed where `gate` is ≤ 0 when given (the backward of a ReLU whose output is
+    /// `gate`, fused).
     pub fn backward(
         &self,
         gpu: &Gpu,
         params: &Parameters,
-        x: &Tensor,
+        (x, layout): (&Tensor, BatchLayout),
         dy: &Tensor,
         dx: Option<&Tensor>,
         gate: Option<&Tensor>,
@@ -85,6 +89,7 @@ impl Linear {
         let dw = params.grad(&self.weight)?;
         let weight_grad = MatmulOptions {
             trans_a: true,
+            trans_b: layout == BatchLayout::Columns,
             ..Default::default()
         };
         program.push(matmul_dispatch(gpu, dy, x, &dw, weight_grad)?);

@@ -3,6 +3,8 @@
 use super::{Linear, NamedTensor, Parameters, Relu};
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Program, Tensor};
+use crate::kernels::data::BatchLayout;
+use crate::kernels::matmul::{MatmulKernel, MatmulOptions};
 use crate::rng::Rng;
 
 /// A layer as the user describes it.
@@ -185,25 +187,57 @@ impl Sequential {
         })
     }
 
-    fn check_input(&self, x: &Tensor, ws: &Workspace) -> Result<usize> {
+    /// The layout of input batches of `rows` samples that `gpu` computes the first layer from
+    /// fastest: feature-major when the subgroup matmul takes both of its products that way.
+    pub fn input_layout(&self, gpu: &Gpu, rows: usize) -> BatchLayout {
+        let Some(Module::Linear(first)) = self.modules.first() else {
+            return BatchLayout::Rows;
+        };
+        let (inputs, outputs) = (first.in_features, first.out_features);
+        let forward = MatmulOptions {
+            trans_a: true,
+            trans_b: true,
+            ..Default::default()
+        };
+        let subgroup = MatmulKernel::Auto.resolve(gpu, (rows, outputs, inputs), &forward)
+            == MatmulKernel::Subgroup
+            && MatmulKernel::Auto.resolve(gpu, (outputs, inputs, rows), &forward)
+                == MatmulKernel::Subgroup;
+        if subgroup {
+            BatchLayout::Columns
+        } else {
+            BatchLayout::Rows
+        }
+    }
+
+    fn check_input(&self, (x, layout): (&Tensor, BatchLayout), ws: &Workspace) -> Result<usize> {
         x.expect_dtype(DType::F32)?;
-        match *x.shape() {
-            [rows, f] if f == self.in_features() && rows <= ws.rows => Ok(rows),
+        let rows = match (x.shape(), layout) {
+            (&[rows, f], BatchLayout::Rows) | (&[f, rows], BatchLayout::Columns)
+                if f == self.in_features() =>
+            {
+                Some(rows)
+            }
+            _ => None,
+        };
+        match rows {
+            Some(rows) if rows <= ws.rows => Ok(rows),
             _ => Err(Error::shape(format!(
-                "model input must be [rows ≤ {}, {}], got {:?}",
+                "model input ({layout:?}) must be {:?} with rows ≤ {}, got {:?}",
+                layout.shape(ws.rows, self.in_features()),
                 ws.rows,
-                self.in_features(),
                 x.shape()
             ))),
         }
     }
 
-    /// The forward pass over x (rows × in_features) as dispatches, and the output view.
-    /// A Linear layer followed by a ReLU runs as one matmul with the ReLU fused in.
+    /// The forward pass over x (rows samples of in_features, laid out as its layout says) as
+    /// dispatches, and the output view (`[rows, out_features]`). A Linear layer followed by a
+    /// ReLU runs as one matmul with the ReLU fused in.
     pub fn forward_program(
         &self,
         gpu: &Gpu,
-        x: &Tensor,
+        x: (&Tensor, BatchLayout),
         ws: &Workspace,
     ) -> Result<(Program, Tensor)> {
         let rows = self.check_input(x, ws)?;
@@ -211,27 +245,28 @@ impl Sequential {
         let mut i = 0;
         while i < self.modules.len() {
             let input = if i == 0 {
-                x.clone()
+                (x.0.clone(), x.1)
             } else {
-                ws.outputs[i - 1].rows(rows)?
+                (ws.outputs[i - 1].rows(rows)?, BatchLayout::Rows)
             };
             match &self.modules[i] {
                 Module::Linear(linear) => {
                     let fuse = matches!(self.modules.get(i + 1), Some(Module::Relu(_)));
                     let target = if fuse { i + 1 } else { i };
                     let y = ws.outputs[target].rows(rows)?;
-                    program.append(linear.forward(gpu, &self.params, &input, &y, fuse)?);
+                    let input = (&input.0, input.1);
+                    program.append(linear.forward(gpu, &self.params, input, &y, fuse)?);
                     i = target + 1;
                 }
                 Module::Relu(relu) => {
-                    program.append(relu.forward(gpu, &input, &ws.outputs[i].rows(rows)?)?);
+                    program.append(relu.forward(gpu, &input.0, &ws.outputs[i].rows(rows)?)?);
                     i += 1;
                 }
             }
         }
         let output = match ws.outputs.last() {
             Some(out) => out.rows(rows)?,
-            None => x.clone(),
+            None => x.0.clone(),
         };
         Ok((program, output))
     }
@@ -239,7 +274,12 @@ impl Sequential {
     /// The backward pass as dispatches: from d(loss)/d(output) in [`Workspace::output_grad`]
     /// to every parameter's gradient. `x` is the forward pass's input. A ReLU followed by a
     /// Linear layer runs its backward inside the Linear layer's input-gradient matmul.
-    pub fn backward_program(&self, gpu: &Gpu, x: &Tensor, ws: &Workspace) -> Result<Program> {
+    pub fn backward_program(
+        &self,
+        gpu: &Gpu,
+        x: (&Tensor, BatchLayout),
+        ws: &Workspace,
+    ) -> Result<Program> {
         let rows = self.check_input(x, ws)?;
         let mut program = Program::new();
         let mut i = self.modules.len();
@@ -253,9 +293,9 @@ impl Sequential {
             match &self.modules[i] {
                 Module::Linear(linear) => {
                     let input = if i == 0 {
-                        x.clone()
+                        (x.0.clone(), x.1)
                     } else {
-                        ws.outputs[i - 1].rows(rows)?
+                        (ws.outputs[i - 1].rows(rows)?, BatchLayout::Rows)
                     };
                     let relu_before = i > 0 && matches!(self.modules[i - 1], Module::Relu(_));
                     // d(ReLU input) = (dy·W) ⊙ [ReLU output > 0]: the ReLU is done here.
@@ -263,9 +303,9 @@ impl Sequential {
                         i -= 1;
                     }
                     let dx = input_grad(i)?;
-                    let gate = relu_before.then_some(&input);
-                    let step =
-                        linear.backward(gpu, &self.params, &input, &dy, dx.as_ref(), gate)?;
+                    let gate = relu_before.then_some(&input.0);
+                    let input = (&input.0, input.1);
+                    let step = linear.backward(gpu, &self.params, input, &dy, dx.as_ref(), gate)?;
                     program.append(step);
                 }
                 Module::Relu(relu) => {
@@ -283,7 +323,7 @@ impl Sequential {
     pub fn forward(&self, gpu: &Gpu, x: &Tensor) -> Result<Tensor> {
         let rows = x.shape().first().copied().unwrap_or(0);
         let ws = self.workspace(gpu, rows)?;
-        let (program, output) = self.forward_program(gpu, x, &ws)?;
+        let (program, output) = self.forward_program(gpu, (x, BatchLayout::Rows), &ws)?;
         program.run(gpu)?;
         Ok(output)
     }
