@@ -187,23 +187,6 @@ fn matmul_wide(
 
 const LANES: u32 = 64u;
 
-// Four rows of a 4×4 block as vectors: explicit registers, no indexed locals (which CPU
-// adapters would keep in memory).
-struct Block {
-    r0: vec4<f32>,
-    r1: vec4<f32>,
-    r2: vec4<f32>,
-    r3: vec4<f32>,
-}
-
-// acc += a ⊗ bv for four rows of A already loaded.
-fn outer(acc: ptr<function, Block>, a: vec4<f32>, bv: vec4<f32>) {
-    (*acc).r0 = fma(vec4(a.x), bv, (*acc).r0);
-    (*acc).r1 = fma(vec4(a.y), bv, (*acc).r1);
-    (*acc).r2 = fma(vec4(a.z), bv, (*acc).r2);
-    (*acc).r3 = fma(vec4(a.w), bv, (*acc).r3);
-}
-
 // Stores row `row` of a block to columns col0 + step·(0, 1, 2, 3).
 fn store4(row: u32, col0: u32, step: u32, v: vec4<f32>) {
     store(row, col0, v.x);

@@ -57,37 +57,22 @@ fn b4(e: u32) -> vec4<f32> {
     return b[e / 4u];
 }
 
-// Four rows × this lane's four columns of C.
-struct Quad {
-    r0: vec4<f32>,
-    r1: vec4<f32>,
-    r2: vec4<f32>,
-    r3: vec4<f32>,
-}
-
-fn fma_quad(q: ptr<function, Quad>, rows: vec4<f32>, cols: vec4<f32>) {
-    (*q).r0 = fma(vec4(rows.x), cols, (*q).r0);
-    (*q).r1 = fma(vec4(rows.y), cols, (*q).r1);
-    (*q).r2 = fma(vec4(rows.z), cols, (*q).r2);
-    (*q).r3 = fma(vec4(rows.w), cols, (*q).r3);
-}
-
 // One k: the 16 rows += (op(A)'s 16 values at k, as four quads) ⊗ (op(B)'s 4 values at k).
 fn step(
-    q0: ptr<function, Quad>,
-    q1: ptr<function, Quad>,
-    q2: ptr<function, Quad>,
-    q3: ptr<function, Quad>,
+    q0: ptr<function, Block>,
+    q1: ptr<function, Block>,
+    q2: ptr<function, Block>,
+    q3: ptr<function, Block>,
     a0: vec4<f32>,
     a1: vec4<f32>,
     a2: vec4<f32>,
     a3: vec4<f32>,
     bk: vec4<f32>,
 ) {
-    fma_quad(q0, a0, bk);
-    fma_quad(q1, a1, bk);
-    fma_quad(q2, a2, bk);
-    fma_quad(q3, a3, bk);
+    outer(q0, a0, bk);
+    outer(q1, a1, bk);
+    outer(q2, a2, bk);
+    outer(q3, a3, bk);
 }
 
 // op(B) at 8 consecutive k for this lane's 4 columns: one vec4 per k.
@@ -191,10 +176,10 @@ fn load_b(k0: u32, col: u32, masked: bool) -> BBlock {
 // Four k of op(A) read along K: lane l holds rows row0 + l (u) and row0 + 8 + l (w) at k..k+3;
 // broadcasts gather the 16 rows, and each k takes one component.
 fn steps_along_k(
-    q0: ptr<function, Quad>,
-    q1: ptr<function, Quad>,
-    q2: ptr<function, Quad>,
-    q3: ptr<function, Quad>,
+    q0: ptr<function, Block>,
+    q1: ptr<function, Block>,
+    q2: ptr<function, Block>,
+    q3: ptr<function, Block>,
     u: vec4<f32>,
     w: vec4<f32>,
     b0: vec4<f32>,
@@ -266,10 +251,10 @@ fn load_a_column(row0: u32, k: u32) -> AColumn {
 // Lane l holds the 16 rows at k0 + l: broadcast from lane i gives them at k0 + i. The first
 // four k here, the last four below.
 fn steps_column_low(
-    q0: ptr<function, Quad>,
-    q1: ptr<function, Quad>,
-    q2: ptr<function, Quad>,
-    q3: ptr<function, Quad>,
+    q0: ptr<function, Block>,
+    q1: ptr<function, Block>,
+    q2: ptr<function, Block>,
+    q3: ptr<function, Block>,
     x: AColumn,
     b0: vec4<f32>,
     b1: vec4<f32>,
@@ -283,10 +268,10 @@ fn steps_column_low(
 }
 
 fn steps_column_high(
-    q0: ptr<function, Quad>,
-    q1: ptr<function, Quad>,
-    q2: ptr<function, Quad>,
-    q3: ptr<function, Quad>,
+    q0: ptr<function, Block>,
+    q1: ptr<function, Block>,
+    q2: ptr<function, Block>,
+    q3: ptr<function, Block>,
     x: AColumn,
     b4: vec4<f32>,
     b5: vec4<f32>,
@@ -312,10 +297,10 @@ fn matmul_subgroup(
     }
     let row0 = (tile / p.tiles_n) * ROWS;
     let col = (tile % p.tiles_n) * COLS + 4u * lane;
-    var q0 = Quad();
-    var q1 = Quad();
-    var q2 = Quad();
-    var q3 = Quad();
+    var q0 = Block();
+    var q1 = Block();
+    var q2 = Block();
+    var q3 = Block();
     // Along K, lane l reads rows row0 + l and row0 + 8 + l (clamped inside M).
     let u_row = min(row0 + lane, p.m - 1u) * p.a_row;
     let w_row = min(row0 + LANES + lane, p.m - 1u) * p.a_row;
@@ -347,7 +332,7 @@ fn matmul_subgroup(
 }
 
 // Writes rows row..row+3 × columns col..col+3 after the epilogue, skipping what lies outside C.
-fn store_quad(row: u32, col: u32, q: Quad) {
+fn store_quad(row: u32, col: u32, q: Block) {
     store_row(row, col, q.r0);
     store_row(row + 1u, col, q.r1);
     store_row(row + 2u, col, q.r2);
