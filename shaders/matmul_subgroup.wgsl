@@ -6,18 +6,17 @@
 // than 4. This layout therefore loads eight f32 at a time wherever the operand allows it, four
 // where it does not, and shares A through subgroup broadcasts, which cost a register shuffle:
 //
-//   - a subgroup owns 16 rows × 32 columns of C; each lane owns 4 adjacent columns (one vec4)
-//     of all 16 rows, so it keeps 16 vec4 accumulators;
-//   - K is walked 8 at a time. Each lane loads its own 4 columns of B at those 8 k: one load
-//     per column when B is contiguous along K (K % 8 = 0), else one vec4 per k; and an eighth
-//     of the 16×8 block of A (two 8-wide loads along K or along M, or 16 scalars when neither
+//   - a subgroup owns 16 rows × 32 columns of C (32 rows when TALL); each lane owns 4
+//     adjacent columns (one vec4) of all the rows, so it keeps 16 (32) vec4 accumulators;
+//   - K is walked 8 at a time. Each lane gets 4 columns of B at those 8 k: one 8-wide load
+//     per column when B is contiguous along K (K % 8 = 0); else, when B's rows hold whole
+//     groups of 8 (N % 8 = 0), four 8-wide loads along N shared out by subgroup shuffles
+//     (which cost one permute per component); else one vec4 per k. Of each 16×8 block of A
+//     it loads an eighth (two 8-wide loads along K or along M, or 16 scalars when neither
 //     dimension holds whole groups of 8), which the other lanes read by broadcast;
-//   - so 6 to 24 loads feed 512 FMAs per lane, and C leaves as 16 vec4 stores (64 scalar ones
-//     when N % 4 ≠ 0).
-//
-// The host picks this layout only when B's contiguous dimension is a multiple of 4.
-// Override constants fix how A and B are read.
-//
+//   - so 6 to 24 loads feed 512 FMAs per lane (TALL: 8 to 40 feed 1024), and C leaves as
+//     vec4 stores (scalar ones when N % 4 ≠ 0).
+
 // The host prepends matmul_common.wgsl and int64.wgsl.
 
 // How op(A) is read: eight at a time along K (A untransposed, K % 8 = 0) or along M (A
@@ -27,10 +26,13 @@ const A_ALONG_M: u32 = 1u;
 const A_SCALAR: u32 = 2u;
 override A_READ: u32 = A_ALONG_K;
 // How op(B) is read: a vec4 along N per k (B untransposed, N % 4 = 0), two vec4s per column
-// along K (B transposed, K % 4 = 0), or eight at a time along K (B transposed, K % 8 = 0).
+// along K (B transposed, K % 4 = 0), eight at a time along K (B transposed, K % 8 = 0), or
+// eight at a time along N and handed to the lanes that need them by shuffles (B
+// untransposed, N % 8 = 0).
 const B_ALONG_N: u32 = 0u;
 const B_ALONG_K: u32 = 1u;
 const B_ALONG_K8: u32 = 2u;
+const B_ALONG_N8: u32 = 3u;
 override B_READ: u32 = B_ALONG_N;
 
 @group(0) @binding(1) var<storage, read> a8: array<vec4<u64>>;
@@ -44,9 +46,12 @@ override B_READ: u32 = B_ALONG_N;
 // C's rows hold whole vec4s (N % 4 = 0): the epilogue works on vec4s.
 override C_VEC4: bool = true;
 
+// 32 rows per subgroup rather than 16: each load feeds twice the FMAs, for twice the
+// accumulators (and a slower compile on CPU adapters).
+override TALL: bool = false;
+
 const LANES: u32 = 8u;
 const SUBGROUPS: u32 = 4u; // per workgroup
-const ROWS: u32 = 16u; // per subgroup
 const COLS: u32 = 32u; // per subgroup: 4 per lane
 
 // Elements e..e+7 of A (e a multiple of 8), and e..e+3 of B (e a multiple of 4).
@@ -87,11 +92,38 @@ struct BBlock {
     k7: vec4<f32>,
 }
 
-// Columns col..col+3 at k0..k0+7; columns past N read ones inside (never stored). `masked` (the last, partial step) zeroes the k
-// past K, whose loads are clamped inside B.
-fn load_b(k0: u32, col: u32, masked: bool) -> BBlock {
+// Columns col..col+3 (col = col0 + 4 lane) at k0..k0+7; columns past N read ones inside (never
+// stored). `masked` (the last, partial step) zeroes the k past K, whose loads are clamped
+// inside B.
+fn load_b(k0: u32, col0: u32, lane: u32, masked: bool) -> BBlock {
+    let col = col0 + 4u * lane;
     var out = BBlock();
-    if B_READ == B_ALONG_K8 {
+    if B_READ == B_ALONG_N8 {
+        // The subgroup's 32 columns at 8 k in four rounds of 8-wide loads along N: in round j
+        // lane l reads k0 + 2j + l / 4 at columns col0 + 8 (l % 4)..+7. Lane t's columns at
+        // k0 + 2j + h then sit in lane 4h + t / 2: the low half for even t, the high for odd.
+        var last = k0 + 7u;
+        if masked {
+            last = p.k - 1u;
+        }
+        let at = min(col0 + 8u * (lane % 4u), p.n - 8u);
+        let z0 = unpack(b8[(min(k0 + lane / 4u, last) * p.b_k + at) / 8u]);
+        let z1 = unpack(b8[(min(k0 + 2u + lane / 4u, last) * p.b_k + at) / 8u]);
+        let z2 = unpack(b8[(min(k0 + 4u + lane / 4u, last) * p.b_k + at) / 8u]);
+        let z3 = unpack(b8[(min(k0 + 6u + lane / 4u, last) * p.b_k + at) / 8u]);
+        let from_even = lane / 2u;
+        let from_odd = 4u + lane / 2u;
+        out = BBlock(
+            half_of(z0, from_even, lane),
+            half_of(z0, from_odd, lane),
+            half_of(z1, from_even, lane),
+            half_of(z1, from_odd, lane),
+            half_of(z2, from_even, lane),
+            half_of(z2, from_odd, lane),
+            half_of(z3, from_even, lane),
+            half_of(z3, from_odd, lane),
+        );
+    } else if B_READ == B_ALONG_K8 {
         // Four columns, each contiguous along K: one 8-wide load per column (K % 8 = 0, so
         // the block never passes K).
         let last = p.n - 1u;
@@ -173,6 +205,14 @@ fn load_b(k0: u32, col: u32, masked: bool) -> BBlock {
     return out;
 }
 
+// Lane `source`'s eight values, the half this lane's columns need: low for even lanes, high for
+// odd ones.
+fn half_of(z: Eight, source: u32, lane: u32) -> vec4<f32> {
+    let low = subgroupShuffle(z.low, source);
+    let high = subgroupShuffle(z.high, source);
+    return select(low, high, lane % 2u == 1u);
+}
+
 // Four k of op(A) read along K: lane l holds rows row0 + l (u) and row0 + 8 + l (w) at k..k+3;
 // broadcasts gather the 16 rows, and each k takes one component.
 fn steps_along_k(
@@ -236,7 +276,7 @@ fn load_a_column(row0: u32, k: u32) -> AColumn {
     var x: AColumn;
     if A_READ == A_ALONG_M {
         // M % 8 = 0: rows past M repeat the last eight (never stored).
-        let first = a_eight(kc * p.a_k + row0);
+        let first = a_eight(kc * p.a_k + min(row0, p.m - 8u));
         let second = a_eight(kc * p.a_k + min(row0 + 8u, p.m - 8u));
         x = AColumn(first.low, first.high, second.low, second.high);
     } else {
@@ -295,40 +335,71 @@ fn matmul_subgroup(
     if tile >= p.tiles {
         return;
     }
-    let row0 = (tile / p.tiles_n) * ROWS;
-    let col = (tile % p.tiles_n) * COLS + 4u * lane;
+    let row0 = (tile / p.tiles_n) * select(16u, 32u, TALL);
+    let col0 = (tile % p.tiles_n) * COLS;
+    let col = col0 + 4u * lane;
+    // Rows row0..row0+15, and row0+16..row0+31 when TALL.
     var q0 = Block();
     var q1 = Block();
     var q2 = Block();
     var q3 = Block();
-    // Along K, lane l reads rows row0 + l and row0 + 8 + l (clamped inside M).
-    let u_row = min(row0 + lane, p.m - 1u) * p.a_row;
-    let w_row = min(row0 + LANES + lane, p.m - 1u) * p.a_row;
+    var q4 = Block();
+    var q5 = Block();
+    var q6 = Block();
+    var q7 = Block();
+    // Along K, lane l reads rows row0 + 8i + l (clamped inside M).
+    let last_row = p.m - 1u;
+    let u_row = min(row0 + lane, last_row) * p.a_row;
+    let w_row = min(row0 + LANES + lane, last_row) * p.a_row;
+    let u_row2 = min(row0 + 2u * LANES + lane, last_row) * p.a_row;
+    let w_row2 = min(row0 + 3u * LANES + lane, last_row) * p.a_row;
     var k0 = 0u;
     for (; k0 + 8u <= p.k; k0 += 8u) {
-        let bb = load_b(k0, col, false);
+        let bb = load_b(k0, col0, lane, false);
         if A_READ == A_ALONG_K {
             let u = a_eight(u_row + k0);
             let w = a_eight(w_row + k0);
             steps_along_k(&q0, &q1, &q2, &q3, u.low, w.low, bb.k0, bb.k1, bb.k2, bb.k3);
             steps_along_k(&q0, &q1, &q2, &q3, u.high, w.high, bb.k4, bb.k5, bb.k6, bb.k7);
+            if TALL {
+                let u2 = a_eight(u_row2 + k0);
+                let w2 = a_eight(w_row2 + k0);
+                steps_along_k(&q4, &q5, &q6, &q7, u2.low, w2.low, bb.k0, bb.k1, bb.k2, bb.k3);
+                steps_along_k(&q4, &q5, &q6, &q7, u2.high, w2.high, bb.k4, bb.k5, bb.k6, bb.k7);
+            }
         } else {
             let x = load_a_column(row0, k0 + lane);
             steps_column_low(&q0, &q1, &q2, &q3, x, bb.k0, bb.k1, bb.k2, bb.k3);
             steps_column_high(&q0, &q1, &q2, &q3, x, bb.k4, bb.k5, bb.k6, bb.k7);
+            if TALL {
+                let x2 = load_a_column(row0 + 16u, k0 + lane);
+                steps_column_low(&q4, &q5, &q6, &q7, x2, bb.k0, bb.k1, bb.k2, bb.k3);
+                steps_column_high(&q4, &q5, &q6, &q7, x2, bb.k4, bb.k5, bb.k6, bb.k7);
+            }
         }
     }
     // The last K % 8 (A is then read along M or as scalars).
     if k0 < p.k {
-        let bb = load_b(k0, col, true);
+        let bb = load_b(k0, col0, lane, true);
         let x = load_a_column(row0, k0 + lane);
         steps_column_low(&q0, &q1, &q2, &q3, x, bb.k0, bb.k1, bb.k2, bb.k3);
         steps_column_high(&q0, &q1, &q2, &q3, x, bb.k4, bb.k5, bb.k6, bb.k7);
+        if TALL {
+            let x2 = load_a_column(row0 + 16u, k0 + lane);
+            steps_column_low(&q4, &q5, &q6, &q7, x2, bb.k0, bb.k1, bb.k2, bb.k3);
+            steps_column_high(&q4, &q5, &q6, &q7, x2, bb.k4, bb.k5, bb.k6, bb.k7);
+        }
     }
     store_quad(row0, col, q0);
     store_quad(row0 + 4u, col, q1);
     store_quad(row0 + 8u, col, q2);
     store_quad(row0 + 12u, col, q3);
+    if TALL {
+        store_quad(row0 + 16u, col, q4);
+        store_quad(row0 + 20u, col, q5);
+        store_quad(row0 + 24u, col, q6);
+        store_quad(row0 + 28u, col, q7);
+    }
 }
 
 // Writes rows row..row+3 × columns col..col+3 after the epilogue, skipping what lies outside C.

@@ -35,6 +35,9 @@ fn matmul_matches_reference_over_odd_shapes_and_every_option() {
         (20, 36, 12),
         (68, 132, 788),
         (7, 12, 20),
+        // N a multiple of 8 (op(B) read eight at a time along N) off the 32-column tiles.
+        (33, 40, 13),
+        (5, 8, 9),
         // The tutorial MLP's other products, whose N or K is 10.
         (64, 10, 128),
         (64, 128, 10),
@@ -87,7 +90,11 @@ fn matmul_matches_reference_over_odd_shapes_and_every_option() {
                     gate: use_gate.then_some(&gate_t),
                     kernel,
                 };
-                if !kernel.supports(gpu(), (m, n, k), &opts) {
+                // The tall layout shares Subgroup's epilogue and differs only in its rows, so it
+                // runs without one: each of its pipelines takes over a second to compile on
+                // lavapipe.
+                let tall_skip = kernel == MatmulKernel::SubgroupTall && flags >> 2 != 0;
+                if tall_skip || !kernel.supports(gpu(), (m, n, k), &opts) {
                     continue;
                 }
                 let c = matmul(gpu(), &a_t, &b_t, opts).unwrap();

@@ -41,9 +41,13 @@ pub enum MatmulKernel {
     /// Invocations along K with one final reduction: for CPU adapters computing A·Bᵀ, and GPUs
     /// computing small products over a long K.
     Dot,
-    /// 32-byte loads shared through subgroup broadcasts: for CPU adapters with 8-lane subgroups
-    /// and 64-bit integers, when op(B)'s contiguous dimension is a multiple of 4 and N ≥ 4.
+    /// 32-byte loads shared through subgroup broadcasts and shuffles: for CPU adapters with
+    /// 8-lane subgroups and 64-bit integers, when op(B)'s contiguous dimension is a multiple of
+    /// 4 and N ≥ 4.
     Subgroup,
+    /// `Subgroup` with 32 rows per subgroup rather than 16: each load feeds twice the FMAs,
+    /// from a pipeline that compiles about twice as slowly. For outputs of 32 rows or more.
+    SubgroupTall,
 }
 
 /// Storage bindings of `matmul_subgroup`: A, B and C each as two views, the bias and the gate
@@ -52,13 +56,19 @@ pub const SUBGROUP_STORAGE_BUFFERS: u32 = 9;
 
 impl MatmulKernel {
     /// Every concrete layout.
-    pub const ALL: [MatmulKernel; 5] = [
+    pub const ALL: [MatmulKernel; 6] = [
         MatmulKernel::Tiled,
         MatmulKernel::Wide,
         MatmulKernel::Rows,
         MatmulKernel::Dot,
         MatmulKernel::Subgroup,
+        MatmulKernel::SubgroupTall,
     ];
+
+    /// Whether this is one of the subgroup layouts (`shaders/matmul_subgroup.wgsl`).
+    pub fn is_subgroup(self) -> bool {
+        matches!(self, MatmulKernel::Subgroup | MatmulKernel::SubgroupTall)
+    }
 
     /// Whether this layout can compute an M×N×K product with these transposes on `gpu`.
     pub fn supports(
@@ -67,7 +77,7 @@ impl MatmulKernel {
         (m, n, k): (usize, usize, usize),
         opts: &MatmulOptions,
     ) -> bool {
-        if self != MatmulKernel::Subgroup {
+        if !self.is_subgroup() {
             return true;
         }
         let info = gpu.info();
@@ -110,7 +120,16 @@ impl MatmulKernel {
             };
         }
         if MatmulKernel::Subgroup.supports(gpu, dims, opts) {
-            return MatmulKernel::Subgroup;
+            // 32 rows per subgroup when every subgroup has them and the workgroups still keep
+            // every core of the CPU the adapter runs on busy.
+            let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+            let (_, _, _, cols, per_group) = MatmulKernel::SubgroupTall.layout();
+            let workgroups = (m / 32) * n.div_ceil(cols) / per_group;
+            return if m >= 32 && workgroups >= cores {
+                MatmulKernel::SubgroupTall
+            } else {
+                MatmulKernel::Subgroup
+            };
         }
         match (opts.trans_a, opts.trans_b) {
             (_, false) => MatmulKernel::Rows,
@@ -127,6 +146,7 @@ impl MatmulKernel {
             MatmulKernel::Rows => (SHADER, "matmul_rows", 8, 256, 1),
             MatmulKernel::Dot => (SHADER, "matmul_dot", 8, 8, 1),
             MatmulKernel::Subgroup => (SUBGROUP_SHADER, "matmul_subgroup", 16, 32, 4),
+            MatmulKernel::SubgroupTall => (SUBGROUP_SHADER, "matmul_subgroup", 32, 32, 4),
         }
     }
 }
@@ -134,14 +154,15 @@ impl MatmulKernel {
 impl std::str::FromStr for MatmulKernel {
     type Err = Error;
 
-    /// A layout by its lowercase name: auto, tiled, wide, rows, dot or subgroup.
+    /// A layout by its lowercase name: auto, tiled, wide, rows, dot, subgroup or subgrouptall.
     fn from_str(name: &str) -> Result<Self> {
         let all = [MatmulKernel::Auto].into_iter().chain(MatmulKernel::ALL);
         all.into_iter()
             .find(|k| format!("{k:?}").eq_ignore_ascii_case(name))
             .ok_or_else(|| {
                 Error::InvalidArgument(format!(
-                    "unknown matmul layout '{name}' (auto, tiled, wide, rows, dot, subgroup)"
+                    "unknown matmul layout '{name}' (auto, tiled, wide, rows, dot, subgroup, \
+                     subgrouptall)"
                 ))
             })
     }
@@ -267,7 +288,7 @@ pub fn matmul_dispatch(
         (4, c),
         (5, opts.gate.unwrap_or(a)),
     ];
-    if kernel == MatmulKernel::Subgroup {
+    if kernel.is_subgroup() {
         // A_ALONG_K, A_ALONG_M or A_SCALAR: eight at a time along A's contiguous dimension
         // when it holds whole groups of 8.
         let a_read = match opts.trans_a {
@@ -275,8 +296,9 @@ pub fn matmul_dispatch(
             true if m.is_multiple_of(8) => 1,
             _ => 2,
         };
-        // B_ALONG_N, B_ALONG_K (vec4s) or B_ALONG_K8 (eight at a time).
+        // B_ALONG_N (vec4s), B_ALONG_K (vec4s), B_ALONG_K8 or B_ALONG_N8 (eight at a time).
         let b_read = match opts.trans_b {
+            false if n.is_multiple_of(8) => 3,
             false => 0,
             true if k.is_multiple_of(8) => 2,
             true => 1,
@@ -284,6 +306,7 @@ pub fn matmul_dispatch(
         constants.push(("A_READ", f64::from(a_read)));
         constants.push(("B_READ", f64::from(b_read)));
         constants.push(("C_VEC4", flag(n % 4 == 0)));
+        constants.push(("TALL", flag(kernel == MatmulKernel::SubgroupTall)));
         // The same tensors seen another way: A and C as scalars, the gate as vec4s, B as
         // groups of eight.
         tensors.extend([(6, a), (7, c), (8, opts.gate.unwrap_or(a)), (9, b)]);

@@ -199,10 +199,12 @@ impl Sequential {
             trans_b: true,
             ..Default::default()
         };
-        let subgroup = MatmulKernel::Auto.resolve(gpu, (rows, outputs, inputs), &forward)
-            == MatmulKernel::Subgroup
-            && MatmulKernel::Auto.resolve(gpu, (outputs, inputs, rows), &forward)
-                == MatmulKernel::Subgroup;
+        let subgroup = MatmulKernel::Auto
+            .resolve(gpu, (rows, outputs, inputs), &forward)
+            .is_subgroup()
+            && MatmulKernel::Auto
+                .resolve(gpu, (outputs, inputs, rows), &forward)
+                .is_subgroup();
         if subgroup {
             BatchLayout::Columns
         } else {
