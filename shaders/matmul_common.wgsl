@@ -1,7 +1,8 @@
 // What matmul.wgsl and matmul_subgroup.wgsl share: C = op(A) · op(B) (+ bias) (+ ReLU) with
 // op(A) M×K and op(B) K×N, read through strides. Each of them declares its own A and B bindings
 // (scalars, vec4s, vec4<u64>s) and its output, and is compiled with this file in front. Both
-// accumulate in 4×4 register blocks (Block, outer).
+// accumulate in 4×4 register blocks (Block): matmul.wgsl an outer product at a time (outer),
+// matmul_subgroup.wgsl a row at a time.
 
 struct Params {
     m: u32,

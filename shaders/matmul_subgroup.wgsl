@@ -62,24 +62,6 @@ fn b4(e: u32) -> vec4<f32> {
     return b[e / 4u];
 }
 
-// One k: the 16 rows += (op(A)'s 16 values at k, as four quads) ⊗ (op(B)'s 4 values at k).
-fn step(
-    q0: ptr<function, Block>,
-    q1: ptr<function, Block>,
-    q2: ptr<function, Block>,
-    q3: ptr<function, Block>,
-    a0: vec4<f32>,
-    a1: vec4<f32>,
-    a2: vec4<f32>,
-    a3: vec4<f32>,
-    bk: vec4<f32>,
-) {
-    outer(q0, a0, bk);
-    outer(q1, a1, bk);
-    outer(q2, a2, bk);
-    outer(q3, a3, bk);
-}
-
 // op(B) at 8 consecutive k for this lane's 4 columns: one vec4 per k.
 struct BBlock {
     k0: vec4<f32>,
@@ -213,8 +195,33 @@ fn half_of(z: Eight, source: u32, lane: u32) -> vec4<f32> {
     return select(low, high, lane % 2u == 1u);
 }
 
-// Four k of op(A) read along K: lane l holds rows row0 + l (u) and row0 + 8 + l (w) at k..k+3;
-// broadcasts gather the 16 rows, and each k takes one component.
+// Four rows += their values at four k (one vec4 per row) ⊗ op(B)'s 4 values at those k, a row
+// at a time: each row's accumulator takes its four FMAs in turn, so that only one row's
+// accumulator and A values need registers next to B's.
+fn quad_rows(
+    q: ptr<function, Block>,
+    a0: vec4<f32>,
+    a1: vec4<f32>,
+    a2: vec4<f32>,
+    a3: vec4<f32>,
+    b0: vec4<f32>,
+    b1: vec4<f32>,
+    b2: vec4<f32>,
+    b3: vec4<f32>,
+) {
+    (*q).r0 = row_fmas((*q).r0, a0, b0, b1, b2, b3);
+    (*q).r1 = row_fmas((*q).r1, a1, b0, b1, b2, b3);
+    (*q).r2 = row_fmas((*q).r2, a2, b0, b1, b2, b3);
+    (*q).r3 = row_fmas((*q).r3, a3, b0, b1, b2, b3);
+}
+
+// acc + a.x b0 + a.y b1 + a.z b2 + a.w b3, in that order.
+fn row_fmas(acc: vec4<f32>, a: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>) -> vec4<f32> {
+    return fma(vec4(a.w), b3, fma(vec4(a.z), b2, fma(vec4(a.y), b1, fma(vec4(a.x), b0, acc))));
+}
+
+// Four k of op(A) read along K: lane l holds rows row0 + l (u) and row0 + 8 + l (w) at k..k+3,
+// which broadcasts hand to every lane a row at a time.
 fn steps_along_k(
     q0: ptr<function, Block>,
     q1: ptr<function, Block>,
@@ -227,26 +234,10 @@ fn steps_along_k(
     b2: vec4<f32>,
     b3: vec4<f32>,
 ) {
-    let u0 = subgroupBroadcast(u, 0u);
-    let u1 = subgroupBroadcast(u, 1u);
-    let u2 = subgroupBroadcast(u, 2u);
-    let u3 = subgroupBroadcast(u, 3u);
-    let u4 = subgroupBroadcast(u, 4u);
-    let u5 = subgroupBroadcast(u, 5u);
-    let u6 = subgroupBroadcast(u, 6u);
-    let u7 = subgroupBroadcast(u, 7u);
-    let w0 = subgroupBroadcast(w, 0u);
-    let w1 = subgroupBroadcast(w, 1u);
-    let w2 = subgroupBroadcast(w, 2u);
-    let w3 = subgroupBroadcast(w, 3u);
-    let w4 = subgroupBroadcast(w, 4u);
-    let w5 = subgroupBroadcast(w, 5u);
-    let w6 = subgroupBroadcast(w, 6u);
-    let w7 = subgroupBroadcast(w, 7u);
-    step(q0, q1, q2, q3, vec4(u0.x, u1.x, u2.x, u3.x), vec4(u4.x, u5.x, u6.x, u7.x), vec4(w0.x, w1.x, w2.x, w3.x), vec4(w4.x, w5.x, w6.x, w7.x), b0);
-    step(q0, q1, q2, q3, vec4(u0.y, u1.y, u2.y, u3.y), vec4(u4.y, u5.y, u6.y, u7.y), vec4(w0.y, w1.y, w2.y, w3.y), vec4(w4.y, w5.y, w6.y, w7.y), b1);
-    step(q0, q1, q2, q3, vec4(u0.z, u1.z, u2.z, u3.z), vec4(u4.z, u5.z, u6.z, u7.z), vec4(w0.z, w1.z, w2.z, w3.z), vec4(w4.z, w5.z, w6.z, w7.z), b2);
-    step(q0, q1, q2, q3, vec4(u0.w, u1.w, u2.w, u3.w), vec4(u4.w, u5.w, u6.w, u7.w), vec4(w0.w, w1.w, w2.w, w3.w), vec4(w4.w, w5.w, w6.w, w7.w), b3);
+    quad_rows(q0, subgroupBroadcast(u, 0u), subgroupBroadcast(u, 1u), subgroupBroadcast(u, 2u), subgroupBroadcast(u, 3u), b0, b1, b2, b3);
+    quad_rows(q1, subgroupBroadcast(u, 4u), subgroupBroadcast(u, 5u), subgroupBroadcast(u, 6u), subgroupBroadcast(u, 7u), b0, b1, b2, b3);
+    quad_rows(q2, subgroupBroadcast(w, 0u), subgroupBroadcast(w, 1u), subgroupBroadcast(w, 2u), subgroupBroadcast(w, 3u), b0, b1, b2, b3);
+    quad_rows(q3, subgroupBroadcast(w, 4u), subgroupBroadcast(w, 5u), subgroupBroadcast(w, 6u), subgroupBroadcast(w, 7u), b0, b1, b2, b3);
 }
 
 // op(A)'s 16 rows at one k, as four quads.
@@ -288,8 +279,8 @@ fn load_a_column(row0: u32, k: u32) -> AColumn {
     return x;
 }
 
-// Lane l holds the 16 rows at k0 + l: broadcast from lane i gives them at k0 + i. The first
-// four k here, the last four below.
+// Lane l holds the 16 rows at k0 + l: broadcasts from lanes 0..3 give a row at the first four
+// k (steps_column_low), from lanes 4..7 at the last four (steps_column_high).
 fn steps_column_low(
     q0: ptr<function, Block>,
     q1: ptr<function, Block>,
@@ -301,10 +292,10 @@ fn steps_column_low(
     b2: vec4<f32>,
     b3: vec4<f32>,
 ) {
-    step(q0, q1, q2, q3, subgroupBroadcast(x.x0, 0u), subgroupBroadcast(x.x1, 0u), subgroupBroadcast(x.x2, 0u), subgroupBroadcast(x.x3, 0u), b0);
-    step(q0, q1, q2, q3, subgroupBroadcast(x.x0, 1u), subgroupBroadcast(x.x1, 1u), subgroupBroadcast(x.x2, 1u), subgroupBroadcast(x.x3, 1u), b1);
-    step(q0, q1, q2, q3, subgroupBroadcast(x.x0, 2u), subgroupBroadcast(x.x1, 2u), subgroupBroadcast(x.x2, 2u), subgroupBroadcast(x.x3, 2u), b2);
-    step(q0, q1, q2, q3, subgroupBroadcast(x.x0, 3u), subgroupBroadcast(x.x1, 3u), subgroupBroadcast(x.x2, 3u), subgroupBroadcast(x.x3, 3u), b3);
+    quad_rows(q0, k_low(x.x0.x), k_low(x.x0.y), k_low(x.x0.z), k_low(x.x0.w), b0, b1, b2, b3);
+    quad_rows(q1, k_low(x.x1.x), k_low(x.x1.y), k_low(x.x1.z), k_low(x.x1.w), b0, b1, b2, b3);
+    quad_rows(q2, k_low(x.x2.x), k_low(x.x2.y), k_low(x.x2.z), k_low(x.x2.w), b0, b1, b2, b3);
+    quad_rows(q3, k_low(x.x3.x), k_low(x.x3.y), k_low(x.x3.z), k_low(x.x3.w), b0, b1, b2, b3);
 }
 
 fn steps_column_high(
@@ -318,10 +309,18 @@ fn steps_column_high(
     b6: vec4<f32>,
     b7: vec4<f32>,
 ) {
-    step(q0, q1, q2, q3, subgroupBroadcast(x.x0, 4u), subgroupBroadcast(x.x1, 4u), subgroupBroadcast(x.x2, 4u), subgroupBroadcast(x.x3, 4u), b4);
-    step(q0, q1, q2, q3, subgroupBroadcast(x.x0, 5u), subgroupBroadcast(x.x1, 5u), subgroupBroadcast(x.x2, 5u), subgroupBroadcast(x.x3, 5u), b5);
-    step(q0, q1, q2, q3, subgroupBroadcast(x.x0, 6u), subgroupBroadcast(x.x1, 6u), subgroupBroadcast(x.x2, 6u), subgroupBroadcast(x.x3, 6u), b6);
-    step(q0, q1, q2, q3, subgroupBroadcast(x.x0, 7u), subgroupBroadcast(x.x1, 7u), subgroupBroadcast(x.x2, 7u), subgroupBroadcast(x.x3, 7u), b7);
+    quad_rows(q0, k_high(x.x0.x), k_high(x.x0.y), k_high(x.x0.z), k_high(x.x0.w), b4, b5, b6, b7);
+    quad_rows(q1, k_high(x.x1.x), k_high(x.x1.y), k_high(x.x1.z), k_high(x.x1.w), b4, b5, b6, b7);
+    quad_rows(q2, k_high(x.x2.x), k_high(x.x2.y), k_high(x.x2.z), k_high(x.x2.w), b4, b5, b6, b7);
+    quad_rows(q3, k_high(x.x3.x), k_high(x.x3.y), k_high(x.x3.z), k_high(x.x3.w), b4, b5, b6, b7);
+}
+
+// v of lanes 0..3, and of lanes 4..7.
+fn k_low(v: f32) -> vec4<f32> {
+    return vec4(subgroupBroadcast(v, 0u), subgroupBroadcast(v, 1u), subgroupBroadcast(v, 2u), subgroupBroadcast(v, 3u));
+}
+fn k_high(v: f32) -> vec4<f32> {
+    return vec4(subgroupBroadcast(v, 4u), subgroupBroadcast(v, 5u), subgroupBroadcast(v, 6u), subgroupBroadcast(v, 7u));
 }
 
 @compute @workgroup_size(32)
