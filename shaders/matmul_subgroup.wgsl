@@ -41,10 +41,14 @@ override B_READ: u32 = B_ALONG_N;
 @group(0) @binding(6) var<storage, read> a_scalar: array<f32>; // A again, for A_SCALAR
 @group(0) @binding(7) var<storage, read_write> c_scalar: array<f32>; // C again, for N % 4 ≠ 0
 @group(0) @binding(8) var<storage, read> gate4: array<vec4<f32>>; // the gate again
-@group(0) @binding(9) var<storage, read> b8: array<vec4<u64>>; // B again, for B_ALONG_K8
+@group(0) @binding(9) var<storage, read> b8: array<vec4<u64>>; // B again, for B_ALONG_K8 / N8
+@group(0) @binding(10) var<storage, read_write> c8: array<vec4<u64>>; // C again, for N % 8 = 0
 
 // C's rows hold whole vec4s (N % 4 = 0): the epilogue works on vec4s.
 override C_VEC4: bool = true;
+// C's rows hold whole groups of 8 (N % 8 = 0): shuffles pair two rows' columns so that each
+// lane stores 8 adjacent ones, half the stores.
+override C_VEC8: bool = true;
 
 // 32 rows per subgroup rather than 16: each load feeds twice the FMAs, for twice the
 // accumulators (and a slower compile on CPU adapters).
@@ -389,27 +393,73 @@ fn matmul_subgroup(
             steps_column_high(&q4, &q5, &q6, &q7, x2, bb.k4, bb.k5, bb.k6, bb.k7);
         }
     }
-    store_quad(row0, col, q0);
-    store_quad(row0 + 4u, col, q1);
-    store_quad(row0 + 8u, col, q2);
-    store_quad(row0 + 12u, col, q3);
+    var bias4 = vec4(0.0);
+    if BIAS {
+        let last = p.n - 1u;
+        bias4 = vec4(bias[min(col, last)], bias[min(col + 1u, last)], bias[min(col + 2u, last)], bias[min(col + 3u, last)]);
+    }
+    store_quad(row0, col0, lane, q0, bias4);
+    store_quad(row0 + 4u, col0, lane, q1, bias4);
+    store_quad(row0 + 8u, col0, lane, q2, bias4);
+    store_quad(row0 + 12u, col0, lane, q3, bias4);
     if TALL {
-        store_quad(row0 + 16u, col, q4);
-        store_quad(row0 + 20u, col, q5);
-        store_quad(row0 + 24u, col, q6);
-        store_quad(row0 + 28u, col, q7);
+        store_quad(row0 + 16u, col0, lane, q4, bias4);
+        store_quad(row0 + 20u, col0, lane, q5, bias4);
+        store_quad(row0 + 24u, col0, lane, q6, bias4);
+        store_quad(row0 + 28u, col0, lane, q7, bias4);
     }
 }
 
-// Writes rows row..row+3 × columns col..col+3 after the epilogue, skipping what lies outside C.
-fn store_quad(row: u32, col: u32, q: Block) {
-    store_row(row, col, q.r0);
-    store_row(row + 1u, col, q.r1);
-    store_row(row + 2u, col, q.r2);
-    store_row(row + 3u, col, q.r3);
+// This lane's 4 columns of one row after the bias (bias4, at those columns) and ReLU.
+fn bias_relu(v: vec4<f32>, bias4: vec4<f32>) -> vec4<f32> {
+    var out = v;
+    if BIAS {
+        out += bias4;
+    }
+    if RELU {
+        out = max(out, vec4(0.0));
+    }
+    return out;
 }
 
-// Row `row` at columns col..col+3, skipping what lies outside C.
+// Writes rows row..row+3 (this lane's columns col0 + 4 lane..+3) after the epilogue, skipping
+// what lies outside C.
+fn store_quad(row: u32, col0: u32, lane: u32, q: Block, bias4: vec4<f32>) {
+    if C_VEC8 {
+        store_pair(row, col0, lane, bias_relu(q.r0, bias4), bias_relu(q.r1, bias4));
+        store_pair(row + 2u, col0, lane, bias_relu(q.r2, bias4), bias_relu(q.r3, bias4));
+    } else {
+        let col = col0 + 4u * lane;
+        store_row(row, col, bias_relu(q.r0, bias4));
+        store_row(row + 1u, col, bias_relu(q.r1, bias4));
+        store_row(row + 2u, col, bias_relu(q.r2, bias4));
+        store_row(row + 3u, col, bias_relu(q.r3, bias4));
+    }
+}
+
+// Rows row and row + 1 (v0, v1: this lane's 4 columns of each) as 8-wide stores (N % 8 = 0):
+// lane l stores row + l / 4 at columns col0 + 8 (l % 4)..+7, which lanes 2 (l % 4) and
+// 2 (l % 4) + 1 hold.
+fn store_pair(row: u32, col0: u32, lane: u32, v0: vec4<f32>, v1: vec4<f32>) {
+    let source = 2u * (lane % 4u);
+    let second = lane >= 4u;
+    let low = select(subgroupShuffle(v0, source), subgroupShuffle(v1, source), second);
+    let high = select(subgroupShuffle(v0, source + 1u), subgroupShuffle(v1, source + 1u), second);
+    let r = row + lane / 4u;
+    let col = col0 + 8u * (lane % 4u);
+    if r >= p.m || col >= p.n {
+        return;
+    }
+    let i = r * p.n + col;
+    var out = Eight(low, high);
+    if GATE {
+        out.low = select(vec4(0.0), out.low, gate4[i / 4u] > vec4(0.0));
+        out.high = select(vec4(0.0), out.high, gate4[i / 4u + 1u] > vec4(0.0));
+    }
+    c8[i / 8u] = pack(out);
+}
+
+// Row `row` at columns col..col+3 (after bias and ReLU), gated, skipping what lies outside C.
 fn store_row(row: u32, col: u32, v: vec4<f32>) {
     if row >= p.m || col >= p.n {
         return;
@@ -417,26 +467,28 @@ fn store_row(row: u32, col: u32, v: vec4<f32>) {
     let i = row * p.n + col;
     if C_VEC4 {
         var out = v;
-        if BIAS {
-            out += vec4(bias[col], bias[col + 1u], bias[col + 2u], bias[col + 3u]);
-        }
-        if RELU {
-            out = max(out, vec4(0.0));
-        }
         if GATE {
             out = select(vec4(0.0), out, gate4[i / 4u] > vec4(0.0));
         }
         c[i / 4u] = out;
     } else {
-        c_scalar[i] = epilogue(i, col, v.x);
+        c_scalar[i] = gated(i, v.x);
         if col + 1u < p.n {
-            c_scalar[i + 1u] = epilogue(i + 1u, col + 1u, v.y);
+            c_scalar[i + 1u] = gated(i + 1u, v.y);
         }
         if col + 2u < p.n {
-            c_scalar[i + 2u] = epilogue(i + 2u, col + 2u, v.z);
+            c_scalar[i + 2u] = gated(i + 2u, v.z);
         }
         if col + 3u < p.n {
-            c_scalar[i + 3u] = epilogue(i + 3u, col + 3u, v.w);
+            c_scalar[i + 3u] = gated(i + 3u, v.w);
         }
     }
+}
+
+// C[i] = v, or 0 where the gate is ≤ 0.
+fn gated(i: u32, v: f32) -> f32 {
+    if GATE {
+        return select(0.0, v, gate[i] > 0.0);
+    }
+    return v;
 }

@@ -50,9 +50,10 @@ pub enum MatmulKernel {
     SubgroupTall,
 }
 
-/// Storage bindings of `matmul_subgroup`: A, B and C each as two views, the bias and the gate
-/// (twice). More than WebGPU's default of 8: CPU adapters, the layout's target, offer far more.
-pub const SUBGROUP_STORAGE_BUFFERS: u32 = 9;
+/// Storage bindings of `matmul_subgroup`: A and B each as two views, C as three, the bias and
+/// the gate (twice). More than WebGPU's default of 8: CPU adapters, the layout's target, offer
+/// far more.
+pub const SUBGROUP_STORAGE_BUFFERS: u32 = 10;
 
 impl MatmulKernel {
     /// Every concrete layout.
@@ -306,10 +307,11 @@ pub fn matmul_dispatch(
         constants.push(("A_READ", f64::from(a_read)));
         constants.push(("B_READ", f64::from(b_read)));
         constants.push(("C_VEC4", flag(n % 4 == 0)));
+        constants.push(("C_VEC8", flag(n % 8 == 0)));
         constants.push(("TALL", flag(kernel == MatmulKernel::SubgroupTall)));
-        // The same tensors seen another way: A and C as scalars, the gate as vec4s, B as
-        // groups of eight.
-        tensors.extend([(6, a), (7, c), (8, opts.gate.unwrap_or(a)), (9, b)]);
+        // The same tensors seen another way: A and C as scalars, the gate as vec4s, B and C
+        // as groups of eight.
+        tensors.extend([(6, a), (7, c), (8, opts.gate.unwrap_or(a)), (9, b), (10, c)]);
     }
     Dispatch::specialized(
         gpu,
