@@ -87,8 +87,8 @@ fn flush_subnormal(x: vec4<f32>) -> vec4<f32> {
     return select(x, vec4(0.0), abs(x) < vec4(MIN_NORMAL));
 }
 
-fn adam_update(grad: vec4<f32>, s: AdamState) -> AdamState {
-    let f = factors[0]; // [step size, √(1 − β2ᵗ)]
+// f: the step's factors, [step size, √(1 − β2ᵗ)].
+fn adam_update(grad: vec4<f32>, s: AdamState, f: vec2<f32>) -> AdamState {
     var g = select(grad, -grad, (p.flags & MAXIMIZE) != 0u);
     var out = s;
     if (p.flags & DECOUPLED) != 0u {
@@ -115,6 +115,7 @@ fn adam(
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
+    let f = factors[0]; // before any branch: one load for all lanes on CPU adapters
     let i = element(wg, groups, lid);
     if i >= p.len / 4u {
         return;
@@ -123,7 +124,7 @@ fn adam(
     if AMSGRAD {
         s.v_max = v_max4[i];
     }
-    s = adam_update(grad4[i], s);
+    s = adam_update(grad4[i], s, f);
     param4[i] = s.w;
     m4[i] = s.m;
     v4[i] = s.v;
@@ -137,6 +138,7 @@ override TAIL_WIDTH: u32 = 4u;
 
 @compute @workgroup_size(8)
 fn adam_tail(@builtin(local_invocation_index) lid: u32) {
+    let f = factors[0];
     let i = p.len / TAIL_WIDTH * TAIL_WIDTH + lid;
     if i >= p.len {
         return;
@@ -145,7 +147,7 @@ fn adam_tail(@builtin(local_invocation_index) lid: u32) {
     if AMSGRAD {
         s.v_max = vec4(v_max[i]);
     }
-    s = adam_update(vec4(grad[i]), s);
+    s = adam_update(vec4(grad[i]), s, f);
     param[i] = s.w.x;
     m[i] = s.m.x;
     v[i] = s.v.x;
