@@ -327,6 +327,7 @@ fn k_high(v: f32) -> vec4<f32> {
     return vec4(subgroupBroadcast(v, 4u), subgroupBroadcast(v, 5u), subgroupBroadcast(v, 6u), subgroupBroadcast(v, 7u));
 }
 
+// SUBGROUPS tiles per workgroup.
 @compute @workgroup_size(32)
 fn matmul_subgroup(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -334,7 +335,21 @@ fn matmul_subgroup(
     @builtin(subgroup_id) sg: u32,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
-    let tile = (wg.x + wg.y * groups.x) * SUBGROUPS + sg;
+    compute_tile((wg.x + wg.y * groups.x) * SUBGROUPS + sg, lane);
+}
+
+// One tile per workgroup: for products of too few tiles to give every core a workgroup of
+// SUBGROUPS (a CPU adapter runs each workgroup on one thread).
+@compute @workgroup_size(8)
+fn matmul_subgroup_single(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    compute_tile(wg.x + wg.y * groups.x, lane);
+}
+
+fn compute_tile(tile: u32, lane: u32) {
     if tile >= p.tiles {
         return;
     }

@@ -123,10 +123,9 @@ impl MatmulKernel {
         if MatmulKernel::Subgroup.supports(gpu, dims, opts) {
             // 32 rows per subgroup when every subgroup has them and the workgroups still keep
             // every core of the CPU the adapter runs on busy.
-            let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
             let (_, _, _, cols, per_group) = MatmulKernel::SubgroupTall.layout();
             let workgroups = (m / 32) * n.div_ceil(cols) / per_group;
-            return if m >= 32 && workgroups >= cores {
+            return if m >= 32 && workgroups >= cpu_cores() {
                 MatmulKernel::SubgroupTall
             } else {
                 MatmulKernel::Subgroup
@@ -249,9 +248,13 @@ pub fn matmul_dispatch(
              (M={m} N={n} K={k})"
         )));
     }
-    let (shader, entry, tile_rows, tile_cols, per_group) = kernel.layout();
+    let (shader, mut entry, tile_rows, tile_cols, mut per_group) = kernel.layout();
     let tiles_n = n.div_ceil(tile_cols);
     let tiles = m.div_ceil(tile_rows) * tiles_n;
+    if kernel.is_subgroup() && tiles.div_ceil(per_group) < cpu_cores() {
+        // Too few tiles to give every core a workgroup of several: one per workgroup.
+        (entry, per_group) = ("matmul_subgroup_single", 1);
+    }
     let (m32, n32, k32) = (u32_param(m, "M")?, u32_param(n, "N")?, u32_param(k, "K")?);
     let (a_row, a_k) = if opts.trans_a { (1, m32) } else { (k32, 1) };
     let (b_k, b_col) = if opts.trans_b { (1, k32) } else { (n32, 1) };
@@ -322,6 +325,11 @@ pub fn matmul_dispatch(
         &tensors,
         tiles.div_ceil(per_group) as u64,
     )
+}
+
+/// The cores of this machine's CPU, which a CPU adapter runs its workgroups on.
+fn cpu_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |c| c.get())
 }
 
 /// Computes op(A)·op(B) (+bias) (+ReLU) into a new M×N tensor.
