@@ -50,6 +50,9 @@ impl Parameters {
             flat.extend_from_slice(&data);
             infos.push(ParamInfo { name, shape, start });
         }
+        // Whole groups of 8, so that the optimizers' widest updates cover the buffer without
+        // a dispatch for the rest. Padding stays zero: no kernel writes its gradient.
+        flat.resize(flat.len().next_multiple_of(8), 0.0);
         let values = Tensor::from_slice(gpu, &flat, &[flat.len()])?;
         let grads = Tensor::zeros(gpu, &[flat.len()], DType::F32)?;
         Ok(Parameters {
