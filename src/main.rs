@@ -329,19 +329,25 @@ fn bench(args: &BenchArgs) -> wgml::Result<()> {
         ),
         None => println!("one training step, {step_us:.0} µs wall clock, each kernel repeated alone:"),
     }
+    let width = kernels
+        .iter()
+        .map(|k| k.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(6);
     match gpu_us {
         Some(_) => println!(
-            "  {:>2} {:<16} {:>18}   {:>18}",
+            "  {:>2} {:<width$} {:>18}   {:>18}",
             "#", "kernel", "GPU time", "wall clock"
         ),
-        None => println!("  {:>2} {:<16} {:>18}", "#", "kernel", "wall clock"),
+        None => println!("  {:>2} {:<width$} {:>18}", "#", "kernel", "wall clock"),
     }
     for k in &kernels {
         let gpu = k.gpu_micros.map_or(String::new(), |g| {
             format!("{g:>9.1} µs {:>5.1}%", 100.0 * g / gpu_us.unwrap_or(1.0))
         });
         println!(
-            "  {:>2} {:<16} {gpu}   {:>9.1} µs {:>5.1}%",
+            "  {:>2} {:<width$} {gpu}   {:>9.1} µs {:>5.1}%",
             k.index,
             k.name,
             k.micros,
