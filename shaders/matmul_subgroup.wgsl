@@ -14,9 +14,14 @@
 //     (which cost one permute per component); else one vec4 per k. Of each 16×8 block of A
 //     it loads an eighth (two 8-wide loads along K or along M, or 16 scalars when neither
 //     dimension holds whole groups of 8), which the other lanes read by broadcast;
-//   - so 6 to 24 loads feed 512 FMAs per lane (TALL: 8 to 40 feed 1024), and C leaves as
-//     vec4 stores (scalar ones when N % 4 ≠ 0).
-
+//   - so 6 to 24 loads feed 512 FMAs per lane (TALL: 8 to 40 feed 1024), taken a row at a
+//     time so that few values need registers at once; C leaves as 8-wide stores of two rows
+//     paired by shuffles (N % 8 = 0), else as vec4 stores (scalar ones when N % 4 ≠ 0).
+//
+// The host picks this layout only when B's contiguous dimension is a multiple of 4, and
+// matmul_subgroup_single when there are too few tiles to give each core a workgroup of four.
+// Override constants fix how A and B are read and how C is written.
+//
 // The host prepends matmul_common.wgsl and int64.wgsl.
 
 // How op(A) is read: eight at a time along K (A untransposed, K % 8 = 0) or along M (A
