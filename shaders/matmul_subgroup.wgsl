@@ -88,15 +88,13 @@ struct BBlock {
 // inside B.
 fn load_b(k0: u32, col0: u32, lane: u32, masked: bool) -> BBlock {
     let col = col0 + 4u * lane;
+    // The last k that row-wise reads may touch.
+    let last = select(k0 + 7u, p.k - 1u, masked);
     var out = BBlock();
     if B_READ == B_ALONG_N8 {
         // The subgroup's 32 columns at 8 k in four rounds of 8-wide loads along N: in round j
         // lane l reads k0 + 2j + l / 4 at columns col0 + 8 (l % 4)..+7. Lane t's columns at
         // k0 + 2j + h then sit in lane 4h + t / 2: the low half for even t, the high for odd.
-        var last = k0 + 7u;
-        if masked {
-            last = p.k - 1u;
-        }
         let at = min(col0 + 8u * (lane % 4u), p.n - 8u);
         let z0 = unpack(b8[(min(k0 + lane / 4u, last) * p.b_k + at) / 8u]);
         let z1 = unpack(b8[(min(k0 + 2u + lane / 4u, last) * p.b_k + at) / 8u]);
@@ -162,10 +160,6 @@ fn load_b(k0: u32, col0: u32, lane: u32, masked: bool) -> BBlock {
     } else {
         // One row of B per k, contiguous along N (N % 4 = 0): one vec4 per k.
         let col = min(col, p.n - 4u);
-        var last = k0 + 7u;
-        if masked {
-            last = p.k - 1u;
-        }
         out = BBlock(
             b4(min(k0, last) * p.b_k + col),
             b4(min(k0 + 1u, last) * p.b_k + col),
@@ -332,6 +326,31 @@ fn k_high(v: f32) -> vec4<f32> {
     return vec4(subgroupBroadcast(v, 4u), subgroupBroadcast(v, 5u), subgroupBroadcast(v, 6u), subgroupBroadcast(v, 7u));
 }
 
+// Eight k of op(A) read as columns (along M or as scalars; this lane's k is `k`) into rows
+// row0..row0+15 (q0..q3) and, when TALL, row0+16..row0+31 (q4..q7).
+fn steps_columns(
+    q0: ptr<function, Block>,
+    q1: ptr<function, Block>,
+    q2: ptr<function, Block>,
+    q3: ptr<function, Block>,
+    q4: ptr<function, Block>,
+    q5: ptr<function, Block>,
+    q6: ptr<function, Block>,
+    q7: ptr<function, Block>,
+    row0: u32,
+    k: u32,
+    bb: BBlock,
+) {
+    let x = load_a_column(row0, k);
+    steps_column_low(q0, q1, q2, q3, x, bb.k0, bb.k1, bb.k2, bb.k3);
+    steps_column_high(q0, q1, q2, q3, x, bb.k4, bb.k5, bb.k6, bb.k7);
+    if TALL {
+        let x2 = load_a_column(row0 + 16u, k);
+        steps_column_low(q4, q5, q6, q7, x2, bb.k0, bb.k1, bb.k2, bb.k3);
+        steps_column_high(q4, q5, q6, q7, x2, bb.k4, bb.k5, bb.k6, bb.k7);
+    }
+}
+
 // SUBGROUPS tiles per workgroup.
 @compute @workgroup_size(32)
 fn matmul_subgroup(
@@ -391,27 +410,13 @@ fn compute_tile(tile: u32, lane: u32) {
                 steps_along_k(&q4, &q5, &q6, &q7, u2.high, w2.high, bb.k4, bb.k5, bb.k6, bb.k7);
             }
         } else {
-            let x = load_a_column(row0, k0 + lane);
-            steps_column_low(&q0, &q1, &q2, &q3, x, bb.k0, bb.k1, bb.k2, bb.k3);
-            steps_column_high(&q0, &q1, &q2, &q3, x, bb.k4, bb.k5, bb.k6, bb.k7);
-            if TALL {
-                let x2 = load_a_column(row0 + 16u, k0 + lane);
-                steps_column_low(&q4, &q5, &q6, &q7, x2, bb.k0, bb.k1, bb.k2, bb.k3);
-                steps_column_high(&q4, &q5, &q6, &q7, x2, bb.k4, bb.k5, bb.k6, bb.k7);
-            }
+            steps_columns(&q0, &q1, &q2, &q3, &q4, &q5, &q6, &q7, row0, k0 + lane, bb);
         }
     }
     // The last K % 8 (A is then read along M or as scalars).
     if k0 < p.k {
         let bb = load_b(k0, col0, lane, true);
-        let x = load_a_column(row0, k0 + lane);
-        steps_column_low(&q0, &q1, &q2, &q3, x, bb.k0, bb.k1, bb.k2, bb.k3);
-        steps_column_high(&q0, &q1, &q2, &q3, x, bb.k4, bb.k5, bb.k6, bb.k7);
-        if TALL {
-            let x2 = load_a_column(row0 + 16u, k0 + lane);
-            steps_column_low(&q4, &q5, &q6, &q7, x2, bb.k0, bb.k1, bb.k2, bb.k3);
-            steps_column_high(&q4, &q5, &q6, &q7, x2, bb.k4, bb.k5, bb.k6, bb.k7);
-        }
+        steps_columns(&q0, &q1, &q2, &q3, &q4, &q5, &q6, &q7, row0, k0 + lane, bb);
     }
     var bias4 = vec4(0.0);
     if BIAS {
