@@ -6,17 +6,18 @@
 // than 4. This layout therefore loads eight f32 at a time wherever the operand allows it, four
 // where it does not, and shares A through subgroup broadcasts, which cost a register shuffle:
 //
-//   - a subgroup owns 16 rows × 32 columns of C (32 rows when TALL); each lane owns 4
-//     adjacent columns (one vec4) of all the rows, so it keeps 16 (32) vec4 accumulators;
+//   - a subgroup owns 16, 32 or 64 rows (GROUPS groups of 16) × 32 columns of C; each lane owns
+//     4 adjacent columns (one vec4) of all the rows, so it keeps a vec4 accumulator per row;
 //   - K is walked 8 at a time. Each lane gets 4 columns of B at those 8 k: one 8-wide load
 //     per column when B is contiguous along K (K % 8 = 0); else, when B's rows hold whole
 //     groups of 8 (N % 8 = 0), four 8-wide loads along N shared out by subgroup shuffles
 //     (which cost one permute per component); else one vec4 per k. Of each 16×8 block of A
 //     it loads an eighth (two 8-wide loads along K or along M, or 16 scalars when neither
 //     dimension holds whole groups of 8), which the other lanes read by broadcast;
-//   - so 6 to 24 loads feed 512 FMAs per lane (TALL: 8 to 40 feed 1024), taken a row at a
-//     time so that few values need registers at once; C leaves as 8-wide stores of two rows
-//     paired by shuffles (N % 8 = 0), else as vec4 stores (scalar ones when N % 4 ≠ 0).
+//   - so 6 to 24 loads feed one group's 512 FMAs per lane, and each further group adds 2 to 16
+//     (B's loads serve every group). FMAs are taken a row at a time so that few values need
+//     registers at once; C leaves as 8-wide stores of two rows paired by shuffles (N % 8 = 0),
+//     else as vec4 stores (scalar ones when N % 4 ≠ 0).
 //
 // The host picks this layout only when B's contiguous dimension is a multiple of 4, and
 // matmul_subgroup_single when there are too few tiles to give each core a workgroup of four.
@@ -55,9 +56,9 @@ override C_VEC4: bool = true;
 // lane stores 8 adjacent ones, half the stores.
 override C_VEC8: bool = true;
 
-// 32 rows per subgroup rather than 16: each load feeds twice the FMAs, for twice the
-// accumulators (and a slower compile on CPU adapters).
-override TALL: bool = false;
+// Groups of 16 rows per subgroup: 1, 2 or 4. Each load of B feeds FMAs in proportion, for as
+// many accumulators (and a slower compile on CPU adapters).
+override GROUPS: u32 = 1u;
 
 const LANES: u32 = 8u;
 const SUBGROUPS: u32 = 4u; // per workgroup
@@ -202,7 +203,7 @@ fn half_of(z: Eight, source: u32, lane: u32) -> vec4<f32> {
 // at a time: each row's accumulator takes its four FMAs in turn, so that only one row's
 // accumulator and A values need registers next to B's.
 fn quad_rows(
-    q: ptr<function, Block>,
+    q: Block,
     a0: vec4<f32>,
     a1: vec4<f32>,
     a2: vec4<f32>,
@@ -211,11 +212,12 @@ fn quad_rows(
     b1: vec4<f32>,
     b2: vec4<f32>,
     b3: vec4<f32>,
-) {
-    (*q).r0 = row_fmas((*q).r0, a0, b0, b1, b2, b3);
-    (*q).r1 = row_fmas((*q).r1, a1, b0, b1, b2, b3);
-    (*q).r2 = row_fmas((*q).r2, a2, b0, b1, b2, b3);
-    (*q).r3 = row_fmas((*q).r3, a3, b0, b1, b2, b3);
+) -> Block {
+    let r0 = row_fmas(q.r0, a0, b0, b1, b2, b3);
+    let r1 = row_fmas(q.r1, a1, b0, b1, b2, b3);
+    let r2 = row_fmas(q.r2, a2, b0, b1, b2, b3);
+    let r3 = row_fmas(q.r3, a3, b0, b1, b2, b3);
+    return Block(r0, r1, r2, r3);
 }
 
 // acc + a.x b0 + a.y b1 + a.z b2 + a.w b3, in that order.
@@ -226,10 +228,7 @@ fn row_fmas(acc: vec4<f32>, a: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4
 // Four k of op(A) read along K: lane l holds rows row0 + l (u) and row0 + 8 + l (w) at k..k+3,
 // which broadcasts hand to every lane a row at a time.
 fn steps_along_k(
-    q0: ptr<function, Block>,
-    q1: ptr<function, Block>,
-    q2: ptr<function, Block>,
-    q3: ptr<function, Block>,
+    g: ptr<function, Rows16>,
     u: vec4<f32>,
     w: vec4<f32>,
     b0: vec4<f32>,
@@ -237,10 +236,10 @@ fn steps_along_k(
     b2: vec4<f32>,
     b3: vec4<f32>,
 ) {
-    quad_rows(q0, subgroupBroadcast(u, 0u), subgroupBroadcast(u, 1u), subgroupBroadcast(u, 2u), subgroupBroadcast(u, 3u), b0, b1, b2, b3);
-    quad_rows(q1, subgroupBroadcast(u, 4u), subgroupBroadcast(u, 5u), subgroupBroadcast(u, 6u), subgroupBroadcast(u, 7u), b0, b1, b2, b3);
-    quad_rows(q2, subgroupBroadcast(w, 0u), subgroupBroadcast(w, 1u), subgroupBroadcast(w, 2u), subgroupBroadcast(w, 3u), b0, b1, b2, b3);
-    quad_rows(q3, subgroupBroadcast(w, 4u), subgroupBroadcast(w, 5u), subgroupBroadcast(w, 6u), subgroupBroadcast(w, 7u), b0, b1, b2, b3);
+    (*g).q0 = quad_rows((*g).q0, subgroupBroadcast(u, 0u), subgroupBroadcast(u, 1u), subgroupBroadcast(u, 2u), subgroupBroadcast(u, 3u), b0, b1, b2, b3);
+    (*g).q1 = quad_rows((*g).q1, subgroupBroadcast(u, 4u), subgroupBroadcast(u, 5u), subgroupBroadcast(u, 6u), subgroupBroadcast(u, 7u), b0, b1, b2, b3);
+    (*g).q2 = quad_rows((*g).q2, subgroupBroadcast(w, 0u), subgroupBroadcast(w, 1u), subgroupBroadcast(w, 2u), subgroupBroadcast(w, 3u), b0, b1, b2, b3);
+    (*g).q3 = quad_rows((*g).q3, subgroupBroadcast(w, 4u), subgroupBroadcast(w, 5u), subgroupBroadcast(w, 6u), subgroupBroadcast(w, 7u), b0, b1, b2, b3);
 }
 
 // op(A)'s 16 rows at one k, as four quads.
@@ -285,37 +284,31 @@ fn load_a_column(row0: u32, k: u32) -> AColumn {
 // Lane l holds the 16 rows at k0 + l: broadcasts from lanes 0..3 give a row at the first four
 // k (steps_column_low), from lanes 4..7 at the last four (steps_column_high).
 fn steps_column_low(
-    q0: ptr<function, Block>,
-    q1: ptr<function, Block>,
-    q2: ptr<function, Block>,
-    q3: ptr<function, Block>,
+    g: ptr<function, Rows16>,
     x: AColumn,
     b0: vec4<f32>,
     b1: vec4<f32>,
     b2: vec4<f32>,
     b3: vec4<f32>,
 ) {
-    quad_rows(q0, k_low(x.x0.x), k_low(x.x0.y), k_low(x.x0.z), k_low(x.x0.w), b0, b1, b2, b3);
-    quad_rows(q1, k_low(x.x1.x), k_low(x.x1.y), k_low(x.x1.z), k_low(x.x1.w), b0, b1, b2, b3);
-    quad_rows(q2, k_low(x.x2.x), k_low(x.x2.y), k_low(x.x2.z), k_low(x.x2.w), b0, b1, b2, b3);
-    quad_rows(q3, k_low(x.x3.x), k_low(x.x3.y), k_low(x.x3.z), k_low(x.x3.w), b0, b1, b2, b3);
+    (*g).q0 = quad_rows((*g).q0, k_low(x.x0.x), k_low(x.x0.y), k_low(x.x0.z), k_low(x.x0.w), b0, b1, b2, b3);
+    (*g).q1 = quad_rows((*g).q1, k_low(x.x1.x), k_low(x.x1.y), k_low(x.x1.z), k_low(x.x1.w), b0, b1, b2, b3);
+    (*g).q2 = quad_rows((*g).q2, k_low(x.x2.x), k_low(x.x2.y), k_low(x.x2.z), k_low(x.x2.w), b0, b1, b2, b3);
+    (*g).q3 = quad_rows((*g).q3, k_low(x.x3.x), k_low(x.x3.y), k_low(x.x3.z), k_low(x.x3.w), b0, b1, b2, b3);
 }
 
 fn steps_column_high(
-    q0: ptr<function, Block>,
-    q1: ptr<function, Block>,
-    q2: ptr<function, Block>,
-    q3: ptr<function, Block>,
+    g: ptr<function, Rows16>,
     x: AColumn,
     b4: vec4<f32>,
     b5: vec4<f32>,
     b6: vec4<f32>,
     b7: vec4<f32>,
 ) {
-    quad_rows(q0, k_high(x.x0.x), k_high(x.x0.y), k_high(x.x0.z), k_high(x.x0.w), b4, b5, b6, b7);
-    quad_rows(q1, k_high(x.x1.x), k_high(x.x1.y), k_high(x.x1.z), k_high(x.x1.w), b4, b5, b6, b7);
-    quad_rows(q2, k_high(x.x2.x), k_high(x.x2.y), k_high(x.x2.z), k_high(x.x2.w), b4, b5, b6, b7);
-    quad_rows(q3, k_high(x.x3.x), k_high(x.x3.y), k_high(x.x3.z), k_high(x.x3.w), b4, b5, b6, b7);
+    (*g).q0 = quad_rows((*g).q0, k_high(x.x0.x), k_high(x.x0.y), k_high(x.x0.z), k_high(x.x0.w), b4, b5, b6, b7);
+    (*g).q1 = quad_rows((*g).q1, k_high(x.x1.x), k_high(x.x1.y), k_high(x.x1.z), k_high(x.x1.w), b4, b5, b6, b7);
+    (*g).q2 = quad_rows((*g).q2, k_high(x.x2.x), k_high(x.x2.y), k_high(x.x2.z), k_high(x.x2.w), b4, b5, b6, b7);
+    (*g).q3 = quad_rows((*g).q3, k_high(x.x3.x), k_high(x.x3.y), k_high(x.x3.z), k_high(x.x3.w), b4, b5, b6, b7);
 }
 
 // v of lanes 0..3, and of lanes 4..7.
@@ -326,29 +319,29 @@ fn k_high(v: f32) -> vec4<f32> {
     return vec4(subgroupBroadcast(v, 4u), subgroupBroadcast(v, 5u), subgroupBroadcast(v, 6u), subgroupBroadcast(v, 7u));
 }
 
-// Eight k of op(A) read as columns (along M or as scalars; this lane's k is `k`) into rows
-// row0..row0+15 (q0..q3) and, when TALL, row0+16..row0+31 (q4..q7).
-fn steps_columns(
-    q0: ptr<function, Block>,
-    q1: ptr<function, Block>,
-    q2: ptr<function, Block>,
-    q3: ptr<function, Block>,
-    q4: ptr<function, Block>,
-    q5: ptr<function, Block>,
-    q6: ptr<function, Block>,
-    q7: ptr<function, Block>,
-    row0: u32,
-    k: u32,
-    bb: BBlock,
-) {
+// A subgroup's rows in groups of 16: four 4×4 blocks per lane (its 4 columns of 16 rows).
+struct Rows16 {
+    q0: Block,
+    q1: Block,
+    q2: Block,
+    q3: Block,
+}
+
+// Eight k of op(A) read along K into one group of 16 rows: lane l reads rows row0 + l (at
+// offset u_row) and row0 + 8 + l (w_row).
+fn steps_rows_along_k(g: ptr<function, Rows16>, u_row: u32, w_row: u32, k0: u32, bb: BBlock) {
+    let u = a_eight(u_row + k0);
+    let w = a_eight(w_row + k0);
+    steps_along_k(g, u.low, w.low, bb.k0, bb.k1, bb.k2, bb.k3);
+    steps_along_k(g, u.high, w.high, bb.k4, bb.k5, bb.k6, bb.k7);
+}
+
+// Eight k of op(A) read as columns (along M or as scalars; this lane's k is `k`) into one group
+// of 16 rows, row0..row0+15.
+fn steps_rows_columns(g: ptr<function, Rows16>, row0: u32, k: u32, bb: BBlock) {
     let x = load_a_column(row0, k);
-    steps_column_low(q0, q1, q2, q3, x, bb.k0, bb.k1, bb.k2, bb.k3);
-    steps_column_high(q0, q1, q2, q3, x, bb.k4, bb.k5, bb.k6, bb.k7);
-    if TALL {
-        let x2 = load_a_column(row0 + 16u, k);
-        steps_column_low(q4, q5, q6, q7, x2, bb.k0, bb.k1, bb.k2, bb.k3);
-        steps_column_high(q4, q5, q6, q7, x2, bb.k4, bb.k5, bb.k6, bb.k7);
-    }
+    steps_column_low(g, x, bb.k0, bb.k1, bb.k2, bb.k3);
+    steps_column_high(g, x, bb.k4, bb.k5, bb.k6, bb.k7);
 }
 
 // SUBGROUPS tiles per workgroup.
@@ -377,62 +370,90 @@ fn compute_tile(tile: u32, lane: u32) {
     if tile >= p.tiles {
         return;
     }
-    let row0 = (tile / p.tiles_n) * select(16u, 32u, TALL);
+    let row0 = (tile / p.tiles_n) * 16u * GROUPS;
     let col0 = (tile % p.tiles_n) * COLS;
     let col = col0 + 4u * lane;
-    // Rows row0..row0+15, and row0+16..row0+31 when TALL.
-    var q0 = Block();
-    var q1 = Block();
-    var q2 = Block();
-    var q3 = Block();
-    var q4 = Block();
-    var q5 = Block();
-    var q6 = Block();
-    var q7 = Block();
+    // Rows row0 + 16i..+15 in g_i (those past GROUPS unused).
+    var g0 = Rows16();
+    var g1 = Rows16();
+    var g2 = Rows16();
+    var g3 = Rows16();
     // Along K, lane l reads rows row0 + 8i + l (clamped inside M).
-    let last_row = p.m - 1u;
-    let u_row = min(row0 + lane, last_row) * p.a_row;
-    let w_row = min(row0 + LANES + lane, last_row) * p.a_row;
-    let u_row2 = min(row0 + 2u * LANES + lane, last_row) * p.a_row;
-    let w_row2 = min(row0 + 3u * LANES + lane, last_row) * p.a_row;
+    let r0 = a_row_at(row0, lane);
+    let r1 = a_row_at(row0 + 8u, lane);
+    let r2 = a_row_at(row0 + 16u, lane);
+    let r3 = a_row_at(row0 + 24u, lane);
+    let r4 = a_row_at(row0 + 32u, lane);
+    let r5 = a_row_at(row0 + 40u, lane);
+    let r6 = a_row_at(row0 + 48u, lane);
+    let r7 = a_row_at(row0 + 56u, lane);
     var k0 = 0u;
     for (; k0 + 8u <= p.k; k0 += 8u) {
         let bb = load_b(k0, col0, lane, false);
         if A_READ == A_ALONG_K {
-            let u = a_eight(u_row + k0);
-            let w = a_eight(w_row + k0);
-            steps_along_k(&q0, &q1, &q2, &q3, u.low, w.low, bb.k0, bb.k1, bb.k2, bb.k3);
-            steps_along_k(&q0, &q1, &q2, &q3, u.high, w.high, bb.k4, bb.k5, bb.k6, bb.k7);
-            if TALL {
-                let u2 = a_eight(u_row2 + k0);
-                let w2 = a_eight(w_row2 + k0);
-                steps_along_k(&q4, &q5, &q6, &q7, u2.low, w2.low, bb.k0, bb.k1, bb.k2, bb.k3);
-                steps_along_k(&q4, &q5, &q6, &q7, u2.high, w2.high, bb.k4, bb.k5, bb.k6, bb.k7);
+            steps_rows_along_k(&g0, r0, r1, k0, bb);
+            if GROUPS > 1u {
+                steps_rows_along_k(&g1, r2, r3, k0, bb);
+            }
+            if GROUPS > 2u {
+                steps_rows_along_k(&g2, r4, r5, k0, bb);
+                steps_rows_along_k(&g3, r6, r7, k0, bb);
             }
         } else {
-            steps_columns(&q0, &q1, &q2, &q3, &q4, &q5, &q6, &q7, row0, k0 + lane, bb);
+            steps_groups_columns(&g0, &g1, &g2, &g3, row0, k0 + lane, bb);
         }
     }
     // The last K % 8 (A is then read along M or as scalars).
     if k0 < p.k {
         let bb = load_b(k0, col0, lane, true);
-        steps_columns(&q0, &q1, &q2, &q3, &q4, &q5, &q6, &q7, row0, k0 + lane, bb);
+        steps_groups_columns(&g0, &g1, &g2, &g3, row0, k0 + lane, bb);
     }
     var bias4 = vec4(0.0);
     if BIAS {
         let last = p.n - 1u;
         bias4 = vec4(bias[min(col, last)], bias[min(col + 1u, last)], bias[min(col + 2u, last)], bias[min(col + 3u, last)]);
     }
-    store_quad(row0, col0, lane, q0, bias4);
-    store_quad(row0 + 4u, col0, lane, q1, bias4);
-    store_quad(row0 + 8u, col0, lane, q2, bias4);
-    store_quad(row0 + 12u, col0, lane, q3, bias4);
-    if TALL {
-        store_quad(row0 + 16u, col0, lane, q4, bias4);
-        store_quad(row0 + 20u, col0, lane, q5, bias4);
-        store_quad(row0 + 24u, col0, lane, q6, bias4);
-        store_quad(row0 + 28u, col0, lane, q7, bias4);
+    store_rows16(row0, col0, lane, g0, bias4);
+    if GROUPS > 1u {
+        store_rows16(row0 + 16u, col0, lane, g1, bias4);
     }
+    if GROUPS > 2u {
+        store_rows16(row0 + 32u, col0, lane, g2, bias4);
+        store_rows16(row0 + 48u, col0, lane, g3, bias4);
+    }
+}
+
+// Where row first + lane of op(A) starts in a (clamped inside M).
+fn a_row_at(first: u32, lane: u32) -> u32 {
+    return min(first + lane, p.m - 1u) * p.a_row;
+}
+
+// Eight k of op(A) read as columns into every group of rows.
+fn steps_groups_columns(
+    g0: ptr<function, Rows16>,
+    g1: ptr<function, Rows16>,
+    g2: ptr<function, Rows16>,
+    g3: ptr<function, Rows16>,
+    row0: u32,
+    k: u32,
+    bb: BBlock,
+) {
+    steps_rows_columns(g0, row0, k, bb);
+    if GROUPS > 1u {
+        steps_rows_columns(g1, row0 + 16u, k, bb);
+    }
+    if GROUPS > 2u {
+        steps_rows_columns(g2, row0 + 32u, k, bb);
+        steps_rows_columns(g3, row0 + 48u, k, bb);
+    }
+}
+
+// Writes rows row..row+15 of one group.
+fn store_rows16(row: u32, col0: u32, lane: u32, g: Rows16, bias4: vec4<f32>) {
+    store_quad(row, col0, lane, g.q0, bias4);
+    store_quad(row + 4u, col0, lane, g.q1, bias4);
+    store_quad(row + 8u, col0, lane, g.q2, bias4);
+    store_quad(row + 12u, col0, lane, g.q3, bias4);
 }
 
 // This lane's 4 columns of one row after the bias (bias4, at those columns) and ReLU.

@@ -71,8 +71,8 @@ struct BenchArgs {
     /// Add 4096³ to the matmul shapes (the default on adapters that are not CPUs).
     #[arg(long)]
     large: bool,
-    /// Time the matmuls with this layout (auto, tiled, wide, rows, dot, subgroup,
-    /// subgrouptall), skipping shapes it cannot compute.
+    /// Time the matmuls with this layout (auto, tiled, wide, rows, dot, subgroup16,
+    /// subgroup32, subgroup64), skipping shapes it cannot compute.
     #[arg(long, default_value = "auto")]
     layout: wgml::kernels::matmul::MatmulKernel,
     /// Print one JSON object instead of tables.

@@ -90,10 +90,12 @@ fn matmul_matches_reference_over_odd_shapes_and_every_option() {
                     gate: use_gate.then_some(&gate_t),
                     kernel,
                 };
-                // The tall layout shares Subgroup's epilogue and differs only in its rows, so it
-                // runs without one: each of its pipelines takes over a second to compile on
-                // lavapipe.
-                let tall_skip = kernel == MatmulKernel::SubgroupTall && flags >> 2 != 0;
+                // The taller subgroup layouts share Subgroup16's epilogue and differ only in their
+                // rows, so they run without one: each of their pipelines takes a second or more
+                // to compile on lavapipe.
+                let tall_skip =
+                    matches!(kernel, MatmulKernel::Subgroup32 | MatmulKernel::Subgroup64)
+                        && flags >> 2 != 0;
                 if tall_skip || !kernel.supports(gpu(), (m, n, k), &opts) {
                     continue;
                 }

@@ -41,13 +41,16 @@ pub enum MatmulKernel {
     /// Invocations along K with one final reduction: for CPU adapters computing A·Bᵀ, and GPUs
     /// computing small products over a long K.
     Dot,
-    /// 32-byte loads shared through subgroup broadcasts and shuffles: for CPU adapters with
-    /// 8-lane subgroups and 64-bit integers, when op(B)'s contiguous dimension is a multiple of
-    /// 4 and N ≥ 4.
-    Subgroup,
-    /// `Subgroup` with 32 rows per subgroup rather than 16: each load feeds twice the FMAs,
-    /// from a pipeline that compiles about twice as slowly. For outputs of 32 rows or more.
-    SubgroupTall,
+    /// 32-byte loads shared through subgroup broadcasts and shuffles, 16 rows × 32 columns per
+    /// subgroup: for CPU adapters with 8-lane subgroups and 64-bit integers, when op(B)'s
+    /// contiguous dimension is a multiple of 4 and N ≥ 4.
+    Subgroup16,
+    /// `Subgroup16` with 32 rows per subgroup: each load of B feeds twice the FMAs, from a
+    /// pipeline that compiles about 1.5 times as slowly.
+    Subgroup32,
+    /// `Subgroup16` with 64 rows per subgroup: each load of B feeds four times the FMAs, from a
+    /// pipeline that compiles about 4 times as slowly (over a second on lavapipe).
+    Subgroup64,
 }
 
 /// Storage bindings of `matmul_subgroup`: A and B each as two views, C as three, the bias and
@@ -57,18 +60,22 @@ pub const SUBGROUP_STORAGE_BUFFERS: u32 = 10;
 
 impl MatmulKernel {
     /// Every concrete layout.
-    pub const ALL: [MatmulKernel; 6] = [
+    pub const ALL: [MatmulKernel; 7] = [
         MatmulKernel::Tiled,
         MatmulKernel::Wide,
         MatmulKernel::Rows,
         MatmulKernel::Dot,
-        MatmulKernel::Subgroup,
-        MatmulKernel::SubgroupTall,
+        MatmulKernel::Subgroup16,
+        MatmulKernel::Subgroup32,
+        MatmulKernel::Subgroup64,
     ];
 
     /// Whether this is one of the subgroup layouts (`shaders/matmul_subgroup.wgsl`).
     pub fn is_subgroup(self) -> bool {
-        matches!(self, MatmulKernel::Subgroup | MatmulKernel::SubgroupTall)
+        matches!(
+            self,
+            MatmulKernel::Subgroup16 | MatmulKernel::Subgroup32 | MatmulKernel::Subgroup64
+        )
     }
 
     /// Whether this layout can compute an M×N×K product with these transposes on `gpu`.
@@ -107,7 +114,7 @@ impl MatmulKernel {
         if self != MatmulKernel::Auto {
             return self;
         }
-        let (m, n, _) = dims;
+        let (m, n, k) = dims;
         if gpu.info().device_type != wgpu::DeviceType::Cpu {
             // Enough 128×128 tiles to fill a large GPU; too few 64×64 ones to occupy one: split
             // K instead; else 64×64 (thresholds from `wgml bench --layout` on an H200).
@@ -120,16 +127,18 @@ impl MatmulKernel {
                 MatmulKernel::Tiled
             };
         }
-        if MatmulKernel::Subgroup.supports(gpu, dims, opts) {
-            // 32 rows per subgroup when every subgroup has them and the workgroups still keep
-            // every core of the CPU the adapter runs on busy.
-            let (_, _, _, cols, per_group) = MatmulKernel::SubgroupTall.layout();
-            let workgroups = (m / 32) * n.div_ceil(cols) / per_group;
-            return if m >= 32 && workgroups >= cpu_cores() {
-                MatmulKernel::SubgroupTall
-            } else {
-                MatmulKernel::Subgroup
-            };
+        if MatmulKernel::Subgroup16.supports(gpu, dims, opts) {
+            // The tallest tiles that still give every core of the CPU the adapter runs on a
+            // tile of its own: taller ones read B fewer times. 64 rows only where K's loop is
+            // long enough (8 steps) to repay their slower compile.
+            let tallest = [MatmulKernel::Subgroup64, MatmulKernel::Subgroup32]
+                .into_iter()
+                .filter(|&kernel| kernel != MatmulKernel::Subgroup64 || k >= 64)
+                .find(|kernel| {
+                    let (_, _, rows, cols, _) = kernel.layout();
+                    m >= rows && m.div_ceil(rows) * n.div_ceil(cols) >= cpu_cores()
+                });
+            return tallest.unwrap_or(MatmulKernel::Subgroup16);
         }
         match (opts.trans_a, opts.trans_b) {
             (_, false) => MatmulKernel::Rows,
@@ -145,8 +154,9 @@ impl MatmulKernel {
             MatmulKernel::Wide => (SHADER, "matmul_wide", 128, 128, 1),
             MatmulKernel::Rows => (SHADER, "matmul_rows", 8, 256, 1),
             MatmulKernel::Dot => (SHADER, "matmul_dot", 8, 8, 1),
-            MatmulKernel::Subgroup => (SUBGROUP_SHADER, "matmul_subgroup", 16, 32, 4),
-            MatmulKernel::SubgroupTall => (SUBGROUP_SHADER, "matmul_subgroup", 32, 32, 4),
+            MatmulKernel::Subgroup16 => (SUBGROUP_SHADER, "matmul_subgroup", 16, 32, 4),
+            MatmulKernel::Subgroup32 => (SUBGROUP_SHADER, "matmul_subgroup", 32, 32, 4),
+            MatmulKernel::Subgroup64 => (SUBGROUP_SHADER, "matmul_subgroup", 64, 32, 4),
         }
     }
 }
@@ -154,15 +164,16 @@ impl MatmulKernel {
 impl std::str::FromStr for MatmulKernel {
     type Err = Error;
 
-    /// A layout by its lowercase name: auto, tiled, wide, rows, dot, subgroup or subgrouptall.
+    /// A layout by its lowercase name: auto, tiled, wide, rows, dot, subgroup16, subgroup32 or
+    /// subgroup64.
     fn from_str(name: &str) -> Result<Self> {
         let all = [MatmulKernel::Auto].into_iter().chain(MatmulKernel::ALL);
         all.into_iter()
             .find(|k| format!("{k:?}").eq_ignore_ascii_case(name))
             .ok_or_else(|| {
                 Error::InvalidArgument(format!(
-                    "unknown matmul layout '{name}' (auto, tiled, wide, rows, dot, subgroup, \
-                     subgrouptall)"
+                    "unknown matmul layout '{name}' (auto, tiled, wide, rows, dot, subgroup16, \
+                     subgroup32, subgroup64)"
                 ))
             })
     }
@@ -311,7 +322,7 @@ pub fn matmul_dispatch(
         constants.push(("B_READ", f64::from(b_read)));
         constants.push(("C_VEC4", flag(n % 4 == 0)));
         constants.push(("C_VEC8", flag(n % 8 == 0)));
-        constants.push(("TALL", flag(kernel == MatmulKernel::SubgroupTall)));
+        constants.push(("GROUPS", (tile_rows / 16) as f64));
         // The same tensors seen another way: A and C as scalars, the gate as vec4s, B and C
         // as groups of eight.
         tensors.extend([(6, a), (7, c), (8, opts.gate.unwrap_or(a)), (9, b), (10, c)]);
