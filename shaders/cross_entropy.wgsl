@@ -12,6 +12,8 @@
 //                   A team is the whole workgroup (many classes) or one invocation (few
 //                   classes: no barriers at all, which CPU adapters pay dearly for).
 //   ce_total        one workgroup: the reduced loss, written to out[cursor[0]] (clamped to out).
+// ce_single runs all three in one workgroup (one dispatch) for few rows of few classes against
+// class targets.
 // The gradient is that of the reduced loss (sum or mean; for none, of the sum) with upstream 1.
 
 struct Params {
@@ -101,6 +103,15 @@ fn in_range(t: i32) -> bool {
 
 @compute @workgroup_size(WG)
 fn ce_denominator(@builtin(local_invocation_index) lid: u32) {
+    let d = denominators(lid);
+    if lid == 0u {
+        denom[0] = d.x;
+        denom[1] = d.y;
+    }
+}
+
+// [mean's denominator, Σ_c w_c], summed over a workgroup of WG; flags out-of-range targets.
+fn denominators(lid: u32) -> vec2<f32> {
     var w = 0.0;
     for (var c = lid; c < p.classes; c += WG) {
         w += class_weight(c);
@@ -121,10 +132,7 @@ fn ce_denominator(@builtin(local_invocation_index) lid: u32) {
         }
     }
     let total = workgroup_sum(lid, WG, d);
-    if lid == 0u {
-        denom[0] = select(total, f32(p.rows), (p.flags & PROBS) != 0u);
-        denom[1] = weight_sum;
-    }
+    return vec2(select(total, f32(p.rows), (p.flags & PROBS) != 0u), weight_sum);
 }
 
 @compute @workgroup_size(64)
@@ -137,25 +145,22 @@ fn ce_rows(
     if row >= p.rows {
         return;
     }
-    let lane = lid % TEAM;
-    // Logit c of this row sits at base + c·inner.
-    let base = (row / p.inner) * p.classes * p.inner + row % p.inner;
-    let probabilities = (p.flags & PROBS) != 0u;
-    var t = 0i;
-    if !probabilities {
-        t = targets[row];
-        if t == p.ignore_index || !in_range(t) {
-            for (var c = lane; c < p.classes; c += TEAM) {
-                grad[base + c * p.inner] = 0.0;
-            }
-            if lane == 0u {
-                row_loss[row] = 0.0;
-            }
-            return;
-        }
+    let d = vec2(denom_in[0], denom_in[1]);
+    if (p.flags & PROBS) != 0u {
+        probs_loss_and_grad(row, lid, d);
+    } else {
+        class_loss_and_grad(row, lid, d);
     }
+}
 
-    // Row maximum.
+// Where logit 0 of a row sits: logit c at row_base(row) + c·inner.
+fn row_base(row: u32) -> u32 {
+    return (row / p.inner) * p.classes * p.inner + row % p.inner;
+}
+
+// A row's maximum and log Σ exp(x_c − max), by its team (lanes lid % TEAM).
+fn row_stats(base: u32, lid: u32) -> vec2<f32> {
+    let lane = lid % TEAM;
     var m = -3.4028235e38;
     for (var c = lane; c < p.classes; c += TEAM) {
         m = max(m, logits[base + c * p.inner]);
@@ -172,52 +177,80 @@ fn ce_rows(
         m = scratch[0];
         workgroupBarrier();
     }
-
     // log_softmax(x)_c = (x_c - max) - log_sum: x - max is exact for nearby values, so huge
     // logits keep their precision (max + log_sum would round at max's scale).
     var e = 0.0;
     for (var c = lane; c < p.classes; c += TEAM) {
         e += exp(logits[base + c * p.inner] - m);
     }
-    let log_sum = log(team_sum(lid, e));
+    return vec2(m, log(team_sum(lid, e)));
+}
 
-    // The gradient's scale: 1/denominator for mean (0 when it is 0), else 1.
-    var g = 1.0;
+// The gradient's scale: 1/denominator for mean (0 when it is 0), else 1.
+fn grad_scale(denominator: f32) -> f32 {
     if p.reduction == MEAN {
-        let d = denom_in[0];
-        g = select(0.0, 1.0 / d, d != 0.0);
+        return select(0.0, 1.0 / denominator, denominator != 0.0);
     }
+    return 1.0;
+}
+
+// One row's loss (written to row_loss and returned) and gradient against probability targets,
+// by its team; d: [mean's denominator, Σ_c w_c]. Smoothed targets y'_c = y_c(1 - ε) + ε/C;
+// loss = -Σ w_c y'_c L_c; gradient g·(p_c·Σ_k w_k y'_k − w_c y'_c).
+fn probs_loss_and_grad(row: u32, lid: u32, d: vec2<f32>) -> f32 {
+    let lane = lid % TEAM;
+    let base = row_base(row);
+    let stats = row_stats(base, lid);
+    let m = stats.x;
+    let log_sum = stats.y;
+    let g = grad_scale(d.x);
     let eps = p.smoothing;
     let spread = eps / f32(p.classes);
+    var l = 0.0;
+    var wy = 0.0;
+    for (var c = lane; c < p.classes; c += TEAM) {
+        let i = base + c * p.inner;
+        let y = probs[i] * (1.0 - eps) + spread;
+        let w = class_weight(c);
+        l -= w * y * ((logits[i] - m) - log_sum);
+        wy += w * y;
+    }
+    let loss = team_sum(lid, l);
+    let wy_sum = team_sum(lid, wy);
+    for (var c = lane; c < p.classes; c += TEAM) {
+        let i = base + c * p.inner;
+        let y = probs[i] * (1.0 - eps) + spread;
+        let prob = exp((logits[i] - m) - log_sum);
+        grad[i] = g * (prob * wy_sum - class_weight(c) * y);
+    }
+    if lane == 0u {
+        row_loss[row] = loss;
+    }
+    return loss;
+}
 
-    if probabilities {
-        // Smoothed targets y'_c = y_c(1 - ε) + ε/C; loss = -Σ w_c y'_c L_c;
-        // gradient g·(p_c·Σ_k w_k y'_k − w_c y'_c).
-        var l = 0.0;
-        var wy = 0.0;
+// The same against a class target (ignored, or out of range: loss and gradient 0):
+// loss = (1 - ε)·(-w_y L_y) + (ε/C)·(-Σ_c w_c L_c);
+// gradient g·[(1 - ε)·w_y·(p_c − [c = y]) + (ε/C)·(p_c·Σ_k w_k − w_c)].
+fn class_loss_and_grad(row: u32, lid: u32, d: vec2<f32>) -> f32 {
+    let lane = lid % TEAM;
+    let base = row_base(row);
+    let t = targets[row];
+    if t == p.ignore_index || !in_range(t) {
         for (var c = lane; c < p.classes; c += TEAM) {
-            let i = base + c * p.inner;
-            let y = probs[i] * (1.0 - eps) + spread;
-            let w = class_weight(c);
-            l -= w * y * ((logits[i] - m) - log_sum);
-            wy += w * y;
-        }
-        let loss = team_sum(lid, l);
-        let wy_sum = team_sum(lid, wy);
-        for (var c = lane; c < p.classes; c += TEAM) {
-            let i = base + c * p.inner;
-            let y = probs[i] * (1.0 - eps) + spread;
-            let prob = exp((logits[i] - m) - log_sum);
-            grad[i] = g * (prob * wy_sum - class_weight(c) * y);
+            grad[base + c * p.inner] = 0.0;
         }
         if lane == 0u {
-            row_loss[row] = loss;
+            row_loss[row] = 0.0;
         }
-        return;
+        return 0.0;
     }
-
-    // Class targets: loss = (1 - ε)·(-w_y L_y) + (ε/C)·(-Σ_c w_c L_c);
-    // gradient g·[(1 - ε)·w_y·(p_c − [c = y]) + (ε/C)·(p_c·Σ_k w_k − w_c)].
+    let stats = row_stats(base, lid);
+    let m = stats.x;
+    let log_sum = stats.y;
+    let g = grad_scale(d.x);
+    let eps = p.smoothing;
+    let spread = eps / f32(p.classes);
     let y = u32(t);
     let w_y = class_weight(y);
     var smoothing_term = 0.0;
@@ -228,7 +261,7 @@ fn ce_rows(
         }
         smoothing_term = team_sum(lid, s);
     }
-    let weight_sum = denom_in[1];
+    let weight_sum = d.y;
     for (var c = lane; c < p.classes; c += TEAM) {
         let i = base + c * p.inner;
         let prob = exp((logits[i] - m) - log_sum);
@@ -236,10 +269,12 @@ fn ce_rows(
         let soft = prob * weight_sum - class_weight(c);
         grad[i] = g * ((1.0 - eps) * hard + spread * soft);
     }
+    let nll = -w_y * ((logits[base + y * p.inner] - m) - log_sum);
+    let loss = (1.0 - eps) * nll + spread * smoothing_term;
     if lane == 0u {
-        let nll = -w_y * ((logits[base + y * p.inner] - m) - log_sum);
-        row_loss[row] = (1.0 - eps) * nll + spread * smoothing_term;
+        row_loss[row] = loss;
     }
+    return loss;
 }
 
 @compute @workgroup_size(WG)
@@ -250,11 +285,31 @@ fn ce_total(@builtin(local_invocation_index) lid: u32) {
     }
     let total = workgroup_sum(lid, WG, s);
     if lid == 0u {
-        var loss = total;
-        if p.reduction == MEAN {
-            let d = denom_in[0];
-            loss = select(nan(), loss / d, d != 0.0);
-        }
-        out[min(cursor[0], arrayLength(&out) - 1u)] = loss;
+        write_loss(total, denom_in[0]);
     }
+}
+
+// The three passes in one workgroup, for few rows of few classes (TEAM = 1) and class targets:
+// invocation lid takes rows lid, lid + WG, … One dispatch instead of three, which CPU adapters
+// charge for whatever their size.
+@compute @workgroup_size(WG)
+fn ce_single(@builtin(local_invocation_index) lid: u32) {
+    let d = denominators(lid);
+    var s = 0.0;
+    for (var row = lid; row < p.rows; row += WG) {
+        s += class_loss_and_grad(row, lid, d);
+    }
+    let total = workgroup_sum(lid, WG, s);
+    if lid == 0u {
+        write_loss(total, d.x);
+    }
+}
+
+// out[cursor[0]] (clamped to out) = the reduced loss from the rows' total.
+fn write_loss(total: f32, denominator: f32) {
+    var loss = total;
+    if p.reduction == MEAN {
+        loss = select(nan(), loss / denominator, denominator != 0.0);
+    }
+    out[min(cursor[0], arrayLength(&out) - 1u)] = loss;
 }

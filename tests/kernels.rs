@@ -288,7 +288,7 @@ fn cross_entropy_matches_reference_over_layouts_and_extreme_logits() {
     // (shape, C, D): (N, C), unbatched (C), and (N, C, d1, d2).
     let layouts: [(&[usize], usize, usize); 9] = [
         (&[1, 1], 1, 1),
-        (&[1100, 3], 3, 1), // over 1024 rows: sums by a workgroup's tree
+        (&[1100, 3], 3, 1), // over 1024 rows: three passes, sums by a workgroup's tree
         (&[7, 10], 10, 1),
         (&[63, 129], 129, 1),
         (&[65, 7], 7, 1),

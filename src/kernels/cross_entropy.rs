@@ -5,6 +5,8 @@ use super::u32_param;
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Dispatch, Gpu, Program, Readback, Shader, Tensor};
 
+/// Rows up to which the denominator and the total are serial sums.
+const SERIAL_ROWS: usize = 1024;
 /// Invocations per workgroup of `ce_rows` (`ROW_WG` in the shader).
 const ROW_WG: usize = 64;
 
@@ -144,7 +146,8 @@ fn layout(logits: &Tensor, targets: Targets) -> Result<Layout> {
     })
 }
 
-/// The three prepared passes of one cross-entropy evaluation and the buffers they share.
+/// The prepared passes of one cross-entropy evaluation (one, or three for many rows or classes)
+/// and the buffers they share.
 pub struct CrossEntropyKernel {
     /// Denominator, per-element loss and gradient, total: record it as a unit.
     pub program: Program,
@@ -226,49 +229,72 @@ impl CrossEntropyKernel {
             Targets::Classes(t) => (t, logits),
             Targets::Probabilities(t) => (logits, t),
         };
-        let denom = Tensor::zeros(gpu, &[2], DType::F32)?;
         let row_loss = Tensor::zeros(gpu, &loss_shape, DType::F32)?;
         let fault = Tensor::zeros(gpu, &[2], DType::I32)?;
         let mut program = Program::new();
-        // A serial sum for few rows, a workgroup's tree otherwise.
-        let reduce = [("WG", if rows <= 1024 { 1.0 } else { 256.0 })];
-        program.push(Dispatch::specialized(
-            gpu,
-            SHADER,
-            "ce_denominator",
-            &reduce,
-            &params,
-            &[(1, class_targets), (2, weight), (3, &denom), (4, &fault)],
-            1,
-        )?);
         // Few classes: a row per invocation; many: a workgroup of ROW_WG per row.
         let team = if classes <= ROW_WG { 1 } else { ROW_WG };
-        program.push(Dispatch::specialized(
-            gpu,
-            SHADER,
-            "ce_rows",
-            &[("TEAM", team as f64)],
-            &params,
-            &[
-                (1, class_targets),
-                (2, weight),
-                (5, logits),
-                (6, &denom),
-                (7, &row_loss),
-                (8, grad),
-                (12, probs),
-            ],
-            rows.div_ceil(ROW_WG / team) as u64,
-        )?);
-        program.push(Dispatch::specialized(
-            gpu,
-            SHADER,
-            "ce_total",
-            &reduce,
-            &params,
-            &[(6, &denom), (9, &row_loss), (10, cursor), (11, out)],
-            1,
-        )?);
+        let row_bindings = [
+            (1, class_targets),
+            (2, weight),
+            (5, logits),
+            (7, &row_loss),
+            (8, grad),
+        ];
+        // One workgroup can do it all (`ce_single`) for class targets of few classes: on a CPU
+        // adapter as one 8-lane subgroup, so that no barrier waits on another, up to
+        // SERIAL_ROWS rows; on a GPU with an invocation per row.
+        let (single_rows, single_wg) = if gpu.info().device_type == wgpu::DeviceType::Cpu {
+            (SERIAL_ROWS, 8.0)
+        } else {
+            (256, 256.0)
+        };
+        if team == 1 && rows <= single_rows && !probabilities {
+            let mut tensors = row_bindings.to_vec();
+            tensors.extend([(4, &fault), (10, cursor), (11, out)]);
+            program.push(Dispatch::specialized(
+                gpu,
+                SHADER,
+                "ce_single",
+                &[("WG", single_wg), ("TEAM", 1.0)],
+                &params,
+                &tensors,
+                1,
+            )?);
+        } else {
+            let denom = Tensor::zeros(gpu, &[2], DType::F32)?;
+            // A serial sum for few rows, a workgroup's tree otherwise.
+            let reduce = [("WG", if rows <= SERIAL_ROWS { 1.0 } else { 256.0 })];
+            program.push(Dispatch::specialized(
+                gpu,
+                SHADER,
+                "ce_denominator",
+                &reduce,
+                &params,
+                &[(1, class_targets), (2, weight), (3, &denom), (4, &fault)],
+                1,
+            )?);
+            let mut tensors = row_bindings.to_vec();
+            tensors.extend([(6, &denom), (12, probs)]);
+            program.push(Dispatch::specialized(
+                gpu,
+                SHADER,
+                "ce_rows",
+                &[("TEAM", team as f64)],
+                &params,
+                &tensors,
+                rows.div_ceil(ROW_WG / team) as u64,
+            )?);
+            program.push(Dispatch::specialized(
+                gpu,
+                SHADER,
+                "ce_total",
+                &reduce,
+                &params,
+                &[(6, &denom), (9, &row_loss), (10, cursor), (11, out)],
+                1,
+            )?);
+        }
         Ok(CrossEntropyKernel {
             program,
             row_loss,
