@@ -298,6 +298,16 @@ impl Gpu {
         self.device().features()
     }
 
+    /// Whether kernels written for 8-lane subgroups and 64-bit integers run here
+    /// (`matmul_subgroup.wgsl`: CPU adapters, where one subgroup is one SIMD register).
+    pub fn has_eight_lane_subgroups(&self) -> bool {
+        let info = self.info();
+        self.features()
+            .contains(wgpu::Features::SUBGROUP | wgpu::Features::SHADER_INT64)
+            && info.subgroup_min_size == 8
+            && info.subgroup_max_size == 8
+    }
+
     /// GPU objects created so far through this `Gpu`.
     pub fn creations(&self) -> Creations {
         let [buffers, bind_groups, pipelines] = &self.inner.created;

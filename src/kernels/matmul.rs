@@ -88,14 +88,10 @@ impl MatmulKernel {
         if !self.is_subgroup() {
             return true;
         }
-        let info = gpu.info();
-        let eight_lanes = info.subgroup_min_size == 8 && info.subgroup_max_size == 8;
-        let features = wgpu::Features::SUBGROUP | wgpu::Features::SHADER_INT64;
         // B is read as vec4s and A and B as vec4<u64>s: every binding that may be seen as
         // either must hold at least one (32 bytes).
         let b_contiguous = if opts.trans_b { k } else { n };
-        gpu.features().contains(features)
-            && eight_lanes
+        gpu.has_eight_lane_subgroups()
             && gpu.limits().max_storage_buffers_per_shader_stage >= SUBGROUP_STORAGE_BUFFERS
             && b_contiguous.is_multiple_of(4)
             && m * k >= 8
