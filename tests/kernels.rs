@@ -145,7 +145,8 @@ fn relu_forward_and_backward_match_reference() {
 #[test]
 fn column_sum_matches_reference() {
     for &rows in &ODD {
-        for &cols in &[1, 7, 65, 129] {
+        // 4 and 260: four columns per invocation, 260 over more than one workgroup.
+        for &cols in &[1, 7, 65, 129, 4, 260] {
             let x = random(rows * cols, -1.0, 1.0, (rows * 1000 + cols) as u64);
             let sums = column_sum(gpu(), &upload(&x, &[rows, cols])).unwrap();
             let what = format!("column_sum {rows}×{cols}");

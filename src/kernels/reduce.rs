@@ -34,8 +34,14 @@ fn params(x: &Tensor, what: &str) -> Result<(Params, usize, usize)> {
 pub fn column_sum_dispatch(gpu: &Gpu, x: &Tensor, sums: &Tensor) -> Result<Dispatch> {
     let (p, _, cols) = params(x, "column_sum's input")?;
     super::expect_len(sums, cols, "column_sum's output")?;
-    let groups = cols.div_ceil(64) as u64;
-    Dispatch::new(gpu, SHADER, "column_sum", &p, &[(1, x), (2, sums)], groups)
+    // Four columns per invocation where rows hold whole vec4s.
+    let (entry, bindings, per_invocation) = if cols.is_multiple_of(4) {
+        ("column_sum4", [(6, x), (7, sums)], 4)
+    } else {
+        ("column_sum", [(1, x), (2, sums)], 1)
+    };
+    let groups = cols.div_ceil(64 * per_invocation) as u64;
+    Dispatch::new(gpu, SHADER, entry, &p, &bindings, groups)
 }
 
 /// Per-row indices of the largest value (the first one on ties) into `out` (u32, rows).
