@@ -41,6 +41,10 @@ run() {
         echo "tests/$t.rs: $r ($(grep -o '[0-9]* passed; [0-9]* failed' "$out/test-$t.log" | tail -1))"
         grep -h '^trajectory:' "$out/test-$t.log" || true
     done
+    # PyTorch's own spread on the golden trajectory (CPU, CUDA, float64), beside wgml's above;
+    # then over 250 steps of the whole subset, where float32 trajectories part.
+    (cd tests/golden && python3 spread.py cpu cuda float64 &&
+        STEPS=250 SAMPLES=all python3 spread.py float64 cpu cuda) 2>&1 | tee "$out/spread.txt" || true
     "$bin/wgml" bench --json | tee "$out/bench.json"
     # The 64×64 tiled layout everywhere, as the baseline of the layout choice.
     "$bin/wgml" bench --layout tiled --samples 640 | tee "$out/bench-tiled.txt"
