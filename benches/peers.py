@@ -7,9 +7,9 @@ Trains PyTorch's MNIST tutorial model (784-128-10, Adam lr 1e-3, batch 64) with 
 (`wgml train --json`) and with PyTorch holding the data as tensors and slicing batches by index
 (the fast way to write it), then times the matmul shapes of `wgml bench` with torch.mm. Prints
 one table; ratios are wgml / PyTorch for times and PyTorch / wgml for throughput, so > 1 means
-wgml is behind. With --rounds R the two trainings alternate R times and the epoch row gives the
-medians over rounds, with every round's ratio beneath: on a shared, noisy machine one round's
-ratio can be off by a third. Needs `pip install torch numpy`. DATA_DIR defaults to the bundled subset.
+wgml is behind. With --rounds R the two trainings, and then the two matmul timings, alternate R
+times: each row gives medians over rounds, the epoch and the largest square matmul every
+round's ratio beneath. On a shared, noisy machine one round's ratio can be off by a third. Needs `pip install torch numpy`. DATA_DIR defaults to the bundled subset.
 """
 import argparse, gzip, json, os, statistics, struct, subprocess, sys, tempfile, time
 
@@ -86,8 +86,9 @@ def main():
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
 
+    rounds = range(max(args.rounds, 1))
     ours_rounds, theirs_rounds = [], []
-    for _ in range(max(args.rounds, 1)):
+    for _ in rounds:
         with tempfile.TemporaryDirectory() as out:
             run = subprocess.run([args.wgml, "train", "--data", args.data, "--epochs", str(args.epochs), "--json",
                                   "--out", os.path.join(out, "run")], capture_output=True, text=True, check=True)
@@ -95,8 +96,15 @@ def main():
         ours_rounds.append(ours["sec_per_epoch_median"])
         theirs_s, theirs_acc = torch_train(args.data, args.epochs, args.device)
         theirs_rounds.append(theirs_s)
-    bench = json.loads(subprocess.run([args.wgml, "bench", "--json", "--samples", "8000"], capture_output=True,
-                                      text=True, check=True).stdout)
+    # Per shape, wgml's and torch.mm's GFLOP/s in each round.
+    matmuls = {}
+    for _ in rounds:
+        bench = json.loads(subprocess.run([args.wgml, "bench", "--json", "--samples", "8000"], capture_output=True,
+                                          text=True, check=True).stdout)
+        for r in bench["matmul"]:
+            shape = (r["m"], r["n"], r["k"], r["trans_a"], r["trans_b"])
+            pairs = matmuls.setdefault(shape, [])
+            pairs.append((r["gflops"], torch_gflops(*shape, args.device)))
     ours_s, theirs_s = statistics.median(ours_rounds), statistics.median(theirs_rounds)
 
     print(f"wgml on {ours['adapter']} ({ours['backend']}); PyTorch {torch.__version__} on {args.device}, "
@@ -107,11 +115,16 @@ def main():
         ratios = " ".join(f"{o / t:.2f}" for o, t in zip(ours_rounds, theirs_rounds))
         print(f"{'  ratio by round':<32}{ratios}")
     print(f"{'test accuracy':<32}{ours['test_acc']:>12.4f}{theirs_acc:>12.4f}")
-    for r in bench["matmul"]:
-        theirs = torch_gflops(r["m"], r["n"], r["k"], r["trans_a"], r["trans_b"], args.device)
-        op = ("Aᵀ" if r["trans_a"] else "A") + ("Bᵀ" if r["trans_b"] else "B")
-        label = f"matmul {r['m']}×{r['n']}×{r['k']} {op} (GFLOP/s)"
-        print(f"{label:<32}{r['gflops']:>12.2f}{theirs:>12.2f}{theirs / r['gflops']:>9.1f}")
+    for (m, n, k, trans_a, trans_b), pairs in matmuls.items():
+        ours_g = statistics.median(o for o, _ in pairs)
+        theirs_g = statistics.median(t for _, t in pairs)
+        op = ("Aᵀ" if trans_a else "A") + ("Bᵀ" if trans_b else "B")
+        label = f"matmul {m}×{n}×{k} {op} (GFLOP/s)"
+        print(f"{label:<32}{ours_g:>12.2f}{theirs_g:>12.2f}{theirs_g / ours_g:>9.1f}")
+    square = max((shape for shape in matmuls if shape[0] == shape[1] == shape[2]), default=None)
+    if square and len(matmuls[square]) > 1:
+        ratios = " ".join(f"{t / o:.1f}" for o, t in matmuls[square])
+        print(f"{'  ' + str(square[0]) + '³ ratio by round':<32}{ratios}")
 
 
 if __name__ == "__main__":
