@@ -19,9 +19,8 @@
 //     registers at once; C leaves as 8-wide stores of two rows paired by shuffles (N % 8 = 0),
 //     else as vec4 stores (scalar ones when N % 4 ≠ 0).
 //
-// The host picks this layout only when B's contiguous dimension is a multiple of 4, and
-// matmul_subgroup_single when there are too few tiles to give each core a workgroup of four.
-// Override constants fix how A and B are read and how C is written.
+// The host picks this layout only when B's contiguous dimension is a multiple of 4. Override
+// constants fix how A and B are read and how C is written.
 //
 // The host prepends matmul_common.wgsl and int64.wgsl.
 
@@ -61,7 +60,6 @@ override C_VEC8: bool = true;
 override GROUPS: u32 = 1u;
 
 const LANES: u32 = 8u;
-const SUBGROUPS: u32 = 4u; // per workgroup
 const COLS: u32 = 32u; // per subgroup: 4 per lane
 
 // Elements e..e+7 of A (e a multiple of 8), and e..e+3 of B (e a multiple of 4).
@@ -344,21 +342,10 @@ fn steps_rows_columns(g: ptr<function, Rows16>, row0: u32, k: u32, bb: BBlock) {
     steps_column_high(g, x, bb.k4, bb.k5, bb.k6, bb.k7);
 }
 
-// SUBGROUPS tiles per workgroup.
-@compute @workgroup_size(32)
-fn matmul_subgroup(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) groups: vec3<u32>,
-    @builtin(subgroup_id) sg: u32,
-    @builtin(subgroup_invocation_id) lane: u32,
-) {
-    compute_tile((wg.x + wg.y * groups.x) * SUBGROUPS + sg, lane);
-}
-
-// One tile per workgroup: for products of too few tiles to give every core a workgroup of
-// SUBGROUPS (a CPU adapter runs each workgroup on one thread).
+// One tile per workgroup of one subgroup: a CPU adapter splits a dispatch's workgroups evenly
+// between its threads, so the more (and smaller) they are, the better they balance.
 @compute @workgroup_size(8)
-fn matmul_subgroup_single(
+fn matmul_subgroup(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(subgroup_invocation_id) lane: u32,

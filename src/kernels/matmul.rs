@@ -131,7 +131,7 @@ impl MatmulKernel {
                 .into_iter()
                 .filter(|&kernel| kernel != MatmulKernel::Subgroup64 || k >= 64)
                 .find(|kernel| {
-                    let (_, _, rows, cols, _) = kernel.layout();
+                    let (_, _, rows, cols) = kernel.layout();
                     m >= rows && m.div_ceil(rows) * n.div_ceil(cols) >= cpu_cores()
                 });
             return tallest.unwrap_or(MatmulKernel::Subgroup16);
@@ -143,16 +143,16 @@ impl MatmulKernel {
         }
     }
 
-    /// Shader, entry point, output rows × columns per tile, and tiles per workgroup.
-    fn layout(self) -> (Shader, &'static str, usize, usize, usize) {
+    /// Shader, entry point, and output rows × columns per tile (one tile per workgroup).
+    fn layout(self) -> (Shader, &'static str, usize, usize) {
         match self {
-            MatmulKernel::Auto | MatmulKernel::Tiled => (SHADER, "matmul", 64, 64, 1),
-            MatmulKernel::Wide => (SHADER, "matmul_wide", 128, 128, 1),
-            MatmulKernel::Rows => (SHADER, "matmul_rows", 8, 256, 1),
-            MatmulKernel::Dot => (SHADER, "matmul_dot", 8, 8, 1),
-            MatmulKernel::Subgroup16 => (SUBGROUP_SHADER, "matmul_subgroup", 16, 32, 4),
-            MatmulKernel::Subgroup32 => (SUBGROUP_SHADER, "matmul_subgroup", 32, 32, 4),
-            MatmulKernel::Subgroup64 => (SUBGROUP_SHADER, "matmul_subgroup", 64, 32, 4),
+            MatmulKernel::Auto | MatmulKernel::Tiled => (SHADER, "matmul", 64, 64),
+            MatmulKernel::Wide => (SHADER, "matmul_wide", 128, 128),
+            MatmulKernel::Rows => (SHADER, "matmul_rows", 8, 256),
+            MatmulKernel::Dot => (SHADER, "matmul_dot", 8, 8),
+            MatmulKernel::Subgroup16 => (SUBGROUP_SHADER, "matmul_subgroup", 16, 32),
+            MatmulKernel::Subgroup32 => (SUBGROUP_SHADER, "matmul_subgroup", 32, 32),
+            MatmulKernel::Subgroup64 => (SUBGROUP_SHADER, "matmul_subgroup", 64, 32),
         }
     }
 }
@@ -255,13 +255,9 @@ pub fn matmul_dispatch(
              (M={m} N={n} K={k})"
         )));
     }
-    let (shader, mut entry, tile_rows, tile_cols, mut per_group) = kernel.layout();
+    let (shader, entry, tile_rows, tile_cols) = kernel.layout();
     let tiles_n = n.div_ceil(tile_cols);
     let tiles = m.div_ceil(tile_rows) * tiles_n;
-    if kernel.is_subgroup() && tiles.div_ceil(per_group) < cpu_cores() {
-        // Too few tiles to give every core a workgroup of several: one per workgroup.
-        (entry, per_group) = ("matmul_subgroup_single", 1);
-    }
     let (m32, n32, k32) = (u32_param(m, "M")?, u32_param(n, "N")?, u32_param(k, "K")?);
     let (a_row, a_k) = if opts.trans_a { (1, m32) } else { (k32, 1) };
     let (b_k, b_col) = if opts.trans_b { (1, k32) } else { (n32, 1) };
@@ -330,7 +326,7 @@ pub fn matmul_dispatch(
         &constants,
         &params,
         &tensors,
-        tiles.div_ceil(per_group) as u64,
+        tiles as u64,
     )
 }
 
