@@ -177,13 +177,17 @@ fn row_stats(base: u32, lid: u32) -> vec2<f32> {
         m = scratch[0];
         workgroupBarrier();
     }
-    // log_softmax(x)_c = (x_c - max) - log_sum: x - max is exact for nearby values, so huge
-    // logits keep their precision (max + log_sum would round at max's scale).
     var e = 0.0;
     for (var c = lane; c < p.classes; c += TEAM) {
         e += exp(logits[base + c * p.inner] - m);
     }
     return vec2(m, log(team_sum(lid, e)));
+}
+
+// Logit i's log-softmax from its row's stats: (x − max) − log_sum. x − max is exact for nearby
+// values, so huge logits keep their precision (max + log_sum would round at max's scale).
+fn log_prob(i: u32, stats: vec2<f32>) -> f32 {
+    return (logits[i] - stats.x) - stats.y;
 }
 
 // The gradient's scale: 1/denominator for mean (0 when it is 0), else 1.
@@ -201,8 +205,6 @@ fn probs_loss_and_grad(row: u32, lid: u32, d: vec2<f32>) -> f32 {
     let lane = lid % TEAM;
     let base = row_base(row);
     let stats = row_stats(base, lid);
-    let m = stats.x;
-    let log_sum = stats.y;
     let g = grad_scale(d.x);
     let eps = p.smoothing;
     let spread = eps / f32(p.classes);
@@ -212,7 +214,7 @@ fn probs_loss_and_grad(row: u32, lid: u32, d: vec2<f32>) -> f32 {
         let i = base + c * p.inner;
         let y = probs[i] * (1.0 - eps) + spread;
         let w = class_weight(c);
-        l -= w * y * ((logits[i] - m) - log_sum);
+        l -= w * y * log_prob(i, stats);
         wy += w * y;
     }
     let loss = team_sum(lid, l);
@@ -220,7 +222,7 @@ fn probs_loss_and_grad(row: u32, lid: u32, d: vec2<f32>) -> f32 {
     for (var c = lane; c < p.classes; c += TEAM) {
         let i = base + c * p.inner;
         let y = probs[i] * (1.0 - eps) + spread;
-        let prob = exp((logits[i] - m) - log_sum);
+        let prob = exp(log_prob(i, stats));
         grad[i] = g * (prob * wy_sum - class_weight(c) * y);
     }
     if lane == 0u {
@@ -246,8 +248,6 @@ fn class_loss_and_grad(row: u32, lid: u32, d: vec2<f32>) -> f32 {
         return 0.0;
     }
     let stats = row_stats(base, lid);
-    let m = stats.x;
-    let log_sum = stats.y;
     let g = grad_scale(d.x);
     let eps = p.smoothing;
     let spread = eps / f32(p.classes);
@@ -257,19 +257,19 @@ fn class_loss_and_grad(row: u32, lid: u32, d: vec2<f32>) -> f32 {
     if eps != 0.0 {
         var s = 0.0;
         for (var c = lane; c < p.classes; c += TEAM) {
-            s -= class_weight(c) * ((logits[base + c * p.inner] - m) - log_sum);
+            s -= class_weight(c) * log_prob(base + c * p.inner, stats);
         }
         smoothing_term = team_sum(lid, s);
     }
     let weight_sum = d.y;
     for (var c = lane; c < p.classes; c += TEAM) {
         let i = base + c * p.inner;
-        let prob = exp((logits[i] - m) - log_sum);
+        let prob = exp(log_prob(i, stats));
         let hard = w_y * (prob - select(0.0, 1.0, c == y));
         let soft = prob * weight_sum - class_weight(c);
         grad[i] = g * ((1.0 - eps) * hard + spread * soft);
     }
-    let nll = -w_y * ((logits[base + y * p.inner] - m) - log_sum);
+    let nll = -w_y * log_prob(base + y * p.inner, stats);
     let loss = (1.0 - eps) * nll + spread * smoothing_term;
     if lane == 0u {
         row_loss[row] = loss;
