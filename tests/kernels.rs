@@ -113,6 +113,25 @@ fn matmul_matches_reference_over_odd_shapes_and_every_option() {
 }
 
 #[test]
+fn matmul_auto_computes_outputs_smaller_than_eight_elements() {
+    // C (1×4) and the gate hold fewer than the eight floats a subgroup layout reads or writes
+    // at a time: the adapter's choice must fall back to a layout that fits them.
+    let (m, n, k) = (1, 4, 8);
+    let a = random(m * k, -1.0, 1.0, 1);
+    let b = random(k * n, -1.0, 1.0, 2);
+    let gate = [1.0, -1.0, 1.0, 1.0];
+    let mut expected = reference::matmul(&a, &b, m, n, k, false, false, None, false);
+    expected[1] = 0.0;
+    let gate_t = upload(&gate, &[m, n]);
+    let opts = MatmulOptions {
+        gate: Some(&gate_t),
+        ..Default::default()
+    };
+    let c = matmul(gpu(), &upload(&a, &[m, k]), &upload(&b, &[k, n]), opts).unwrap();
+    assert_close(&c.to_vec::<f32>(gpu()).unwrap(), &expected, 1e-5, 1e-5, "1×4×8");
+}
+
+#[test]
 fn matmul_rejects_mismatched_shapes() {
     let a = upload(&[0.0; 6], &[2, 3]);
     let b = upload(&[0.0; 8], &[4, 2]);

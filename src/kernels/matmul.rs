@@ -88,15 +88,15 @@ impl MatmulKernel {
         if !self.is_subgroup() {
             return true;
         }
-        // B is read as vec4s and A and B as vec4<u64>s: every binding that may be seen as
-        // either must hold at least one (32 bytes).
+        // B is read as vec4s, and A, B, C and the gate as vec4<u64>s: every binding that may
+        // be seen as either must hold at least one (32 bytes).
         let b_contiguous = if opts.trans_b { k } else { n };
         gpu.has_eight_lane_subgroups()
             && gpu.limits().max_storage_buffers_per_shader_stage >= SUBGROUP_STORAGE_BUFFERS
             && b_contiguous.is_multiple_of(4)
             && m * k >= 8
             && n * k >= 8
-            && m * n >= 4
+            && m * n >= 8
             && n >= 4
     }
 
@@ -251,7 +251,7 @@ pub fn matmul_dispatch(
         return Err(Error::InvalidArgument(format!(
             "matmul: the {kernel:?} layout needs an adapter with 8-lane subgroups, 64-bit \
              integers and {SUBGROUP_STORAGE_BUFFERS} storage buffers per stage, op(B)'s \
-             contiguous dimension a multiple of 4, N ≥ 4 and A and B of 8 elements or more \
+             contiguous dimension a multiple of 4, N ≥ 4 and A, B and C of 8 elements or more \
              (M={m} N={n} K={k})"
         )));
     }
