@@ -6,18 +6,17 @@
 // than 4. This layout therefore loads eight f32 at a time wherever the operand allows it, four
 // where it does not, and shares A through subgroup broadcasts, which cost a register shuffle:
 //
-//   - a subgroup owns 16, 32 or 64 rows (GROUPS groups of 16) × 32 columns of C; each lane owns
-//     4 adjacent columns (one vec4) of all the rows, so it keeps a vec4 accumulator per row;
-//   - K is walked 8 at a time. Each lane gets 4 columns of B at those 8 k: one 8-wide load
-//     per column when B is contiguous along K (K % 8 = 0); else, when B's rows hold whole
-//     groups of 8 (N % 8 = 0), four 8-wide loads along N shared out by subgroup shuffles
-//     (which cost one permute per component); else one vec4 per k. Of each 16×8 block of A
-//     it loads an eighth (two 8-wide loads along K or along M, or 16 scalars when neither
+//   - a subgroup owns 16, 32 or 64 rows (GROUPS groups of 16) × 64 columns of C; each lane owns
+//     8 adjacent columns (one Eight) of all the rows, so it keeps an Eight accumulator per row;
+//   - K is walked 8 at a time. Each lane gets its 8 columns of B at those 8 k: one 8-wide load
+//     per k when B's rows hold whole groups of 8 (N % 8 = 0), one per column when its columns
+//     do (B transposed, K % 8 = 0), else two vec4s per k or per column. Of each 16×8 block of
+//     A it loads an eighth (two 8-wide loads along K or along M, or 16 scalars when neither
 //     dimension holds whole groups of 8), which the other lanes read by broadcast;
-//   - so 6 to 24 loads feed one group's 512 FMAs per lane, and each further group adds 2 to 16
-//     (B's loads serve every group). FMAs are taken a row at a time so that few values need
-//     registers at once; C leaves as 8-wide stores of two rows paired by shuffles (N % 8 = 0),
-//     else as vec4 stores (scalar ones when N % 4 ≠ 0).
+//   - so 10 to 32 loads feed one group's 1024 FMAs per lane, and each further group adds 2 to
+//     16 (B's loads serve every group). FMAs are taken a row at a time, all 8 k of it, so that
+//     each accumulator is read and written once per step and few values need registers at
+//     once; C leaves as one 8-wide store per row (N % 8 = 0), else as vec4 or scalar stores.
 //
 // The host picks this layout only when B's contiguous dimension is a multiple of 4. Override
 // constants fix how A and B are read and how C is written.
@@ -30,10 +29,9 @@ const A_ALONG_K: u32 = 0u;
 const A_ALONG_M: u32 = 1u;
 const A_SCALAR: u32 = 2u;
 override A_READ: u32 = A_ALONG_K;
-// How op(B) is read: a vec4 along N per k (B untransposed, N % 4 = 0), two vec4s per column
-// along K (B transposed, K % 4 = 0), eight at a time along K (B transposed, K % 8 = 0), or
-// eight at a time along N and handed to the lanes that need them by shuffles (B
-// untransposed, N % 8 = 0).
+// How op(B) is read: two vec4s along N per k (B untransposed, N % 4 = 0), two vec4s per column
+// along K (B transposed, K % 4 = 0), eight at a time along K per column (B transposed,
+// K % 8 = 0), or eight at a time along N per k (B untransposed, N % 8 = 0).
 const B_ALONG_N: u32 = 0u;
 const B_ALONG_K: u32 = 1u;
 const B_ALONG_K8: u32 = 2u;
@@ -45,199 +43,193 @@ override B_READ: u32 = B_ALONG_N;
 @group(0) @binding(4) var<storage, read_write> c: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read> a_scalar: array<f32>; // A again, for A_SCALAR
 @group(0) @binding(7) var<storage, read_write> c_scalar: array<f32>; // C again, for N % 4 ≠ 0
-@group(0) @binding(8) var<storage, read> gate4: array<vec4<f32>>; // the gate again
+@group(0) @binding(8) var<storage, read> gate8: array<vec4<u64>>; // the gate again, N % 8 = 0
 @group(0) @binding(9) var<storage, read> b8: array<vec4<u64>>; // B again, for B_ALONG_K8 / N8
 @group(0) @binding(10) var<storage, read_write> c8: array<vec4<u64>>; // C again, for N % 8 = 0
 
 // C's rows hold whole vec4s (N % 4 = 0): the epilogue works on vec4s.
 override C_VEC4: bool = true;
-// C's rows hold whole groups of 8 (N % 8 = 0): shuffles pair two rows' columns so that each
-// lane stores 8 adjacent ones, half the stores.
+// C's rows hold whole groups of 8 (N % 8 = 0): each row of a lane's columns is one store.
 override C_VEC8: bool = true;
 
 // Groups of 16 rows per subgroup: 1, 2 or 4. Each load of B feeds FMAs in proportion, for as
 // many accumulators (and a slower compile on CPU adapters).
 override GROUPS: u32 = 1u;
 
-const LANES: u32 = 8u;
-const COLS: u32 = 32u; // per subgroup: 4 per lane
+const COLS: u32 = 64u; // per subgroup: 8 per lane
 
-// Elements e..e+7 of A (e a multiple of 8), and e..e+3 of B (e a multiple of 4).
+// Elements e..e+7 of A or B (e a multiple of 8), and e..e+3 of B (e a multiple of 4).
 fn a_eight(e: u32) -> Eight {
     return unpack(a8[e / 8u]);
+}
+fn b_eight(e: u32) -> Eight {
+    return unpack(b8[e / 8u]);
 }
 fn b4(e: u32) -> vec4<f32> {
     return b[e / 4u];
 }
 
-// op(B) at 8 consecutive k for this lane's 4 columns: one vec4 per k.
+// op(B) at 8 consecutive k for this lane's 8 columns: one Eight per k.
 struct BBlock {
-    k0: vec4<f32>,
-    k1: vec4<f32>,
-    k2: vec4<f32>,
-    k3: vec4<f32>,
-    k4: vec4<f32>,
-    k5: vec4<f32>,
-    k6: vec4<f32>,
-    k7: vec4<f32>,
+    k0: Eight,
+    k1: Eight,
+    k2: Eight,
+    k3: Eight,
+    k4: Eight,
+    k5: Eight,
+    k6: Eight,
+    k7: Eight,
 }
 
-// Columns col..col+3 (col = col0 + 4 lane) at k0..k0+7; columns past N read ones inside (never
-// stored). `masked` (the last, partial step) zeroes the k past K, whose loads are clamped
-// inside B.
-fn load_b(k0: u32, col0: u32, lane: u32, masked: bool) -> BBlock {
-    let col = col0 + 4u * lane;
+// Columns col..col+7 at k0..k0+7; columns past N read ones inside (never stored). `masked`
+// (the last, partial step) zeroes the k past K, whose loads are clamped inside B.
+fn load_b(k0: u32, col: u32, masked: bool) -> BBlock {
     // The last k that row-wise reads may touch.
     let last = select(k0 + 7u, p.k - 1u, masked);
     var out = BBlock();
     if B_READ == B_ALONG_N8 {
-        // The subgroup's 32 columns at 8 k in four rounds of 8-wide loads along N: in round j
-        // lane l reads k0 + 2j + l / 4 at columns col0 + 8 (l % 4)..+7. Lane t's columns at
-        // k0 + 2j + h then sit in lane 4h + t / 2: the low half for even t, the high for odd.
-        let at = min(col0 + 8u * (lane % 4u), p.n - 8u);
-        let z0 = unpack(b8[(min(k0 + lane / 4u, last) * p.b_k + at) / 8u]);
-        let z1 = unpack(b8[(min(k0 + 2u + lane / 4u, last) * p.b_k + at) / 8u]);
-        let z2 = unpack(b8[(min(k0 + 4u + lane / 4u, last) * p.b_k + at) / 8u]);
-        let z3 = unpack(b8[(min(k0 + 6u + lane / 4u, last) * p.b_k + at) / 8u]);
-        let from_even = lane / 2u;
-        let from_odd = 4u + lane / 2u;
+        // One row of B per k, eight at a time along N.
+        let at = min(col, p.n - 8u);
         out = BBlock(
-            half_of(z0, from_even, lane),
-            half_of(z0, from_odd, lane),
-            half_of(z1, from_even, lane),
-            half_of(z1, from_odd, lane),
-            half_of(z2, from_even, lane),
-            half_of(z2, from_odd, lane),
-            half_of(z3, from_even, lane),
-            half_of(z3, from_odd, lane),
+            b_eight(min(k0, last) * p.b_k + at),
+            b_eight(min(k0 + 1u, last) * p.b_k + at),
+            b_eight(min(k0 + 2u, last) * p.b_k + at),
+            b_eight(min(k0 + 3u, last) * p.b_k + at),
+            b_eight(min(k0 + 4u, last) * p.b_k + at),
+            b_eight(min(k0 + 5u, last) * p.b_k + at),
+            b_eight(min(k0 + 6u, last) * p.b_k + at),
+            b_eight(min(k0 + 7u, last) * p.b_k + at),
         );
-    } else if B_READ == B_ALONG_K8 {
-        // Four columns, each contiguous along K: one 8-wide load per column (K % 8 = 0, so
-        // the block never passes K).
-        let last = p.n - 1u;
-        let z0 = unpack(b8[(min(col, last) * p.b_col + k0) / 8u]);
-        let z1 = unpack(b8[(min(col + 1u, last) * p.b_col + k0) / 8u]);
-        let z2 = unpack(b8[(min(col + 2u, last) * p.b_col + k0) / 8u]);
-        let z3 = unpack(b8[(min(col + 3u, last) * p.b_col + k0) / 8u]);
+    } else if B_READ == B_ALONG_N {
+        // Two vec4s along N per k (N % 4 = 0).
+        let at = min(col, p.n - 4u);
+        let high = min(col + 4u, p.n - 4u);
         out = BBlock(
-            vec4(z0.low.x, z1.low.x, z2.low.x, z3.low.x),
-            vec4(z0.low.y, z1.low.y, z2.low.y, z3.low.y),
-            vec4(z0.low.z, z1.low.z, z2.low.z, z3.low.z),
-            vec4(z0.low.w, z1.low.w, z2.low.w, z3.low.w),
-            vec4(z0.high.x, z1.high.x, z2.high.x, z3.high.x),
-            vec4(z0.high.y, z1.high.y, z2.high.y, z3.high.y),
-            vec4(z0.high.z, z1.high.z, z2.high.z, z3.high.z),
-            vec4(z0.high.w, z1.high.w, z2.high.w, z3.high.w),
-        );
-    } else if B_READ == B_ALONG_K {
-        // Four columns, each contiguous along K: 2 vec4s per column (K % 4 = 0, so the second
-        // lies wholly past K or not at all).
-        let second = select(k0 + 4u, k0, masked && k0 + 4u >= p.k);
-        let last = p.n - 1u;
-        let c0 = min(col, last) * p.b_col;
-        let c1 = min(col + 1u, last) * p.b_col;
-        let c2 = min(col + 2u, last) * p.b_col;
-        let c3 = min(col + 3u, last) * p.b_col;
-        let x0 = b4(c0 + k0);
-        let x1 = b4(c1 + k0);
-        let x2 = b4(c2 + k0);
-        let x3 = b4(c3 + k0);
-        let y0 = b4(c0 + second);
-        let y1 = b4(c1 + second);
-        let y2 = b4(c2 + second);
-        let y3 = b4(c3 + second);
-        out = BBlock(
-            vec4(x0.x, x1.x, x2.x, x3.x),
-            vec4(x0.y, x1.y, x2.y, x3.y),
-            vec4(x0.z, x1.z, x2.z, x3.z),
-            vec4(x0.w, x1.w, x2.w, x3.w),
-            vec4(y0.x, y1.x, y2.x, y3.x),
-            vec4(y0.y, y1.y, y2.y, y3.y),
-            vec4(y0.z, y1.z, y2.z, y3.z),
-            vec4(y0.w, y1.w, y2.w, y3.w),
+            b_row_pair(min(k0, last), at, high),
+            b_row_pair(min(k0 + 1u, last), at, high),
+            b_row_pair(min(k0 + 2u, last), at, high),
+            b_row_pair(min(k0 + 3u, last), at, high),
+            b_row_pair(min(k0 + 4u, last), at, high),
+            b_row_pair(min(k0 + 5u, last), at, high),
+            b_row_pair(min(k0 + 6u, last), at, high),
+            b_row_pair(min(k0 + 7u, last), at, high),
         );
     } else {
-        // One row of B per k, contiguous along N (N % 4 = 0): one vec4 per k.
-        let col = min(col, p.n - 4u);
+        // Eight columns, each contiguous along K: one 8-wide load per column (K % 8 = 0, so
+        // the step never passes K) or two vec4s (K % 4 = 0, so the second lies wholly past K
+        // or not at all). Each holds one column at the 8 k; the block wants the reverse.
+        let second = select(k0 + 4u, k0, masked && k0 + 4u >= p.k);
+        let z0 = b_column(col, k0, second);
+        let z1 = b_column(col + 1u, k0, second);
+        let z2 = b_column(col + 2u, k0, second);
+        let z3 = b_column(col + 3u, k0, second);
+        let z4 = b_column(col + 4u, k0, second);
+        let z5 = b_column(col + 5u, k0, second);
+        let z6 = b_column(col + 6u, k0, second);
+        let z7 = b_column(col + 7u, k0, second);
         out = BBlock(
-            b4(min(k0, last) * p.b_k + col),
-            b4(min(k0 + 1u, last) * p.b_k + col),
-            b4(min(k0 + 2u, last) * p.b_k + col),
-            b4(min(k0 + 3u, last) * p.b_k + col),
-            b4(min(k0 + 4u, last) * p.b_k + col),
-            b4(min(k0 + 5u, last) * p.b_k + col),
-            b4(min(k0 + 6u, last) * p.b_k + col),
-            b4(min(k0 + 7u, last) * p.b_k + col),
+            Eight(vec4(z0.low.x, z1.low.x, z2.low.x, z3.low.x), vec4(z4.low.x, z5.low.x, z6.low.x, z7.low.x)),
+            Eight(vec4(z0.low.y, z1.low.y, z2.low.y, z3.low.y), vec4(z4.low.y, z5.low.y, z6.low.y, z7.low.y)),
+            Eight(vec4(z0.low.z, z1.low.z, z2.low.z, z3.low.z), vec4(z4.low.z, z5.low.z, z6.low.z, z7.low.z)),
+            Eight(vec4(z0.low.w, z1.low.w, z2.low.w, z3.low.w), vec4(z4.low.w, z5.low.w, z6.low.w, z7.low.w)),
+            Eight(vec4(z0.high.x, z1.high.x, z2.high.x, z3.high.x), vec4(z4.high.x, z5.high.x, z6.high.x, z7.high.x)),
+            Eight(vec4(z0.high.y, z1.high.y, z2.high.y, z3.high.y), vec4(z4.high.y, z5.high.y, z6.high.y, z7.high.y)),
+            Eight(vec4(z0.high.z, z1.high.z, z2.high.z, z3.high.z), vec4(z4.high.z, z5.high.z, z6.high.z, z7.high.z)),
+            Eight(vec4(z0.high.w, z1.high.w, z2.high.w, z3.high.w), vec4(z4.high.w, z5.high.w, z6.high.w, z7.high.w)),
         );
     }
     if masked {
-        let z = vec4(0.0);
         let k = vec4(k0) + vec4(0u, 1u, 2u, 3u);
         let live = k < vec4(p.k);
         let live_high = k + vec4(4u) < vec4(p.k);
         out = BBlock(
-            select(z, out.k0, live.x),
-            select(z, out.k1, live.y),
-            select(z, out.k2, live.z),
-            select(z, out.k3, live.w),
-            select(z, out.k4, live_high.x),
-            select(z, out.k5, live_high.y),
-            select(z, out.k6, live_high.z),
-            select(z, out.k7, live_high.w),
+            live_or_zero(out.k0, live.x),
+            live_or_zero(out.k1, live.y),
+            live_or_zero(out.k2, live.z),
+            live_or_zero(out.k3, live.w),
+            live_or_zero(out.k4, live_high.x),
+            live_or_zero(out.k5, live_high.y),
+            live_or_zero(out.k6, live_high.z),
+            live_or_zero(out.k7, live_high.w),
         );
     }
     return out;
 }
 
-// Lane `source`'s eight values, the half this lane's columns need: low for even lanes, high for
-// odd ones.
-fn half_of(z: Eight, source: u32, lane: u32) -> vec4<f32> {
-    let low = subgroupShuffle(z.low, source);
-    let high = subgroupShuffle(z.high, source);
-    return select(low, high, lane % 2u == 1u);
+// Row k of B at columns at..at+3 and high..high+3.
+fn b_row_pair(k: u32, at: u32, high: u32) -> Eight {
+    return Eight(b4(k * p.b_k + at), b4(k * p.b_k + high));
 }
 
-// Four rows += their values at four k (one vec4 per row) ⊗ op(B)'s 4 values at those k, a row
-// at a time: each row's accumulator takes its four FMAs in turn, so that only one row's
-// accumulator and A values need registers next to B's.
-fn quad_rows(
-    q: Block,
-    a0: vec4<f32>,
-    a1: vec4<f32>,
-    a2: vec4<f32>,
-    a3: vec4<f32>,
-    b0: vec4<f32>,
-    b1: vec4<f32>,
-    b2: vec4<f32>,
-    b3: vec4<f32>,
-) -> Block {
-    let r0 = row_fmas(q.r0, a0, b0, b1, b2, b3);
-    let r1 = row_fmas(q.r1, a1, b0, b1, b2, b3);
-    let r2 = row_fmas(q.r2, a2, b0, b1, b2, b3);
-    let r3 = row_fmas(q.r3, a3, b0, b1, b2, b3);
-    return Block(r0, r1, r2, r3);
+// Column col of B (clamped inside N) at k0..k0+7: one 8-wide load, or two vec4s (the second
+// from `second`, which the last step points back at k0 when it lies past K).
+fn b_column(col: u32, k0: u32, second: u32) -> Eight {
+    let at = min(col, p.n - 1u) * p.b_col;
+    if B_READ == B_ALONG_K8 {
+        return b_eight(at + k0);
+    }
+    return Eight(b4(at + k0), b4(at + second));
 }
 
-// acc + a.x b0 + a.y b1 + a.z b2 + a.w b3, in that order.
-fn row_fmas(acc: vec4<f32>, a: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>) -> vec4<f32> {
-    return fma(vec4(a.w), b3, fma(vec4(a.z), b2, fma(vec4(a.y), b1, fma(vec4(a.x), b0, acc))));
+fn live_or_zero(x: Eight, live: bool) -> Eight {
+    return Eight(select(vec4(0.0), x.low, live), select(vec4(0.0), x.high, live));
 }
 
-// Four k of op(A) read along K: lane l holds rows row0 + l (u) and row0 + 8 + l (w) at k..k+3,
-// which broadcasts hand to every lane a row at a time.
-fn steps_along_k(
-    g: ptr<function, Rows16>,
-    u: vec4<f32>,
-    w: vec4<f32>,
-    b0: vec4<f32>,
-    b1: vec4<f32>,
-    b2: vec4<f32>,
-    b3: vec4<f32>,
-) {
-    (*g).q0 = quad_rows((*g).q0, subgroupBroadcast(u, 0u), subgroupBroadcast(u, 1u), subgroupBroadcast(u, 2u), subgroupBroadcast(u, 3u), b0, b1, b2, b3);
-    (*g).q1 = quad_rows((*g).q1, subgroupBroadcast(u, 4u), subgroupBroadcast(u, 5u), subgroupBroadcast(u, 6u), subgroupBroadcast(u, 7u), b0, b1, b2, b3);
-    (*g).q2 = quad_rows((*g).q2, subgroupBroadcast(w, 0u), subgroupBroadcast(w, 1u), subgroupBroadcast(w, 2u), subgroupBroadcast(w, 3u), b0, b1, b2, b3);
-    (*g).q3 = quad_rows((*g).q3, subgroupBroadcast(w, 4u), subgroupBroadcast(w, 5u), subgroupBroadcast(w, 6u), subgroupBroadcast(w, 7u), b0, b1, b2, b3);
+// acc + a.x b0 + a.y b1 + a.z b2 + a.w b3, in that order, for each of the 8 columns.
+fn row_fmas(acc: Eight, a: vec4<f32>, b0: Eight, b1: Eight, b2: Eight, b3: Eight) -> Eight {
+    return Eight(
+        fma(vec4(a.w), b3.low, fma(vec4(a.z), b2.low, fma(vec4(a.y), b1.low, fma(vec4(a.x), b0.low, acc.low)))),
+        fma(vec4(a.w), b3.high, fma(vec4(a.z), b2.high, fma(vec4(a.y), b1.high, fma(vec4(a.x), b0.high, acc.high)))),
+    );
+}
+
+// One row += its values of op(A) at the step's 8 k (low: the first four, high: the last four)
+// ⊗ op(B)'s block: the whole step in one visit to the row's accumulator.
+fn row_step(acc: Eight, low: vec4<f32>, high: vec4<f32>, bb: BBlock) -> Eight {
+    return row_fmas(row_fmas(acc, low, bb.k0, bb.k1, bb.k2, bb.k3), high, bb.k4, bb.k5, bb.k6, bb.k7);
+}
+
+// A subgroup's rows in groups of 16: this lane's 8 columns of each.
+struct Rows16 {
+    r0: Eight,
+    r1: Eight,
+    r2: Eight,
+    r3: Eight,
+    r4: Eight,
+    r5: Eight,
+    r6: Eight,
+    r7: Eight,
+    r8: Eight,
+    r9: Eight,
+    r10: Eight,
+    r11: Eight,
+    r12: Eight,
+    r13: Eight,
+    r14: Eight,
+    r15: Eight,
+}
+
+// Eight k of op(A) read along K into one group of 16 rows: lane l reads rows row0 + l (at
+// offset u_row) and row0 + 8 + l (w_row), which broadcasts hand to every lane a row at a time.
+fn steps_rows_along_k(g: ptr<function, Rows16>, u_row: u32, w_row: u32, k0: u32, bb: BBlock) {
+    let u = a_eight(u_row + k0);
+    let w = a_eight(w_row + k0);
+    (*g).r0 = row_step((*g).r0, subgroupBroadcast(u.low, 0u), subgroupBroadcast(u.high, 0u), bb);
+    (*g).r1 = row_step((*g).r1, subgroupBroadcast(u.low, 1u), subgroupBroadcast(u.high, 1u), bb);
+    (*g).r2 = row_step((*g).r2, subgroupBroadcast(u.low, 2u), subgroupBroadcast(u.high, 2u), bb);
+    (*g).r3 = row_step((*g).r3, subgroupBroadcast(u.low, 3u), subgroupBroadcast(u.high, 3u), bb);
+    (*g).r4 = row_step((*g).r4, subgroupBroadcast(u.low, 4u), subgroupBroadcast(u.high, 4u), bb);
+    (*g).r5 = row_step((*g).r5, subgroupBroadcast(u.low, 5u), subgroupBroadcast(u.high, 5u), bb);
+    (*g).r6 = row_step((*g).r6, subgroupBroadcast(u.low, 6u), subgroupBroadcast(u.high, 6u), bb);
+    (*g).r7 = row_step((*g).r7, subgroupBroadcast(u.low, 7u), subgroupBroadcast(u.high, 7u), bb);
+    (*g).r8 = row_step((*g).r8, subgroupBroadcast(w.low, 0u), subgroupBroadcast(w.high, 0u), bb);
+    (*g).r9 = row_step((*g).r9, subgroupBroadcast(w.low, 1u), subgroupBroadcast(w.high, 1u), bb);
+    (*g).r10 = row_step((*g).r10, subgroupBroadcast(w.low, 2u), subgroupBroadcast(w.high, 2u), bb);
+    (*g).r11 = row_step((*g).r11, subgroupBroadcast(w.low, 3u), subgroupBroadcast(w.high, 3u), bb);
+    (*g).r12 = row_step((*g).r12, subgroupBroadcast(w.low, 4u), subgroupBroadcast(w.high, 4u), bb);
+    (*g).r13 = row_step((*g).r13, subgroupBroadcast(w.low, 5u), subgroupBroadcast(w.high, 5u), bb);
+    (*g).r14 = row_step((*g).r14, subgroupBroadcast(w.low, 6u), subgroupBroadcast(w.high, 6u), bb);
+    (*g).r15 = row_step((*g).r15, subgroupBroadcast(w.low, 7u), subgroupBroadcast(w.high, 7u), bb);
 }
 
 // op(A)'s 16 rows at one k, as four quads.
@@ -279,36 +271,6 @@ fn load_a_column(row0: u32, k: u32) -> AColumn {
     return x;
 }
 
-// Lane l holds the 16 rows at k0 + l: broadcasts from lanes 0..3 give a row at the first four
-// k (steps_column_low), from lanes 4..7 at the last four (steps_column_high).
-fn steps_column_low(
-    g: ptr<function, Rows16>,
-    x: AColumn,
-    b0: vec4<f32>,
-    b1: vec4<f32>,
-    b2: vec4<f32>,
-    b3: vec4<f32>,
-) {
-    (*g).q0 = quad_rows((*g).q0, k_low(x.x0.x), k_low(x.x0.y), k_low(x.x0.z), k_low(x.x0.w), b0, b1, b2, b3);
-    (*g).q1 = quad_rows((*g).q1, k_low(x.x1.x), k_low(x.x1.y), k_low(x.x1.z), k_low(x.x1.w), b0, b1, b2, b3);
-    (*g).q2 = quad_rows((*g).q2, k_low(x.x2.x), k_low(x.x2.y), k_low(x.x2.z), k_low(x.x2.w), b0, b1, b2, b3);
-    (*g).q3 = quad_rows((*g).q3, k_low(x.x3.x), k_low(x.x3.y), k_low(x.x3.z), k_low(x.x3.w), b0, b1, b2, b3);
-}
-
-fn steps_column_high(
-    g: ptr<function, Rows16>,
-    x: AColumn,
-    b4: vec4<f32>,
-    b5: vec4<f32>,
-    b6: vec4<f32>,
-    b7: vec4<f32>,
-) {
-    (*g).q0 = quad_rows((*g).q0, k_high(x.x0.x), k_high(x.x0.y), k_high(x.x0.z), k_high(x.x0.w), b4, b5, b6, b7);
-    (*g).q1 = quad_rows((*g).q1, k_high(x.x1.x), k_high(x.x1.y), k_high(x.x1.z), k_high(x.x1.w), b4, b5, b6, b7);
-    (*g).q2 = quad_rows((*g).q2, k_high(x.x2.x), k_high(x.x2.y), k_high(x.x2.z), k_high(x.x2.w), b4, b5, b6, b7);
-    (*g).q3 = quad_rows((*g).q3, k_high(x.x3.x), k_high(x.x3.y), k_high(x.x3.z), k_high(x.x3.w), b4, b5, b6, b7);
-}
-
 // v of lanes 0..3, and of lanes 4..7.
 fn k_low(v: f32) -> vec4<f32> {
     return vec4(subgroupBroadcast(v, 0u), subgroupBroadcast(v, 1u), subgroupBroadcast(v, 2u), subgroupBroadcast(v, 3u));
@@ -317,29 +279,31 @@ fn k_high(v: f32) -> vec4<f32> {
     return vec4(subgroupBroadcast(v, 4u), subgroupBroadcast(v, 5u), subgroupBroadcast(v, 6u), subgroupBroadcast(v, 7u));
 }
 
-// A subgroup's rows in groups of 16: four 4×4 blocks per lane (its 4 columns of 16 rows).
-struct Rows16 {
-    q0: Block,
-    q1: Block,
-    q2: Block,
-    q3: Block,
-}
-
-// Eight k of op(A) read along K into one group of 16 rows: lane l reads rows row0 + l (at
-// offset u_row) and row0 + 8 + l (w_row).
-fn steps_rows_along_k(g: ptr<function, Rows16>, u_row: u32, w_row: u32, k0: u32, bb: BBlock) {
-    let u = a_eight(u_row + k0);
-    let w = a_eight(w_row + k0);
-    steps_along_k(g, u.low, w.low, bb.k0, bb.k1, bb.k2, bb.k3);
-    steps_along_k(g, u.high, w.high, bb.k4, bb.k5, bb.k6, bb.k7);
+// One row of a step from op(A) read as columns: lane l holds the row at k0 + l.
+fn column_step(acc: Eight, v: f32, bb: BBlock) -> Eight {
+    return row_step(acc, k_low(v), k_high(v), bb);
 }
 
 // Eight k of op(A) read as columns (along M or as scalars; this lane's k is `k`) into one group
 // of 16 rows, row0..row0+15.
 fn steps_rows_columns(g: ptr<function, Rows16>, row0: u32, k: u32, bb: BBlock) {
     let x = load_a_column(row0, k);
-    steps_column_low(g, x, bb.k0, bb.k1, bb.k2, bb.k3);
-    steps_column_high(g, x, bb.k4, bb.k5, bb.k6, bb.k7);
+    (*g).r0 = column_step((*g).r0, x.x0.x, bb);
+    (*g).r1 = column_step((*g).r1, x.x0.y, bb);
+    (*g).r2 = column_step((*g).r2, x.x0.z, bb);
+    (*g).r3 = column_step((*g).r3, x.x0.w, bb);
+    (*g).r4 = column_step((*g).r4, x.x1.x, bb);
+    (*g).r5 = column_step((*g).r5, x.x1.y, bb);
+    (*g).r6 = column_step((*g).r6, x.x1.z, bb);
+    (*g).r7 = column_step((*g).r7, x.x1.w, bb);
+    (*g).r8 = column_step((*g).r8, x.x2.x, bb);
+    (*g).r9 = column_step((*g).r9, x.x2.y, bb);
+    (*g).r10 = column_step((*g).r10, x.x2.z, bb);
+    (*g).r11 = column_step((*g).r11, x.x2.w, bb);
+    (*g).r12 = column_step((*g).r12, x.x3.x, bb);
+    (*g).r13 = column_step((*g).r13, x.x3.y, bb);
+    (*g).r14 = column_step((*g).r14, x.x3.z, bb);
+    (*g).r15 = column_step((*g).r15, x.x3.w, bb);
 }
 
 // One tile per workgroup of one subgroup: a CPU adapter splits a dispatch's workgroups evenly
@@ -358,8 +322,7 @@ fn compute_tile(tile: u32, lane: u32) {
         return;
     }
     let row0 = (tile / p.tiles_n) * 16u * GROUPS;
-    let col0 = (tile % p.tiles_n) * COLS;
-    let col = col0 + 4u * lane;
+    let col = (tile % p.tiles_n) * COLS + 8u * lane;
     // Rows row0 + 16i..+15 in g_i (those past GROUPS unused).
     var g0 = Rows16();
     var g1 = Rows16();
@@ -374,10 +337,10 @@ fn compute_tile(tile: u32, lane: u32) {
     let r5 = a_row_at(row0 + 40u, lane);
     let r6 = a_row_at(row0 + 48u, lane);
     let r7 = a_row_at(row0 + 56u, lane);
-    var k0 = 0u;
-    for (; k0 + 8u <= p.k; k0 += 8u) {
-        let bb = load_b(k0, col0, lane, false);
+    for (var k0 = 0u; k0 < p.k; k0 += 8u) {
         if A_READ == A_ALONG_K {
+            // K % 8 = 0: no step passes K.
+            let bb = load_b(k0, col, false);
             steps_rows_along_k(&g0, r0, r1, k0, bb);
             if GROUPS > 1u {
                 steps_rows_along_k(&g1, r2, r3, k0, bb);
@@ -387,26 +350,34 @@ fn compute_tile(tile: u32, lane: u32) {
                 steps_rows_along_k(&g3, r6, r7, k0, bb);
             }
         } else {
-            steps_groups_columns(&g0, &g1, &g2, &g3, row0, k0 + lane, bb);
+            // One copy of the step serves the last, partial one too (K % 8 of it).
+            let bb = load_b(k0, col, k0 + 8u > p.k);
+            let k = k0 + lane;
+            steps_rows_columns(&g0, row0, k, bb);
+            if GROUPS > 1u {
+                steps_rows_columns(&g1, row0 + 16u, k, bb);
+            }
+            if GROUPS > 2u {
+                steps_rows_columns(&g2, row0 + 32u, k, bb);
+                steps_rows_columns(&g3, row0 + 48u, k, bb);
+            }
         }
     }
-    // The last K % 8 (A is then read along M or as scalars).
-    if k0 < p.k {
-        let bb = load_b(k0, col0, lane, true);
-        steps_groups_columns(&g0, &g1, &g2, &g3, row0, k0 + lane, bb);
-    }
-    var bias4 = vec4(0.0);
+    var bias8 = Eight();
     if BIAS {
         let last = p.n - 1u;
-        bias4 = vec4(bias[min(col, last)], bias[min(col + 1u, last)], bias[min(col + 2u, last)], bias[min(col + 3u, last)]);
+        bias8 = Eight(
+            vec4(bias[min(col, last)], bias[min(col + 1u, last)], bias[min(col + 2u, last)], bias[min(col + 3u, last)]),
+            vec4(bias[min(col + 4u, last)], bias[min(col + 5u, last)], bias[min(col + 6u, last)], bias[min(col + 7u, last)]),
+        );
     }
-    store_rows16(row0, col0, lane, g0, bias4);
+    store_rows16(row0, col, g0, bias8);
     if GROUPS > 1u {
-        store_rows16(row0 + 16u, col0, lane, g1, bias4);
+        store_rows16(row0 + 16u, col, g1, bias8);
     }
     if GROUPS > 2u {
-        store_rows16(row0 + 32u, col0, lane, g2, bias4);
-        store_rows16(row0 + 48u, col0, lane, g3, bias4);
+        store_rows16(row0 + 32u, col, g2, bias8);
+        store_rows16(row0 + 48u, col, g3, bias8);
     }
 }
 
@@ -415,35 +386,27 @@ fn a_row_at(first: u32, lane: u32) -> u32 {
     return min(first + lane, p.m - 1u) * p.a_row;
 }
 
-// Eight k of op(A) read as columns into every group of rows.
-fn steps_groups_columns(
-    g0: ptr<function, Rows16>,
-    g1: ptr<function, Rows16>,
-    g2: ptr<function, Rows16>,
-    g3: ptr<function, Rows16>,
-    row0: u32,
-    k: u32,
-    bb: BBlock,
-) {
-    steps_rows_columns(g0, row0, k, bb);
-    if GROUPS > 1u {
-        steps_rows_columns(g1, row0 + 16u, k, bb);
-    }
-    if GROUPS > 2u {
-        steps_rows_columns(g2, row0 + 32u, k, bb);
-        steps_rows_columns(g3, row0 + 48u, k, bb);
-    }
-}
-
 // Writes rows row..row+15 of one group.
-fn store_rows16(row: u32, col0: u32, lane: u32, g: Rows16, bias4: vec4<f32>) {
-    store_quad(row, col0, lane, g.q0, bias4);
-    store_quad(row + 4u, col0, lane, g.q1, bias4);
-    store_quad(row + 8u, col0, lane, g.q2, bias4);
-    store_quad(row + 12u, col0, lane, g.q3, bias4);
+fn store_rows16(row: u32, col: u32, g: Rows16, bias8: Eight) {
+    store_row(row, col, g.r0, bias8);
+    store_row(row + 1u, col, g.r1, bias8);
+    store_row(row + 2u, col, g.r2, bias8);
+    store_row(row + 3u, col, g.r3, bias8);
+    store_row(row + 4u, col, g.r4, bias8);
+    store_row(row + 5u, col, g.r5, bias8);
+    store_row(row + 6u, col, g.r6, bias8);
+    store_row(row + 7u, col, g.r7, bias8);
+    store_row(row + 8u, col, g.r8, bias8);
+    store_row(row + 9u, col, g.r9, bias8);
+    store_row(row + 10u, col, g.r10, bias8);
+    store_row(row + 11u, col, g.r11, bias8);
+    store_row(row + 12u, col, g.r12, bias8);
+    store_row(row + 13u, col, g.r13, bias8);
+    store_row(row + 14u, col, g.r14, bias8);
+    store_row(row + 15u, col, g.r15, bias8);
 }
 
-// This lane's 4 columns of one row after the bias (bias4, at those columns) and ReLU.
+// Four columns of a row after the bias (bias4, at those columns) and ReLU.
 fn bias_relu(v: vec4<f32>, bias4: vec4<f32>) -> vec4<f32> {
     var out = v;
     if BIAS {
@@ -455,66 +418,54 @@ fn bias_relu(v: vec4<f32>, bias4: vec4<f32>) -> vec4<f32> {
     return out;
 }
 
-// Writes rows row..row+3 (this lane's columns col0 + 4 lane..+3) after the epilogue, skipping
-// what lies outside C.
-fn store_quad(row: u32, col0: u32, lane: u32, q: Block, bias4: vec4<f32>) {
-    if C_VEC8 {
-        store_pair(row, col0, lane, bias_relu(q.r0, bias4), bias_relu(q.r1, bias4));
-        store_pair(row + 2u, col0, lane, bias_relu(q.r2, bias4), bias_relu(q.r3, bias4));
-    } else {
-        let col = col0 + 4u * lane;
-        store_row(row, col, bias_relu(q.r0, bias4));
-        store_row(row + 1u, col, bias_relu(q.r1, bias4));
-        store_row(row + 2u, col, bias_relu(q.r2, bias4));
-        store_row(row + 3u, col, bias_relu(q.r3, bias4));
-    }
-}
-
-// Rows row and row + 1 (v0, v1: this lane's 4 columns of each) as 8-wide stores (N % 8 = 0):
-// lane l stores row + l / 4 at columns col0 + 8 (l % 4)..+7, which lanes 2 (l % 4) and
-// 2 (l % 4) + 1 hold.
-fn store_pair(row: u32, col0: u32, lane: u32, v0: vec4<f32>, v1: vec4<f32>) {
-    let source = 2u * (lane % 4u);
-    let second = lane >= 4u;
-    let low = select(subgroupShuffle(v0, source), subgroupShuffle(v1, source), second);
-    let high = select(subgroupShuffle(v0, source + 1u), subgroupShuffle(v1, source + 1u), second);
-    let r = row + lane / 4u;
-    let col = col0 + 8u * (lane % 4u);
-    if r >= p.m || col >= p.n {
-        return;
-    }
-    let i = r * p.n + col;
-    var out = Eight(low, high);
-    if GATE {
-        out.low = select(vec4(0.0), out.low, gate4[i / 4u] > vec4(0.0));
-        out.high = select(vec4(0.0), out.high, gate4[i / 4u + 1u] > vec4(0.0));
-    }
-    c8[i / 8u] = pack(out);
-}
-
-// Row `row` at columns col..col+3 (after bias and ReLU), gated, skipping what lies outside C.
-fn store_row(row: u32, col: u32, v: vec4<f32>) {
+// Row `row` at columns col..col+7 after the epilogue, skipping what lies outside C: one 8-wide
+// store (N % 8 = 0), two vec4s (N % 4 = 0), or scalars.
+fn store_row(row: u32, col: u32, v: Eight, bias8: Eight) {
     if row >= p.m || col >= p.n {
         return;
     }
     let i = row * p.n + col;
-    if C_VEC4 {
-        var out = v;
+    var out = Eight(bias_relu(v.low, bias8.low), bias_relu(v.high, bias8.high));
+    if C_VEC8 {
         if GATE {
-            out = select(vec4(0.0), out, gate4[i / 4u] > vec4(0.0));
+            let gate_at = unpack(gate8[i / 8u]);
+            out.low = select(vec4(0.0), out.low, gate_at.low > vec4(0.0));
+            out.high = select(vec4(0.0), out.high, gate_at.high > vec4(0.0));
         }
-        c[i / 4u] = out;
+        c8[i / 8u] = pack(out);
+    } else if C_VEC4 {
+        // N % 4 = 0: the second four lie wholly inside C or wholly past N.
+        c[i / 4u] = gated4(i, out.low);
+        if col + 4u < p.n {
+            c[i / 4u + 1u] = gated4(i + 4u, out.high);
+        }
     } else {
-        c_scalar[i] = gated(i, v.x);
-        if col + 1u < p.n {
-            c_scalar[i + 1u] = gated(i + 1u, v.y);
+        store_scalars(i, p.n - col, out.low);
+        if col + 4u < p.n {
+            store_scalars(i + 4u, p.n - col - 4u, out.high);
         }
-        if col + 2u < p.n {
-            c_scalar[i + 2u] = gated(i + 2u, v.z);
-        }
-        if col + 3u < p.n {
-            c_scalar[i + 3u] = gated(i + 3u, v.w);
-        }
+    }
+}
+
+// C[i..i+3] = v, zero where the gate is ≤ 0.
+fn gated4(i: u32, v: vec4<f32>) -> vec4<f32> {
+    if GATE {
+        return vec4(gated(i, v.x), gated(i + 1u, v.y), gated(i + 2u, v.z), gated(i + 3u, v.w));
+    }
+    return v;
+}
+
+// C[i..] = v's first min(left, 4) values, gated.
+fn store_scalars(i: u32, left: u32, v: vec4<f32>) {
+    c_scalar[i] = gated(i, v.x);
+    if left > 1u {
+        c_scalar[i + 1u] = gated(i + 1u, v.y);
+    }
+    if left > 2u {
+        c_scalar[i + 2u] = gated(i + 2u, v.z);
+    }
+    if left > 3u {
+        c_scalar[i + 3u] = gated(i + 3u, v.w);
     }
 }
 

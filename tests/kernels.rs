@@ -30,13 +30,14 @@ fn matmul_matches_reference_over_odd_shapes_and_every_option() {
         (129, 10, 63),
         (64, 128, 784),
         (1, 65, 129),
-        // Multiples of 4 (the subgroup layout's vec4s) off its 16×32 tiles and 8-deep K steps.
+        // Multiples of 4 (the subgroup layout's vec4s) off its 16×64 tiles and 8-deep K steps.
         (4, 4, 4),
         (20, 36, 12),
         (68, 132, 788),
         (7, 12, 20),
-        // N a multiple of 8 (op(B) read eight at a time along N) off the 32-column tiles.
+        // N a multiple of 8 (op(B) read eight at a time along N) off the 64-column tiles.
         (33, 40, 13),
+        (17, 72, 24),
         (5, 8, 9),
         // The tutorial MLP's other products, whose N or K is 10.
         (64, 10, 128),
@@ -128,7 +129,13 @@ fn matmul_auto_computes_outputs_smaller_than_eight_elements() {
         ..Default::default()
     };
     let c = matmul(gpu(), &upload(&a, &[m, k]), &upload(&b, &[k, n]), opts).unwrap();
-    assert_close(&c.to_vec::<f32>(gpu()).unwrap(), &expected, 1e-5, 1e-5, "1×4×8");
+    assert_close(
+        &c.to_vec::<f32>(gpu()).unwrap(),
+        &expected,
+        1e-5,
+        1e-5,
+        "1×4×8",
+    );
 }
 
 #[test]

@@ -41,15 +41,15 @@ pub enum MatmulKernel {
     /// Invocations along K with one final reduction: for CPU adapters computing A·Bᵀ, and GPUs
     /// computing small products over a long K.
     Dot,
-    /// 32-byte loads shared through subgroup broadcasts and shuffles, 16 rows × 32 columns per
-    /// subgroup: for CPU adapters with 8-lane subgroups and 64-bit integers, when op(B)'s
-    /// contiguous dimension is a multiple of 4 and N ≥ 4.
+    /// 32-byte loads, A shared through subgroup broadcasts, 16 rows × 64 columns per subgroup:
+    /// for CPU adapters with 8-lane subgroups and 64-bit integers, when op(B)'s contiguous
+    /// dimension is a multiple of 4 and N ≥ 4.
     Subgroup16,
     /// `Subgroup16` with 32 rows per subgroup: each load of B feeds twice the FMAs, from a
-    /// pipeline that compiles about 1.5 times as slowly.
+    /// pipeline that compiles about twice as slowly (2 s on lavapipe).
     Subgroup32,
     /// `Subgroup16` with 64 rows per subgroup: each load of B feeds four times the FMAs, from a
-    /// pipeline that compiles about 4 times as slowly (over a second on lavapipe).
+    /// pipeline that compiles about 6 times as slowly (6 s on lavapipe, the first time).
     Subgroup64,
 }
 
@@ -126,10 +126,11 @@ impl MatmulKernel {
         if MatmulKernel::Subgroup16.supports(gpu, dims, opts) {
             // The tallest tiles that still give every core of the CPU the adapter runs on a
             // tile of its own: taller ones read B fewer times. 64 rows only where K's loop is
-            // long enough (8 steps) to repay their slower compile.
+            // long enough (8 steps) and C wide enough (a whole tile) to repay their slower
+            // compile.
             let tallest = [MatmulKernel::Subgroup64, MatmulKernel::Subgroup32]
                 .into_iter()
-                .filter(|&kernel| kernel != MatmulKernel::Subgroup64 || k >= 64)
+                .filter(|&kernel| kernel != MatmulKernel::Subgroup64 || (k >= 64 && n >= 64))
                 .find(|kernel| {
                     let (_, _, rows, cols) = kernel.layout();
                     m >= rows && m.div_ceil(rows) * n.div_ceil(cols) >= cpu_cores()
@@ -150,9 +151,9 @@ impl MatmulKernel {
             MatmulKernel::Wide => (SHADER, "matmul_wide", 128, 128),
             MatmulKernel::Rows => (SHADER, "matmul_rows", 8, 256),
             MatmulKernel::Dot => (SHADER, "matmul_dot", 8, 8),
-            MatmulKernel::Subgroup16 => (SUBGROUP_SHADER, "matmul_subgroup", 16, 32),
-            MatmulKernel::Subgroup32 => (SUBGROUP_SHADER, "matmul_subgroup", 32, 32),
-            MatmulKernel::Subgroup64 => (SUBGROUP_SHADER, "matmul_subgroup", 64, 32),
+            MatmulKernel::Subgroup16 => (SUBGROUP_SHADER, "matmul_subgroup", 16, 64),
+            MatmulKernel::Subgroup32 => (SUBGROUP_SHADER, "matmul_subgroup", 32, 64),
+            MatmulKernel::Subgroup64 => (SUBGROUP_SHADER, "matmul_subgroup", 64, 64),
         }
     }
 }
