@@ -24,6 +24,23 @@
 //
 // The host prepends matmul_common.wgsl (parameters, epilogue).
 
+// Four rows of a 4×4 block as vectors: explicit registers, no indexed locals (which CPU
+// adapters would keep in memory).
+struct Block {
+    r0: vec4<f32>,
+    r1: vec4<f32>,
+    r2: vec4<f32>,
+    r3: vec4<f32>,
+}
+
+// acc += a ⊗ bv for four rows of A already loaded.
+fn outer(acc: ptr<function, Block>, a: vec4<f32>, bv: vec4<f32>) {
+    (*acc).r0 = fma(vec4(a.x), bv, (*acc).r0);
+    (*acc).r1 = fma(vec4(a.y), bv, (*acc).r1);
+    (*acc).r2 = fma(vec4(a.z), bv, (*acc).r2);
+    (*acc).r3 = fma(vec4(a.w), bv, (*acc).r3);
+}
+
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;

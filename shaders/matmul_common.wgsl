@@ -1,8 +1,6 @@
 // What matmul.wgsl and matmul_subgroup.wgsl share: C = op(A) · op(B) (+ bias) (+ ReLU) with
 // op(A) M×K and op(B) K×N, read through strides. Each of them declares its own A and B bindings
-// (scalars, vec4s, vec4<u64>s) and its output, and is compiled with this file in front. Both
-// accumulate in 4×4 register blocks (Block): matmul.wgsl an outer product at a time (outer),
-// matmul_subgroup.wgsl a row at a time.
+// (scalars, vec4s, vec4<u64>s) and its output, and is compiled with this file in front.
 
 struct Params {
     m: u32,
@@ -38,21 +36,4 @@ fn epilogue(i: u32, col: u32, v: f32) -> f32 {
         out = select(0.0, out, gate[i] > 0.0);
     }
     return out;
-}
-
-// Four rows of a 4×4 block as vectors: explicit registers, no indexed locals (which CPU
-// adapters would keep in memory).
-struct Block {
-    r0: vec4<f32>,
-    r1: vec4<f32>,
-    r2: vec4<f32>,
-    r3: vec4<f32>,
-}
-
-// acc += a ⊗ bv for four rows of A already loaded.
-fn outer(acc: ptr<function, Block>, a: vec4<f32>, bv: vec4<f32>) {
-    (*acc).r0 = fma(vec4(a.x), bv, (*acc).r0);
-    (*acc).r1 = fma(vec4(a.y), bv, (*acc).r1);
-    (*acc).r2 = fma(vec4(a.z), bv, (*acc).r2);
-    (*acc).r3 = fma(vec4(a.w), bv, (*acc).r3);
 }
