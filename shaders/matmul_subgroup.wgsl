@@ -171,6 +171,7 @@ fn b_column(col: u32, k0: u32, second: u32) -> Eight {
     return Eight(b4(at + k0), b4(at + second));
 }
 
+// x, or zeros for a k past K.
 fn live_or_zero(x: Eight, live: bool) -> Eight {
     return Eight(select(vec4(0.0), x.low, live), select(vec4(0.0), x.high, live));
 }
