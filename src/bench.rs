@@ -224,7 +224,7 @@ pub fn step_timestamps(
     }
     encoder.resolve_query_set(&queries, 0..count, &resolved, 0);
     encoder.copy_buffer_to_buffer(&resolved, 0, &readable, 0, bytes);
-    gpu.queue().submit([encoder.finish()]);
+    gpu.submit([encoder.finish()]);
     let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
     readable.map_async(wgpu::MapMode::Read, .., move |r| {
         let _ = sender.send(r);

@@ -24,7 +24,7 @@ pub enum Error {
         /// The value it held.
         value: String,
         /// What it may hold.
-        expected: &'static str,
+        expected: String,
     },
     /// The GPU reported an error (validation, out of memory, device lost).
     #[error("GPU error: {0}")]

@@ -232,6 +232,8 @@ fn bad_command_lines_are_one_line_errors() {
         .contains("error: WGML_BACKEND=cuda is not valid: one of vulkan, gl, metal, dx12"));
     assert!(wgml(&["devices"], &[("WGML_LIMITS", "huge")])
         .contains("error: WGML_LIMITS=huge is not valid: adapter or webgpu"));
+    assert!(wgml(&["devices"], &[("WGML_KEEP_AWAKE", "yes")])
+        .contains("error: WGML_KEEP_AWAKE=yes is not valid: 1 or 0"));
     assert!(wgml(&["train", "--init", "/nonexistent.safetensors"], &[])
         .contains("error: /nonexistent.safetensors: file not found"));
 }

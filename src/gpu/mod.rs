@@ -1,5 +1,6 @@
 //! Device and buffer manager: adapter choice, device, queue, limits and the pipeline cache.
 
+mod awake;
 mod recorder;
 mod tensor;
 
@@ -11,8 +12,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// Which adapter to open. `Default` picks the best adapter of any backend.
-#[derive(Clone, Debug, Default)]
+/// Which adapter to open, and how. `Default` picks the best adapter of any backend.
+#[derive(Clone, Debug)]
 pub struct GpuOptions {
     /// Restrict the search to these backends (`None`: all compiled in).
     pub backends: Option<wgpu::Backends>,
@@ -21,32 +22,39 @@ pub struct GpuOptions {
     /// Open the device with WebGPU's default limits instead of the adapter's own, to check that
     /// work fits every adapter.
     pub webgpu_limits: bool,
+    /// On a CPU adapter, keep every core busy at idle priority while work is in flight, so that
+    /// the driver's worker threads wake at once for each dispatch (Linux; on by default).
+    pub keep_awake: bool,
+}
+
+impl Default for GpuOptions {
+    fn default() -> Self {
+        GpuOptions {
+            backends: None,
+            adapter_name: None,
+            webgpu_limits: false,
+            keep_awake: true,
+        }
+    }
 }
 
 impl GpuOptions {
     /// Options from `WGML_BACKEND` (`vulkan`, `gl`, `metal`, `dx12`), `WGML_ADAPTER` (a name
-    /// substring) and `WGML_LIMITS` (`adapter`, the default, or `webgpu`).
+    /// substring), `WGML_LIMITS` (`adapter`, the default, or `webgpu`) and `WGML_KEEP_AWAKE`
+    /// (`1`, the default, or `0`).
     pub fn from_env() -> Result<Self> {
         let backends = match std::env::var("WGML_BACKEND") {
             Ok(value) if !value.is_empty() => Some(parse_backend(&value)?),
             _ => None,
         };
         let adapter_name = std::env::var("WGML_ADAPTER").ok().filter(|s| !s.is_empty());
-        let webgpu_limits = match std::env::var("WGML_LIMITS").as_deref() {
-            Err(_) | Ok("") | Ok("adapter") => false,
-            Ok("webgpu") => true,
-            Ok(other) => {
-                return Err(Error::BadEnv {
-                    var: "WGML_LIMITS",
-                    value: other.to_string(),
-                    expected: "adapter or webgpu",
-                })
-            }
-        };
+        let webgpu_limits = env_switch("WGML_LIMITS", ["adapter", "webgpu"])?;
+        let keep_awake = !env_switch("WGML_KEEP_AWAKE", ["1", "0"])?;
         Ok(GpuOptions {
             backends,
             adapter_name,
             webgpu_limits,
+            keep_awake,
         })
     }
 
@@ -62,6 +70,21 @@ impl GpuOptions {
     }
 }
 
+/// Whether environment variable `var` holds `values[1]` rather than `values[0]` (the default
+/// when unset or empty); anything else is an error.
+fn env_switch(var: &'static str, values: [&'static str; 2]) -> Result<bool> {
+    match std::env::var(var).as_deref() {
+        Err(_) | Ok("") => Ok(false),
+        Ok(v) if v == values[0] => Ok(false),
+        Ok(v) if v == values[1] => Ok(true),
+        Ok(other) => Err(Error::BadEnv {
+            var,
+            value: other.to_string(),
+            expected: format!("{} or {}", values[0], values[1]),
+        }),
+    }
+}
+
 fn parse_backend(value: &str) -> Result<wgpu::Backends> {
     Ok(match value.to_ascii_lowercase().as_str() {
         "vulkan" | "vk" => wgpu::Backends::VULKAN,
@@ -72,7 +95,7 @@ fn parse_backend(value: &str) -> Result<wgpu::Backends> {
             return Err(Error::BadEnv {
                 var: "WGML_BACKEND",
                 value: value.to_string(),
-                expected: "one of vulkan, gl, metal, dx12",
+                expected: "one of vulkan, gl, metal, dx12".into(),
             })
         }
     })
@@ -108,6 +131,8 @@ pub struct Gpu {
 }
 
 struct GpuInner {
+    /// Spinners for a CPU adapter (stopped first on drop).
+    awake: Option<awake::KeepAwake>,
     device: wgpu::Device,
     queue: wgpu::Queue,
     info: wgpu::AdapterInfo,
@@ -260,11 +285,18 @@ impl Gpu {
         device.set_device_lost_callback(move |reason, message| {
             record_fault(&sink, format!("device lost ({reason:?}): {message}"));
         });
+        let info = adapter.get_info();
+        let awake = if options.keep_awake && info.device_type == wgpu::DeviceType::Cpu {
+            awake::KeepAwake::start(&device)
+        } else {
+            None
+        };
         Ok(Gpu {
             inner: Arc::new(GpuInner {
+                awake,
                 device,
                 queue,
-                info: adapter.get_info(),
+                info,
                 limits,
                 pipelines: Mutex::new(HashMap::new()),
                 fault,
@@ -345,6 +377,15 @@ impl Gpu {
         match lock(&self.inner.fault).take() {
             Some(message) => Err(Error::Gpu(message)),
             None => Ok(()),
+        }
+    }
+
+    /// Submits command buffers to the queue (no wait); on a CPU adapter its cores are kept awake
+    /// until they are done (see [`GpuOptions::keep_awake`]). wgml submits only through here.
+    pub fn submit(&self, buffers: impl IntoIterator<Item = wgpu::CommandBuffer>) {
+        self.queue().submit(buffers);
+        if let Some(awake) = &self.inner.awake {
+            awake.track(self.queue());
         }
     }
 

@@ -134,7 +134,7 @@ fn submit(gpu: &Gpu, record: impl FnOnce(&mut wgpu::ComputePass<'_>)) {
         .device()
         .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
     record(&mut encoder.begin_compute_pass(&wgpu::ComputePassDescriptor::default()));
-    gpu.queue().submit([encoder.finish()]);
+    gpu.submit([encoder.finish()]);
 }
 
 /// An ordered list of dispatches: a forward pass, a training step, a one-off op.

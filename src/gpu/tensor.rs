@@ -262,7 +262,7 @@ impl<T: Element> Readback<T> {
                 self.bytes(),
             );
         }
-        gpu.queue().submit([encoder.finish()]);
+        gpu.submit([encoder.finish()]);
         let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
         let arrived = Arc::new(AtomicBool::new(false));
         let flag = arrived.clone();
