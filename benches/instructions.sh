@@ -8,7 +8,8 @@
 #
 # Needs valgrind and a Vulkan lavapipe; takes about three minutes per binary. Lavapipe runs the
 # kernels on one worker thread per core and compiles them on its queue thread, so the count
-# sums the threads that ran neither the program's main nor the queue (callgrind's parts 01, 02).
+# sums the threads that ran neither the program's main nor the queue (callgrind's parts 01, 02),
+# with wgml's spinners off (WGML_KEEP_AWAKE=0): they would add whatever they spun.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${WGML_DATA:-../shared/datasets/mnist-10k}
@@ -17,7 +18,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 for bin in "$@"; do
   rm -rf "$work"/*
-  WGML_BACKEND=vulkan valgrind --tool=callgrind --separate-threads=yes --smc-check=all-non-file \
+  WGML_BACKEND=vulkan WGML_KEEP_AWAKE=0 valgrind --tool=callgrind --separate-threads=yes --smc-check=all-non-file \
     --callgrind-out-file="$work/cg" "$bin" train --data "$data" --epochs 1 --json \
     --out "$work/run" >/dev/null 2>&1
   total=0

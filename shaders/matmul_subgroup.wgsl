@@ -6,8 +6,9 @@
 // than 4. This layout therefore loads eight f32 at a time wherever the operand allows it, four
 // where it does not, and shares A through subgroup broadcasts, which cost a register shuffle:
 //
-//   - a subgroup owns 16, 32 or 64 rows (GROUPS groups of 16) × 64 columns of C; each lane owns
-//     8 adjacent columns (one Eight) of all the rows, so it keeps an Eight accumulator per row;
+//   - a subgroup owns 16, 32 or 64 rows (GROUPS groups of 16; `matmul_subgroup128`: 128) × 64
+//     columns of C; each lane owns 8 adjacent columns (one Eight) of all the rows, so it keeps
+//     an Eight accumulator per row;
 //   - K is walked 8 at a time. Each lane gets its 8 columns of B at those 8 k: one 8-wide load
 //     per k when B's rows hold whole groups of 8 (N % 8 = 0), one per column when its columns
 //     do (B transposed, K % 8 = 0), else two vec4s per k or per column. Of each 16×8 block of
@@ -52,7 +53,7 @@ override C_VEC4: bool = true;
 // C's rows hold whole groups of 8 (N % 8 = 0): each row of a lane's columns is one store.
 override C_VEC8: bool = true;
 
-// Groups of 16 rows per subgroup: 1, 2 or 4. Each load of B feeds FMAs in proportion, for as
+// Groups of 16 rows per block of 64: 1, 2 or 4. Each load of B feeds FMAs in proportion, for as
 // many accumulators (and a slower compile on CPU adapters).
 override GROUPS: u32 = 1u;
 
@@ -307,6 +308,19 @@ fn steps_rows_columns(g: ptr<function, Rows16>, row0: u32, k: u32, bb: BBlock) {
     (*g).r15 = column_step((*g).r15, x.x3.w, bb);
 }
 
+// Where this lane's tile starts: rows row0.. (tile_rows of them) and this lane's 8 columns
+// col..col+7; `live` is false for the workgroups past the last tile.
+struct TileAt {
+    row0: u32,
+    col: u32,
+    live: bool,
+}
+
+fn tile_at(wg: vec3<u32>, groups: vec3<u32>, lane: u32, tile_rows: u32) -> TileAt {
+    let tile = wg.x + wg.y * groups.x;
+    return TileAt((tile / p.tiles_n) * tile_rows, (tile % p.tiles_n) * COLS + 8u * lane, tile < p.tiles);
+}
+
 // One tile per workgroup of one subgroup: a CPU adapter splits a dispatch's workgroups evenly
 // between its threads, so the more (and smaller) they are, the better they balance.
 @compute @workgroup_size(8)
@@ -315,55 +329,98 @@ fn matmul_subgroup(
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
-    compute_tile(wg.x + wg.y * groups.x, lane);
-}
-
-fn compute_tile(tile: u32, lane: u32) {
-    if tile >= p.tiles {
+    let at = tile_at(wg, groups, lane, 16u * GROUPS);
+    if !at.live {
         return;
     }
-    let row0 = (tile / p.tiles_n) * 16u * GROUPS;
-    let col = (tile % p.tiles_n) * COLS + 8u * lane;
     // Rows row0 + 16i..+15 in g_i (those past GROUPS unused).
     var g0 = Rows16();
     var g1 = Rows16();
     var g2 = Rows16();
     var g3 = Rows16();
-    // Along K, lane l reads rows row0 + 8i + l (clamped inside M).
-    let r0 = a_row_at(row0, lane);
-    let r1 = a_row_at(row0 + 8u, lane);
-    let r2 = a_row_at(row0 + 16u, lane);
-    let r3 = a_row_at(row0 + 24u, lane);
-    let r4 = a_row_at(row0 + 32u, lane);
-    let r5 = a_row_at(row0 + 40u, lane);
-    let r6 = a_row_at(row0 + 48u, lane);
-    let r7 = a_row_at(row0 + 56u, lane);
     for (var k0 = 0u; k0 < p.k; k0 += 8u) {
-        if A_READ == A_ALONG_K {
-            // K % 8 = 0: no step passes K.
-            let bb = load_b(k0, col, false);
-            steps_rows_along_k(&g0, r0, r1, k0, bb);
-            if GROUPS > 1u {
-                steps_rows_along_k(&g1, r2, r3, k0, bb);
-            }
-            if GROUPS > 2u {
-                steps_rows_along_k(&g2, r4, r5, k0, bb);
-                steps_rows_along_k(&g3, r6, r7, k0, bb);
-            }
-        } else {
-            // One copy of the step serves the last, partial one too (K % 8 of it).
-            let bb = load_b(k0, col, k0 + 8u > p.k);
-            let k = k0 + lane;
-            steps_rows_columns(&g0, row0, k, bb);
-            if GROUPS > 1u {
-                steps_rows_columns(&g1, row0 + 16u, k, bb);
-            }
-            if GROUPS > 2u {
-                steps_rows_columns(&g2, row0 + 32u, k, bb);
-                steps_rows_columns(&g3, row0 + 48u, k, bb);
-            }
+        rows_step(&g0, &g1, &g2, &g3, at.row0, lane, k0, load_b(k0, at.col, a_columns_past_k(k0)));
+    }
+    store_rows64(at.row0, at.col, g0, g1, g2, g3);
+}
+
+// 128 rows per tile (GROUPS = 4): two blocks of 64 rows share each load of B. A separate entry
+// point, so that the other pipelines do not carry its code through the driver's compiler.
+@compute @workgroup_size(8)
+fn matmul_subgroup128(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    let at = tile_at(wg, groups, lane, 128u);
+    if !at.live {
+        return;
+    }
+    var g0 = Rows16();
+    var g1 = Rows16();
+    var g2 = Rows16();
+    var g3 = Rows16();
+    var g4 = Rows16();
+    var g5 = Rows16();
+    var g6 = Rows16();
+    var g7 = Rows16();
+    for (var k0 = 0u; k0 < p.k; k0 += 8u) {
+        let bb = load_b(k0, at.col, a_columns_past_k(k0));
+        rows_step(&g0, &g1, &g2, &g3, at.row0, lane, k0, bb);
+        rows_step(&g4, &g5, &g6, &g7, at.row0 + 64u, lane, k0, bb);
+    }
+    store_rows64(at.row0, at.col, g0, g1, g2, g3);
+    store_rows64(at.row0 + 64u, at.col, g4, g5, g6, g7);
+}
+
+// Whether the step at k0 is the last, partial one of A read as columns: A read along K has
+// K % 8 = 0, so no step of it passes K, and one copy of the step serves the partial one too.
+fn a_columns_past_k(k0: u32) -> bool {
+    return A_READ != A_ALONG_K && k0 + 8u > p.k;
+}
+
+// The step at k0 (B's block `bb`) into rows row0.. of a tile, 16 to a group g_i (those past
+// GROUPS untouched).
+fn rows_step(
+    g0: ptr<function, Rows16>,
+    g1: ptr<function, Rows16>,
+    g2: ptr<function, Rows16>,
+    g3: ptr<function, Rows16>,
+    row0: u32,
+    lane: u32,
+    k0: u32,
+    bb: BBlock,
+) {
+    if A_READ == A_ALONG_K {
+        // Lane l reads rows row0 + 8i + l (clamped inside M).
+        steps_rows_along_k(g0, a_row_at(row0, lane), a_row_at(row0 + 8u, lane), k0, bb);
+        if GROUPS > 1u {
+            steps_rows_along_k(g1, a_row_at(row0 + 16u, lane), a_row_at(row0 + 24u, lane), k0, bb);
+        }
+        if GROUPS > 2u {
+            steps_rows_along_k(g2, a_row_at(row0 + 32u, lane), a_row_at(row0 + 40u, lane), k0, bb);
+            steps_rows_along_k(g3, a_row_at(row0 + 48u, lane), a_row_at(row0 + 56u, lane), k0, bb);
+        }
+    } else {
+        let k = k0 + lane;
+        steps_rows_columns(g0, row0, k, bb);
+        if GROUPS > 1u {
+            steps_rows_columns(g1, row0 + 16u, k, bb);
+        }
+        if GROUPS > 2u {
+            steps_rows_columns(g2, row0 + 32u, k, bb);
+            steps_rows_columns(g3, row0 + 48u, k, bb);
         }
     }
+}
+
+// Where row first + lane of op(A) starts in a (clamped inside M).
+fn a_row_at(first: u32, lane: u32) -> u32 {
+    return min(first + lane, p.m - 1u) * p.a_row;
+}
+
+// Writes rows row0.. of a tile, 16 to a group g_i, at this lane's columns col..col+7.
+fn store_rows64(row0: u32, col: u32, g0: Rows16, g1: Rows16, g2: Rows16, g3: Rows16) {
     var bias8 = Eight();
     if BIAS {
         let last = p.n - 1u;
@@ -380,11 +437,6 @@ fn compute_tile(tile: u32, lane: u32) {
         store_rows16(row0 + 32u, col, g2, bias8);
         store_rows16(row0 + 48u, col, g3, bias8);
     }
-}
-
-// Where row first + lane of op(A) starts in a (clamped inside M).
-fn a_row_at(first: u32, lane: u32) -> u32 {
-    return min(first + lane, p.m - 1u) * p.a_row;
 }
 
 // Writes rows row..row+15 of one group.

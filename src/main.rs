@@ -72,7 +72,7 @@ struct BenchArgs {
     #[arg(long)]
     large: bool,
     /// Time the matmuls with this layout (auto, tiled, wide, rows, dot, subgroup16,
-    /// subgroup32, subgroup64), skipping shapes it cannot compute.
+    /// subgroup32, subgroup64, subgroup128), skipping shapes it cannot compute.
     #[arg(long, default_value = "auto")]
     layout: wgml::kernels::matmul::MatmulKernel,
     /// Print one JSON object instead of tables.

@@ -51,6 +51,10 @@ pub enum MatmulKernel {
     /// `Subgroup16` with 64 rows per subgroup: each load of B feeds four times the FMAs, from a
     /// pipeline that compiles about 6 times as slowly (6 s on lavapipe, the first time).
     Subgroup64,
+    /// `Subgroup16` with 128 rows per subgroup, for op(A) read along K only (A untransposed, K
+    /// a multiple of 8): each load of B feeds eight times the FMAs. Its pipelines compile in
+    /// about 5 s on lavapipe (A read along M would take about 20).
+    Subgroup128,
 }
 
 /// Storage bindings of `matmul_subgroup`: A and B each as two views, C as three, the bias and
@@ -60,7 +64,7 @@ pub const SUBGROUP_STORAGE_BUFFERS: u32 = 10;
 
 impl MatmulKernel {
     /// Every concrete layout.
-    pub const ALL: [MatmulKernel; 7] = [
+    pub const ALL: [MatmulKernel; 8] = [
         MatmulKernel::Tiled,
         MatmulKernel::Wide,
         MatmulKernel::Rows,
@@ -68,13 +72,17 @@ impl MatmulKernel {
         MatmulKernel::Subgroup16,
         MatmulKernel::Subgroup32,
         MatmulKernel::Subgroup64,
+        MatmulKernel::Subgroup128,
     ];
 
     /// Whether this is one of the subgroup layouts (`shaders/matmul_subgroup.wgsl`).
     pub fn is_subgroup(self) -> bool {
         matches!(
             self,
-            MatmulKernel::Subgroup16 | MatmulKernel::Subgroup32 | MatmulKernel::Subgroup64
+            MatmulKernel::Subgroup16
+                | MatmulKernel::Subgroup32
+                | MatmulKernel::Subgroup64
+                | MatmulKernel::Subgroup128
         )
     }
 
@@ -98,6 +106,7 @@ impl MatmulKernel {
             && n * k >= 8
             && m * n >= 8
             && n >= 4
+            && (self != MatmulKernel::Subgroup128 || (!opts.trans_a && k.is_multiple_of(8)))
     }
 
     /// The concrete layout `Auto` stands for on `gpu` for this product.
@@ -125,16 +134,21 @@ impl MatmulKernel {
         }
         if MatmulKernel::Subgroup16.supports(gpu, dims, opts) {
             // The tallest tiles that still give every core of the CPU the adapter runs on a
-            // tile of its own: taller ones read B fewer times. 64 rows only where K's loop is
-            // long enough (8 steps) and C wide enough (a whole tile) to repay their slower
-            // compile.
-            let tallest = [MatmulKernel::Subgroup64, MatmulKernel::Subgroup32]
-                .into_iter()
-                .filter(|&kernel| kernel != MatmulKernel::Subgroup64 || (k >= 64 && n >= 64))
-                .find(|kernel| {
-                    let (_, _, rows, cols) = kernel.layout();
-                    m >= rows && m.div_ceil(rows) * n.div_ceil(cols) >= cpu_cores()
-                });
+            // tile of its own: taller ones read B fewer times. 64 rows or more only where K's
+            // loop is long enough (8 steps) and C wide enough (a whole tile) to repay their
+            // slower compile.
+            let tallest = [
+                MatmulKernel::Subgroup128,
+                MatmulKernel::Subgroup64,
+                MatmulKernel::Subgroup32,
+            ]
+            .into_iter()
+            .filter(|&kernel| kernel == MatmulKernel::Subgroup32 || (k >= 64 && n >= 64))
+            .filter(|kernel| kernel.supports(gpu, dims, opts))
+            .find(|kernel| {
+                let (_, _, rows, cols) = kernel.layout();
+                m >= rows && m.div_ceil(rows) * n.div_ceil(cols) >= cpu_cores()
+            });
             return tallest.unwrap_or(MatmulKernel::Subgroup16);
         }
         match (opts.trans_a, opts.trans_b) {
@@ -154,6 +168,7 @@ impl MatmulKernel {
             MatmulKernel::Subgroup16 => (SUBGROUP_SHADER, "matmul_subgroup", 16, 64),
             MatmulKernel::Subgroup32 => (SUBGROUP_SHADER, "matmul_subgroup", 32, 64),
             MatmulKernel::Subgroup64 => (SUBGROUP_SHADER, "matmul_subgroup", 64, 64),
+            MatmulKernel::Subgroup128 => (SUBGROUP_SHADER, "matmul_subgroup128", 128, 64),
         }
     }
 }
@@ -161,8 +176,8 @@ impl MatmulKernel {
 impl std::str::FromStr for MatmulKernel {
     type Err = Error;
 
-    /// A layout by its lowercase name: auto, tiled, wide, rows, dot, subgroup16, subgroup32 or
-    /// subgroup64.
+    /// A layout by its lowercase name: auto, tiled, wide, rows, dot, subgroup16, subgroup32,
+    /// subgroup64 or subgroup128.
     fn from_str(name: &str) -> Result<Self> {
         let all = [MatmulKernel::Auto].into_iter().chain(MatmulKernel::ALL);
         all.into_iter()
@@ -170,7 +185,7 @@ impl std::str::FromStr for MatmulKernel {
             .ok_or_else(|| {
                 Error::InvalidArgument(format!(
                     "unknown matmul layout '{name}' (auto, tiled, wide, rows, dot, subgroup16, \
-                     subgroup32, subgroup64)"
+                     subgroup32, subgroup64, subgroup128)"
                 ))
             })
     }
@@ -253,7 +268,7 @@ pub fn matmul_dispatch(
             "matmul: the {kernel:?} layout needs an adapter with 8-lane subgroups, 64-bit \
              integers and {SUBGROUP_STORAGE_BUFFERS} storage buffers per stage, op(B)'s \
              contiguous dimension a multiple of 4, N ≥ 4 and A, B and C of 8 elements or more \
-             (M={m} N={n} K={k})"
+             (and for Subgroup128, A untransposed with K a multiple of 8) (M={m} N={n} K={k})"
         )));
     }
     let (shader, entry, tile_rows, tile_cols) = kernel.layout();
@@ -315,7 +330,8 @@ pub fn matmul_dispatch(
         constants.push(("B_READ", f64::from(b_read)));
         constants.push(("C_VEC4", flag(n % 4 == 0)));
         constants.push(("C_VEC8", flag(n % 8 == 0)));
-        constants.push(("GROUPS", (tile_rows / 16) as f64));
+        // Groups of 16 rows per block of 64 (`matmul_subgroup128` takes two blocks of 4).
+        constants.push(("GROUPS", (tile_rows.min(64) / 16) as f64));
         // The same tensors seen another way: A and C as scalars, the gate as vec4s, B and C
         // as groups of eight.
         tensors.extend([(6, a), (7, c), (8, opts.gate.unwrap_or(a)), (9, b), (10, c)]);
