@@ -117,6 +117,31 @@ fn matmul_matches_reference_over_odd_shapes_and_every_option() {
 }
 
 #[test]
+fn matmul_auto_takes_128_row_tiles_only_where_a_is_read_along_k() {
+    // Read along M, a 128-row pipeline would take about 20 s to compile on lavapipe.
+    if !gpu().has_eight_lane_subgroups() {
+        return;
+    }
+    let auto = |m, n, k, trans_a| {
+        let opts = MatmulOptions {
+            trans_a,
+            ..Default::default()
+        };
+        MatmulKernel::Auto.resolve(gpu(), (m, n, k), &opts)
+    };
+    assert_eq!(auto(1024, 1024, 1024, false), MatmulKernel::Subgroup128);
+    assert_eq!(auto(1024, 1024, 1024, true), MatmulKernel::Subgroup64);
+    // K not a multiple of 8: A is read as scalars.
+    assert_eq!(auto(1024, 1024, 1020, false), MatmulKernel::Subgroup64);
+    let explicit = MatmulOptions {
+        trans_a: true,
+        kernel: MatmulKernel::Subgroup128,
+        ..Default::default()
+    };
+    assert!(!MatmulKernel::Subgroup128.supports(gpu(), (256, 256, 256), &explicit));
+}
+
+#[test]
 fn matmul_auto_computes_outputs_smaller_than_eight_elements() {
     // C (1×4) and the gate hold fewer than the eight floats a subgroup layout reads or writes
     // at a time: the adapter's choice must fall back to a layout that fits them.
