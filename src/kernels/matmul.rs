@@ -53,7 +53,7 @@ pub enum MatmulKernel {
     Subgroup64,
     /// `Subgroup16` with 128 rows per subgroup, for op(A) read along K only (A untransposed, K
     /// a multiple of 8): each load of B feeds eight times the FMAs. Its pipelines compile in
-    /// about 5 s on lavapipe (A read along M would take about 20).
+    /// about 4 s on lavapipe the first time (A read along M would take about 20).
     Subgroup128,
 }
 
