@@ -342,7 +342,7 @@ fn cross_entropy_matches_pytorch_vectors() {
 #[test]
 fn cross_entropy_matches_reference_over_layouts_and_extreme_logits() {
     // (shape, C, D): (N, C), unbatched (C), and (N, C, d1, d2).
-    let layouts: [(&[usize], usize, usize); 9] = [
+    let layouts: [(&[usize], usize, usize); 10] = [
         (&[1, 1], 1, 1),
         (&[1100, 3], 3, 1), // over 1024 rows: three passes, sums by a workgroup's tree
         (&[7, 10], 10, 1),
@@ -352,6 +352,8 @@ fn cross_entropy_matches_reference_over_layouts_and_extreme_logits() {
         (&[5], 5, 1),
         (&[3, 4, 2, 5], 4, 10),
         (&[2, 65, 3], 65, 3),
+        // Few rows of more classes than a CPU adapter's loops run for in one invocation.
+        (&[2, 70000], 70000, 1),
     ];
     for (case, &(shape, c, d)) in layouts.iter().enumerate() {
         let len: usize = shape.iter().product();

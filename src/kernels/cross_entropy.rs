@@ -5,7 +5,7 @@ use super::u32_param;
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Dispatch, Gpu, Program, Readback, Shader, Tensor};
 
-/// Rows up to which the denominator and the total are serial sums.
+/// Rows and classes up to which the denominator and the total are serial sums.
 const SERIAL_ROWS: usize = 1024;
 /// Invocations per workgroup of `ce_rows` (`ROW_WG` in the shader).
 const ROW_WG: usize = 64;
@@ -263,8 +263,10 @@ impl CrossEntropyKernel {
             )?);
         } else {
             let denom = Tensor::zeros(gpu, &[2], DType::F32)?;
-            // A serial sum for few rows, a workgroup's tree otherwise.
-            let reduce = [("WG", if rows <= SERIAL_ROWS { 1.0 } else { 256.0 })];
+            // A serial sum for few rows and classes, a workgroup's tree otherwise (Mesa's CPU
+            // adapters stop an invocation's loops after 65,535 iterations in all).
+            let serial = rows.max(classes) <= SERIAL_ROWS;
+            let reduce = [("WG", if serial { 1.0 } else { 256.0 })];
             program.push(Dispatch::specialized(
                 gpu,
                 SHADER,
