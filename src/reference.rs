@@ -226,3 +226,146 @@ pub fn sgd_step(
         param[i] -= lr * g;
     }
 }
+
+/// `cross_entropy(x·Wᵀ + b, targets)` with class targets, as [`crate::kernels::linear_cross_entropy`]
+/// computes it, in f64 and one row of logits at a time (so it runs at any number of classes).
+#[derive(Clone, Copy, Debug)]
+pub struct LinearCrossEntropy<'a> {
+    /// Inputs, N × D.
+    pub x: &'a [f32],
+    /// The Linear layer's weight, V × D.
+    pub weight: &'a [f32],
+    /// Its bias (V), if any.
+    pub bias: Option<&'a [f32]>,
+    /// Class targets (N).
+    pub targets: &'a [i32],
+    /// Features per row (D).
+    pub features: usize,
+    /// Per-class weights (V), if any.
+    pub class_weight: Option<&'a [f32]>,
+    /// The target that contributes nothing.
+    pub ignore_index: i32,
+    /// How per-row losses are combined.
+    pub reduction: Reduction,
+    /// Label smoothing ε.
+    pub smoothing: f32,
+}
+
+/// What [`LinearCrossEntropy::run`] returns, in f64.
+#[derive(Clone, Debug, Default)]
+pub struct LinearCrossEntropyResult {
+    /// The reduced loss, or one per row for `Reduction::None`.
+    pub loss: Vec<f64>,
+    /// d(loss)/dx, N × D (empty without gradients).
+    pub dx: Vec<f64>,
+    /// d(loss)/dW, V × D (empty without gradients).
+    pub dweight: Vec<f64>,
+    /// d(loss)/db, V (empty without gradients).
+    pub dbias: Vec<f64>,
+}
+
+impl LinearCrossEntropy<'_> {
+    /// Classes (V).
+    pub fn classes(&self) -> usize {
+        self.weight.len() / self.features
+    }
+
+    fn class_weight(&self, c: usize) -> f64 {
+        self.class_weight.map_or(1.0, |w| f64::from(w[c]))
+    }
+
+    fn counts(&self, t: i32) -> bool {
+        t != self.ignore_index && t >= 0 && (t as usize) < self.classes()
+    }
+
+    /// Row r's logits z = x_r·Wᵀ + b.
+    pub fn logits(&self, r: usize) -> Vec<f64> {
+        let d = self.features;
+        let x = &self.x[r * d..(r + 1) * d];
+        (0..self.classes())
+            .map(|c| {
+                let w = &self.weight[c * d..(c + 1) * d];
+                let dot: f64 = x
+                    .iter()
+                    .zip(w)
+                    .map(|(&a, &b)| f64::from(a) * f64::from(b))
+                    .sum();
+                dot + self.bias.map_or(0.0, |b| f64::from(b[c]))
+            })
+            .collect()
+    }
+
+    /// The gradient's scale (1/denominator for mean, 0 when that is 0; else 1) and the mean's
+    /// denominator Σ w[y] over the rows that count.
+    pub fn scale(&self) -> (f64, f64) {
+        let denom: f64 = (self.targets.iter())
+            .filter(|&&t| self.counts(t))
+            .map(|&t| self.class_weight(t as usize))
+            .sum();
+        match self.reduction {
+            Reduction::Mean if denom == 0.0 => (0.0, denom),
+            Reduction::Mean => (1.0 / denom, denom),
+            _ => (1.0, denom),
+        }
+    }
+
+    /// Row r's loss and d(loss)/dz (before the reduction's scale) from its logits.
+    pub fn row(&self, r: usize, z: &[f64]) -> (f64, Vec<f64>) {
+        let t = self.targets[r];
+        if !self.counts(t) {
+            return (0.0, vec![0.0; z.len()]);
+        }
+        let (y, eps, v) = (t as usize, f64::from(self.smoothing), z.len() as f64);
+        let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let log_sum = z.iter().map(|&zc| (zc - max).exp()).sum::<f64>().ln();
+        let log_p = |c: usize| (z[c] - max) - log_sum;
+        let weight_sum: f64 = (0..z.len()).map(|c| self.class_weight(c)).sum();
+        let w_y = self.class_weight(y);
+        let smooth: f64 = -(0..z.len())
+            .map(|c| self.class_weight(c) * log_p(c))
+            .sum::<f64>();
+        let loss = (1.0 - eps) * -w_y * log_p(y) + eps / v * smooth;
+        let dz = (0..z.len())
+            .map(|c| {
+                let p = log_p(c).exp();
+                let hard = w_y * (p - if c == y { 1.0 } else { 0.0 });
+                (1.0 - eps) * hard + eps / v * (p * weight_sum - self.class_weight(c))
+            })
+            .collect();
+        (loss, dz)
+    }
+
+    /// The loss and, when `grads`, every gradient.
+    pub fn run(&self, grads: bool) -> LinearCrossEntropyResult {
+        let (n, d, v) = (self.targets.len(), self.features, self.classes());
+        let (scale, denom) = self.scale();
+        let mut out = LinearCrossEntropyResult::default();
+        if grads {
+            out.dx = vec![0.0; n * d];
+            out.dweight = vec![0.0; v * d];
+            out.dbias = vec![0.0; v];
+        }
+        let mut losses = Vec::with_capacity(n);
+        for r in 0..n {
+            let (loss, dz) = self.row(r, &self.logits(r));
+            losses.push(loss);
+            if !grads {
+                continue;
+            }
+            for (c, &g) in dz.iter().enumerate() {
+                let g = g * scale;
+                out.dbias[c] += g;
+                for k in 0..d {
+                    out.dx[r * d + k] += g * f64::from(self.weight[c * d + k]);
+                    out.dweight[c * d + k] += g * f64::from(self.x[r * d + k]);
+                }
+            }
+        }
+        out.loss = match self.reduction {
+            Reduction::None => losses,
+            Reduction::Sum => vec![losses.iter().sum()],
+            Reduction::Mean => vec![losses.iter().sum::<f64>() / denom],
+        };
+        out
+    }
+}

@@ -140,7 +140,7 @@ struct GpuInner {
     pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
     /// The first GPU error reported outside an error scope, kept until [`Gpu::check`].
     fault: Arc<Mutex<Option<String>>>,
-    created: [AtomicU64; 3],
+    created: [AtomicU64; 4],
 }
 
 /// How many GPU objects wgml has created on a device: a hot loop must leave these unchanged.
@@ -152,6 +152,8 @@ pub struct Creations {
     pub bind_groups: u64,
     /// Compute pipelines.
     pub pipelines: u64,
+    /// Bytes of the buffers.
+    pub buffer_bytes: u64,
 }
 
 /// Shader file, entry point and override constants (as bits) of a cached pipeline.
@@ -342,17 +344,19 @@ impl Gpu {
 
     /// GPU objects created so far through this `Gpu`.
     pub fn creations(&self) -> Creations {
-        let [buffers, bind_groups, pipelines] = &self.inner.created;
+        let [buffers, bind_groups, pipelines, buffer_bytes] = &self.inner.created;
         Creations {
             buffers: buffers.load(Ordering::Relaxed),
             bind_groups: bind_groups.load(Ordering::Relaxed),
             pipelines: pipelines.load(Ordering::Relaxed),
+            buffer_bytes: buffer_bytes.load(Ordering::Relaxed),
         }
     }
 
     /// Creates a buffer, counted in [`Gpu::creations`].
     pub(crate) fn create_buffer(&self, desc: &wgpu::BufferDescriptor) -> wgpu::Buffer {
         self.inner.created[0].fetch_add(1, Ordering::Relaxed);
+        self.inner.created[3].fetch_add(desc.size, Ordering::Relaxed);
         self.device().create_buffer(desc)
     }
 
@@ -363,6 +367,8 @@ impl Gpu {
     ) -> wgpu::Buffer {
         use wgpu::util::DeviceExt;
         self.inner.created[0].fetch_add(1, Ordering::Relaxed);
+        let bytes = desc.contents.len() as u64;
+        self.inner.created[3].fetch_add(bytes, Ordering::Relaxed);
         self.device().create_buffer_init(desc)
     }
 

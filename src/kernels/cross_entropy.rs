@@ -1,9 +1,9 @@
 //! `shaders/cross_entropy.wgsl`: fused softmax cross-entropy loss and gradient, as
 //! `torch.nn.CrossEntropyLoss` (REFERENCE.md).
 
-use super::u32_param;
+use super::{u32_param, TargetCheck};
 use crate::error::{Error, Result};
-use crate::gpu::{DType, Dispatch, Gpu, Program, Readback, Shader, Tensor};
+use crate::gpu::{DType, Dispatch, Gpu, Program, Shader, Tensor};
 
 /// Rows and classes up to which the denominator and the total are serial sums.
 const SERIAL_ROWS: usize = 1024;
@@ -153,9 +153,7 @@ pub struct CrossEntropyKernel {
     pub program: Program,
     /// Per-element losses (the result of `Reduction::None`), shaped like the class targets.
     pub row_loss: Tensor,
-    /// `[flag, target]`: set by the GPU when a class target lies outside `[0, C)`.
-    pub fault: Tensor,
-    fault_readback: Readback<i32>,
+    targets_check: TargetCheck,
 }
 
 impl CrossEntropyKernel {
@@ -230,7 +228,8 @@ impl CrossEntropyKernel {
             Targets::Probabilities(t) => (logits, t),
         };
         let row_loss = Tensor::zeros(gpu, &loss_shape, DType::F32)?;
-        let fault = Tensor::zeros(gpu, &[2], DType::I32)?;
+        let targets_check = TargetCheck::new(gpu)?;
+        let fault = targets_check.tensor();
         let mut program = Program::new();
         // Few classes: a row per invocation; many: a workgroup of ROW_WG per row.
         let team = if classes <= ROW_WG { 1 } else { ROW_WG };
@@ -251,7 +250,7 @@ impl CrossEntropyKernel {
         };
         if team == 1 && rows <= single_rows && !probabilities {
             let mut tensors = row_bindings.to_vec();
-            tensors.extend([(4, &fault), (10, cursor), (11, out)]);
+            tensors.extend([(4, fault), (10, cursor), (11, out)]);
             program.push(Dispatch::specialized(
                 gpu,
                 SHADER,
@@ -273,7 +272,7 @@ impl CrossEntropyKernel {
                 "ce_denominator",
                 &reduce,
                 &params,
-                &[(1, class_targets), (2, weight), (3, &denom), (4, &fault)],
+                &[(1, class_targets), (2, weight), (3, &denom), (4, fault)],
                 1,
             )?);
             let mut tensors = row_bindings.to_vec();
@@ -300,20 +299,14 @@ impl CrossEntropyKernel {
         Ok(CrossEntropyKernel {
             program,
             row_loss,
-            fault_readback: Readback::new(gpu, &fault)?,
-            fault,
+            targets_check,
         })
     }
 
     /// Turns a target the GPU flagged as out of range into [`Error::TargetOutOfBounds`], and
     /// clears the flag.
     pub fn check_targets(&self, gpu: &Gpu) -> Result<()> {
-        let fault = self.fault_readback.read(gpu)?;
-        if fault[0] != 0 {
-            self.fault.write(gpu, &[0i32, 0])?;
-            return Err(Error::TargetOutOfBounds(i64::from(fault[1])));
-        }
-        Ok(())
+        self.targets_check.check(gpu)
     }
 }
 

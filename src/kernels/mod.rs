@@ -8,19 +8,21 @@
 pub mod cross_entropy;
 pub mod data;
 pub mod elementwise;
+pub mod linear_cross_entropy;
 pub mod matmul;
 pub mod optim;
 pub mod reduce;
 
 use crate::error::{Error, Result};
-use crate::gpu::{DType, Shader, Tensor};
+use crate::gpu::{DType, Gpu, Readback, Shader, Tensor};
 
 /// Every shader in `shaders/`, for validation and tooling.
-pub const SHADERS: [Shader; 8] = [
+pub const SHADERS: [Shader; 9] = [
     matmul::SHADER,
     matmul::SUBGROUP_SHADER,
     elementwise::SHADER,
     cross_entropy::SHADER,
+    linear_cross_entropy::SHADER,
     optim::SHADER,
     optim::WIDE_SHADER,
     reduce::SHADER,
@@ -51,4 +53,37 @@ pub(crate) fn expect_len(t: &Tensor, len: usize, what: &str) -> Result<()> {
 /// `n` as a u32 kernel parameter, or an error naming `what`.
 pub(crate) fn u32_param(n: usize, what: &str) -> Result<u32> {
     u32::try_from(n).map_err(|_| Error::shape(format!("{what} = {n} exceeds u32")))
+}
+
+/// A loss kernel's flag for class targets out of range: `[flag, target]`, set on the GPU (where
+/// the targets may have been made), read and cleared by [`TargetCheck::check`].
+pub struct TargetCheck {
+    flag: Tensor,
+    readback: Readback<i32>,
+}
+
+impl TargetCheck {
+    /// A cleared flag.
+    pub fn new(gpu: &Gpu) -> Result<Self> {
+        let flag = Tensor::zeros(gpu, &[2], DType::I32)?;
+        Ok(TargetCheck {
+            readback: Readback::new(gpu, &flag)?,
+            flag,
+        })
+    }
+
+    /// The flag's tensor, for a kernel to bind.
+    pub fn tensor(&self) -> &Tensor {
+        &self.flag
+    }
+
+    /// Turns a flagged target into [`Error::TargetOutOfBounds`], and clears the flag.
+    pub fn check(&self, gpu: &Gpu) -> Result<()> {
+        let fault = self.readback.read(gpu)?;
+        if fault[0] != 0 {
+            self.flag.write(gpu, &[0i32, 0])?;
+            return Err(Error::TargetOutOfBounds(i64::from(fault[1])));
+        }
+        Ok(())
+    }
 }
