@@ -60,6 +60,10 @@ pub struct TrainArgs {
     /// Keep training when a step's loss is NaN or infinite (by default that stops training).
     #[arg(long)]
     allow_non_finite: bool,
+    /// Train the last Linear layer and the loss as one fused linear cross-entropy that never
+    /// holds the logits (for many classes; the same numbers up to rounding).
+    #[arg(long)]
+    fused_head: bool,
     /// The run folder [default: runs/<UTC date-time>].
     #[arg(long, value_name = "DIR", conflicts_with = "resume")]
     out: Option<PathBuf>,
@@ -128,6 +132,8 @@ struct RunConfig {
     init: Option<PathBuf>,
     no_shuffle: bool,
     allow_non_finite: bool,
+    #[serde(default)]
+    fused_head: bool,
 }
 
 impl RunConfig {
@@ -153,6 +159,7 @@ impl RunConfig {
             init: args.init.clone(),
             no_shuffle: args.no_shuffle,
             allow_non_finite: args.allow_non_finite,
+            fused_head: args.fused_head,
         }
     }
 
@@ -187,6 +194,7 @@ impl RunConfig {
             optimizer: self.optimizer(),
             label_smoothing: self.label_smoothing,
             stop_on_non_finite: !self.allow_non_finite,
+            fused_head: self.fused_head,
             ..TrainConfig::default()
         }
     }

@@ -9,7 +9,9 @@ use crate::checkpoint::TrainingState;
 use crate::data::{GpuSplit, Mnist};
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Program, Readback, Tensor};
-use crate::kernels::cross_entropy::CrossEntropyKernel;
+use crate::kernels::cross_entropy::{CrossEntropyKernel, CrossEntropyOptions};
+use crate::kernels::data::BatchLayout;
+use crate::kernels::linear_cross_entropy::LinearCrossEntropyKernel;
 use crate::kernels::reduce::count_correct_dispatch;
 use crate::loss::{CrossEntropyLoss, Reduction, Targets};
 use crate::nn::{Sequential, Workspace};
@@ -42,6 +44,9 @@ pub struct TrainConfig {
     pub steps_per_submit: usize,
     /// Stop with [`Error::NonFiniteLoss`] when a step's loss is NaN or infinite (else carry on).
     pub stop_on_non_finite: bool,
+    /// Train the last Linear layer and the loss as one fused linear cross-entropy, which never
+    /// holds the logits (for many classes); the same numbers up to rounding.
+    pub fused_head: bool,
 }
 
 impl Default for TrainConfig {
@@ -58,6 +63,7 @@ impl Default for TrainConfig {
             eval_batch_size: 1000,
             steps_per_submit: 64,
             stop_on_non_finite: true,
+            fused_head: false,
         }
     }
 }
@@ -238,6 +244,21 @@ fn pass(len: usize, batch: usize, mut build: impl FnMut(usize) -> Result<Program
     })
 }
 
+/// A training step's loss, kept for its check of the class targets.
+enum LossKernel {
+    Plain(CrossEntropyKernel),
+    Fused(LinearCrossEntropyKernel),
+}
+
+impl LossKernel {
+    fn check_targets(&self, gpu: &Gpu) -> Result<()> {
+        match self {
+            LossKernel::Plain(k) => k.check_targets(gpu),
+            LossKernel::Fused(k) => k.check_targets(gpu),
+        }
+    }
+}
+
 /// Trains a [`Sequential`] classifier with cross-entropy and Adam on an MNIST-format dataset.
 pub struct Trainer {
     gpu: Gpu,
@@ -247,7 +268,7 @@ pub struct Trainer {
     test: GpuSplit,
     train_pass: Pass,
     eval_pass: Pass,
-    loss_kernels: Vec<CrossEntropyKernel>,
+    loss_kernels: Vec<LossKernel>,
     losses: Readback<f32>,
     /// Extra readbacks of the losses, queued a few times an epoch for the progress display.
     progress_losses: Vec<Readback<f32>>,
@@ -281,7 +302,20 @@ impl Trainer {
 
         let batch = config.batch_size.min(train.len());
         let ws = model.workspace(gpu, batch)?;
-        let layout = model.input_layout(gpu, batch);
+        let head = match (config.fused_head, model.classifier_head()) {
+            (false, _) => None,
+            (true, Some(head)) => Some(head),
+            (true, None) => {
+                return Err(Error::invalid(
+                    "a fused head needs a model whose last layer is Linear",
+                ))
+            }
+        };
+        // The fused loss reads its input row by row.
+        let layout = match head {
+            Some((0, _)) => BatchLayout::Rows,
+            _ => model.input_layout(gpu, batch),
+        };
         let x = Tensor::zeros(gpu, &[batch * features], DType::F32)?;
         let y = Tensor::zeros(gpu, &[batch], DType::I32)?;
         let steps = train.len().div_ceil(batch);
@@ -292,19 +326,46 @@ impl Trainer {
             let x = x.view(0, &layout.shape(rows, features))?;
             let y = y.rows(rows)?;
             let mut step = Program::from(train.gather(gpu, (&x, layout), &y, batch, norm)?);
-            let (forward, out) = model.forward_program(gpu, (&x, layout), &ws)?;
-            step.append(forward);
-            let ce = loss.prepare(
-                gpu,
-                &out,
-                Targets::Classes(&y),
-                &ws.output_grad(rows)?,
-                &losses,
-                train.cursor(),
-            )?;
-            step.append(ce.program.clone());
-            loss_kernels.push(ce);
-            step.append(model.backward_program(gpu, (&x, layout), &ws)?);
+            let input = (&x, layout);
+            if let Some((index, linear)) = head {
+                let (forward, hidden) = model.forward_until(gpu, input, &ws, index)?;
+                step.append(forward);
+                let dx = index.checked_sub(1).map(|i| ws.grad(i, rows)).transpose()?;
+                let opts = CrossEntropyOptions {
+                    label_smoothing: config.label_smoothing,
+                    ..Default::default()
+                };
+                let params = model.params();
+                let cursor = train.cursor();
+                let fused = linear.fused_loss(
+                    gpu,
+                    params,
+                    &hidden,
+                    &y,
+                    opts,
+                    dx.as_ref(),
+                    &losses,
+                    cursor,
+                )?;
+                step.append(fused.forward.clone());
+                step.append(fused.backward.clone().unwrap_or_default());
+                loss_kernels.push(LossKernel::Fused(fused));
+                step.append(model.backward_until(gpu, input, &ws, index)?);
+            } else {
+                let (forward, out) = model.forward_program(gpu, input, &ws)?;
+                step.append(forward);
+                let ce = loss.prepare(
+                    gpu,
+                    &out,
+                    Targets::Classes(&y),
+                    &ws.output_grad(rows)?,
+                    &losses,
+                    train.cursor(),
+                )?;
+                step.append(ce.program.clone());
+                loss_kernels.push(LossKernel::Plain(ce));
+                step.append(model.backward_program(gpu, input, &ws)?);
+            }
             step.append(optimizer.step_program(gpu, model.params())?);
             step.push(train.next_batch(gpu)?);
             Ok(step)

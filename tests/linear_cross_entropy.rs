@@ -254,7 +254,7 @@ fn memory_beyond_inputs_and_outputs_is_o_of_n_plus_v() {
             ..Default::default()
         };
         let grads = LinearCrossEntropyGrads {
-            dx: &dx,
+            dx: Some(&dx),
             dweight: &dw,
             dbias: Some(&db),
         };

@@ -245,3 +245,47 @@ fn the_benchmark_times_every_kernel_of_a_step() {
         );
     }
 }
+
+/// The tutorial MLP (and a single Linear layer, and label smoothing) trained with the last
+/// Linear layer and the loss fused follows the unfused path's losses and weights.
+#[test]
+fn a_fused_head_trains_as_the_unfused_path_does() {
+    let full = Mnist::bundled().unwrap();
+    let data = Mnist {
+        train: head(&full.train, 2000), // 31 batches of 64 and one of 16
+        test: head(&full.test, 200),
+    };
+    for (sizes, smoothing) in [(&[784, 128, 10][..], 0.0), (&[784, 10][..], 0.1)] {
+        let run = |fused_head| {
+            let model = Sequential::mlp(gpu(), sizes, 3).unwrap();
+            let config = TrainConfig {
+                fused_head,
+                label_smoothing: smoothing,
+                ..TrainConfig::default()
+            };
+            let mut trainer = Trainer::new(gpu(), model, &data, config).unwrap();
+            let losses: Vec<f32> = (0..2)
+                .flat_map(|_| trainer.epoch().unwrap().step_losses)
+                .collect();
+            let weights = trainer.model().params().state_dict(gpu()).unwrap();
+            (losses, weights)
+        };
+        let (plain, fused) = (run(false), run(true));
+        assert_eq!(plain.0.len(), 64);
+        for (step, (a, b)) in plain.0.iter().zip(&fused.0).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-5 * a.abs(),
+                "{sizes:?} step {step}: {a} vs {b}"
+            );
+        }
+        for ((name, _, a), (_, _, b)) in plain.1.iter().zip(&fused.1) {
+            let worst = a
+                .iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max);
+            assert!(worst <= 1e-5, "{sizes:?} {name}: weights part by {worst}");
+        }
+        println!("{sizes:?}: last loss {} vs {}", plain.0[63], fused.0[63]);
+    }
+}

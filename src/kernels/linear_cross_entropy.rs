@@ -64,12 +64,12 @@ pub struct LinearCrossEntropyOptions<'a> {
     pub chunk_classes: Option<usize>,
 }
 
-/// Where the gradients go: `dx` like x `[N, D]`, `dweight` like the weight `[V, D]`, `dbias`
-/// `[V]` (required when a bias is given, else absent).
+/// Where the gradients go: `dx` like x `[N, D]` (when wanted), `dweight` like the weight
+/// `[V, D]`, `dbias` `[V]` (required when a bias is given, else absent).
 #[derive(Clone, Copy, Debug)]
 pub struct LinearCrossEntropyGrads<'a> {
-    /// d(loss)/dx.
-    pub dx: &'a Tensor,
+    /// d(loss)/dx, or none when x is not trained.
+    pub dx: Option<&'a Tensor>,
     /// d(loss)/dW.
     pub dweight: &'a Tensor,
     /// d(loss)/db.
@@ -146,7 +146,8 @@ fn check_inputs(
 
 fn check_grads(grads: &LinearCrossEntropyGrads, dims: Dims, has_bias: bool) -> Result<()> {
     let Dims { n, d, v } = dims;
-    for (t, shape, what) in [(grads.dx, [n, d], "dx"), (grads.dweight, [v, d], "dweight")] {
+    let dx = grads.dx.map(|dx| (dx, [n, d], "dx"));
+    for (t, shape, what) in dx.into_iter().chain([(grads.dweight, [v, d], "dweight")]) {
         t.expect_dtype(DType::F32)?;
         if t.shape() != shape {
             return Err(Error::shape(format!(
@@ -331,7 +332,7 @@ impl LinearCrossEntropyKernel {
             None => None,
             Some(grads) => {
                 // dx's share from each chunk after the first goes here, then into dx.
-                let share = (chunks.len() > 1)
+                let share = (chunks.len() > 1 && grads.dx.is_some())
                     .then(|| Tensor::zeros(gpu, &[n, d], DType::F32))
                     .transpose()?;
                 scratch_bytes += share.as_ref().map_or(0, |s| 4 * s.len() as u64);
@@ -366,7 +367,9 @@ impl LinearCrossEntropyKernel {
                         ..Default::default()
                     };
                     backward.push(matmul_dispatch(gpu, &z, x, &dw, trans_a)?);
-                    let dx = grads.dx;
+                    let Some(dx) = grads.dx else {
+                        continue;
+                    };
                     match share.as_ref().filter(|_| i > 0) {
                         None => {
                             backward.push(matmul_dispatch(gpu, &z, &w, dx, Default::default())?)
@@ -449,7 +452,7 @@ pub fn linear_cross_entropy(
     };
     let grads = match (&dx, &dweight) {
         (Some(dx), Some(dweight)) => Some(LinearCrossEntropyGrads {
-            dx,
+            dx: Some(dx),
             dweight,
             dbias: dbias.as_ref(),
         }),

@@ -3,7 +3,11 @@
 use super::{NamedTensor, Parameters};
 use crate::error::Result;
 use crate::gpu::{Gpu, Program, Tensor};
+use crate::kernels::cross_entropy::CrossEntropyOptions;
 use crate::kernels::data::BatchLayout;
+use crate::kernels::linear_cross_entropy::{
+    LinearCrossEntropyGrads, LinearCrossEntropyKernel, LinearCrossEntropyOptions,
+};
 use crate::kernels::matmul::{matmul_dispatch, MatmulOptions};
 use crate::kernels::reduce::column_sum_dispatch;
 use crate::rng::Rng;
@@ -103,5 +107,36 @@ impl Linear {
             program.push(matmul_dispatch(gpu, dy, &w, dx, opts)?);
         }
         Ok(program)
+    }
+
+    /// This layer and a cross-entropy over its outputs as one fused loss that never holds the
+    /// logits (see [`crate::kernels::linear_cross_entropy`]): x `[rows, in]` against class
+    /// `targets`, the loss into `out[cursor[0]]`, the parameters' gradients into `params`, and
+    /// d(loss)/dx into `dx` when given.
+    #[allow(clippy::too_many_arguments)]
+    pub fn fused_loss(
+        &self,
+        gpu: &Gpu,
+        params: &Parameters,
+        x: &Tensor,
+        targets: &Tensor,
+        loss: CrossEntropyOptions,
+        dx: Option<&Tensor>,
+        out: &Tensor,
+        cursor: &Tensor,
+    ) -> Result<LinearCrossEntropyKernel> {
+        let (w, b) = (params.value(&self.weight)?, params.value(&self.bias)?);
+        let (dw, db) = (params.grad(&self.weight)?, params.grad(&self.bias)?);
+        let opts = LinearCrossEntropyOptions {
+            bias: Some(&b),
+            loss,
+            chunk_classes: None,
+        };
+        let grads = LinearCrossEntropyGrads {
+            dx,
+            dweight: &dw,
+            dbias: Some(&db),
+        };
+        LinearCrossEntropyKernel::new(gpu, x, &w, targets, opts, Some(grads), out, cursor)
     }
 }

@@ -54,6 +54,15 @@ impl Workspace {
         }
     }
 
+    /// d(loss)/d(output of module `index`) for the first `rows` rows: where the backward pass
+    /// of the modules after it writes, and the backward pass of the modules up to it reads.
+    pub fn grad(&self, index: usize, rows: usize) -> Result<Tensor> {
+        match self.grads.get(index) {
+            Some(g) => g.rows(rows),
+            None => Err(Error::shape(format!("the model has no module {index}"))),
+        }
+    }
+
     /// The largest batch this workspace holds.
     pub fn rows(&self) -> usize {
         self.rows
@@ -233,6 +242,15 @@ impl Sequential {
         }
     }
 
+    /// The index of the last module when it is a Linear layer: a classifier head that
+    /// [`Linear::fused_loss`] can compute together with its cross-entropy.
+    pub fn classifier_head(&self) -> Option<(usize, &Linear)> {
+        match self.modules.last() {
+            Some(Module::Linear(linear)) => Some((self.modules.len() - 1, linear)),
+            _ => None,
+        }
+    }
+
     /// The forward pass over x (rows samples of in_features, laid out as its layout says) as
     /// dispatches, and the output view (`[rows, out_features]`). A Linear layer followed by a
     /// ReLU runs as one matmul with the ReLU fused in.
@@ -242,18 +260,36 @@ impl Sequential {
         x: (&Tensor, BatchLayout),
         ws: &Workspace,
     ) -> Result<(Program, Tensor)> {
+        self.forward_until(gpu, x, ws, self.modules.len())
+    }
+
+    /// [`Sequential::forward_program`] through the modules before `end` only, and the output
+    /// of the last of them (x itself when `end` is 0).
+    pub fn forward_until(
+        &self,
+        gpu: &Gpu,
+        x: (&Tensor, BatchLayout),
+        ws: &Workspace,
+        end: usize,
+    ) -> Result<(Program, Tensor)> {
         let rows = self.check_input(x, ws)?;
+        let modules = self.modules.get(..end).ok_or_else(|| {
+            Error::shape(format!(
+                "the model has {} modules, not {end}",
+                self.modules.len()
+            ))
+        })?;
         let mut program = Program::new();
         let mut i = 0;
-        while i < self.modules.len() {
+        while i < modules.len() {
             let input = if i == 0 {
                 (x.0.clone(), x.1)
             } else {
                 (ws.outputs[i - 1].rows(rows)?, BatchLayout::Rows)
             };
-            match &self.modules[i] {
+            match &modules[i] {
                 Module::Linear(linear) => {
-                    let fuse = matches!(self.modules.get(i + 1), Some(Module::Relu(_)));
+                    let fuse = matches!(modules.get(i + 1), Some(Module::Relu(_)));
                     let target = if fuse { i + 1 } else { i };
                     let y = ws.outputs[target].rows(rows)?;
                     let input = (&input.0, input.1);
@@ -266,8 +302,8 @@ impl Sequential {
                 }
             }
         }
-        let output = match ws.outputs.last() {
-            Some(out) => out.rows(rows)?,
+        let output = match end.checked_sub(1) {
+            Some(last) => ws.outputs[last].rows(rows)?,
             None => x.0.clone(),
         };
         Ok((program, output))
@@ -282,9 +318,27 @@ impl Sequential {
         x: (&Tensor, BatchLayout),
         ws: &Workspace,
     ) -> Result<Program> {
+        self.backward_until(gpu, x, ws, self.modules.len())
+    }
+
+    /// [`Sequential::backward_program`] through the modules before `end` only, from the
+    /// gradient of their output in [`Workspace::grad`]`(end - 1)`.
+    pub fn backward_until(
+        &self,
+        gpu: &Gpu,
+        x: (&Tensor, BatchLayout),
+        ws: &Workspace,
+        end: usize,
+    ) -> Result<Program> {
         let rows = self.check_input(x, ws)?;
+        if end > self.modules.len() {
+            return Err(Error::shape(format!(
+                "the model has {} modules, not {end}",
+                self.modules.len()
+            )));
+        }
         let mut program = Program::new();
-        let mut i = self.modules.len();
+        let mut i = end;
         while i > 0 {
             i -= 1;
             let dy = ws.grads[i].rows(rows)?;
