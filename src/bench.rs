@@ -6,8 +6,13 @@
 
 use crate::data::{Mnist, Split};
 use crate::error::{Error, Result};
-use crate::gpu::{DType, Dispatch, Gpu, Tensor};
+use crate::gpu::{DType, Dispatch, Gpu, Program, Tensor};
+use crate::kernels::cross_entropy::{CrossEntropyKernel, CrossEntropyOptions, Targets};
+use crate::kernels::linear_cross_entropy::{
+    LinearCrossEntropyGrads, LinearCrossEntropyKernel, LinearCrossEntropyOptions,
+};
 use crate::kernels::matmul::{matmul_dispatch, MatmulKernel, MatmulOptions};
+use crate::kernels::reduce::column_sum_dispatch;
 use crate::nn::Sequential;
 use crate::rng::Rng;
 use crate::train::{TrainConfig, Trainer};
@@ -44,6 +49,131 @@ pub struct KernelTime {
     /// Microseconds on the GPU's own clock within whole steps (timestamp queries), where the
     /// adapter offers them.
     pub gpu_micros: Option<f64>,
+}
+
+/// Time and memory of a cross-entropy over a Linear layer's outputs, forward and backward.
+#[derive(Clone, Debug)]
+pub struct LinearCrossEntropyTime {
+    /// Rows.
+    pub n: usize,
+    /// Features.
+    pub d: usize,
+    /// Classes.
+    pub v: usize,
+    /// Milliseconds per loss + gradients, fused.
+    pub ms: f64,
+    /// Bytes of the buffers the fused op creates beyond inputs and outputs.
+    pub extra_bytes: u64,
+    /// Classes per chunk of the fused op.
+    pub chunk: usize,
+    /// The same through matmul + cross-entropy + matmuls, where its N × V logits fit.
+    pub unfused: Option<(f64, u64)>,
+}
+
+/// Shapes `wgml bench` times the fused linear cross-entropy at: the unfused path fits the
+/// first; the second's logits take 2 GiB (and on GPUs a third's 8 GiB).
+pub fn linear_cross_entropy_shapes(gpu: &Gpu) -> Vec<(usize, usize, usize)> {
+    let mut shapes = vec![(2048, 256, 16384), (4096, 32, 131_072)];
+    if gpu.info().device_type != wgpu::DeviceType::Cpu {
+        shapes.push((16384, 2048, 131_072));
+    }
+    shapes
+}
+
+/// Times loss + gradients of `cross_entropy(x·Wᵀ + b, y)` at N × D inputs and V classes,
+/// fused and (where its logits fit the device's limits) unfused, each for about `budget_s`.
+pub fn linear_cross_entropy(
+    gpu: &Gpu,
+    (n, d, v): (usize, usize, usize),
+    budget_s: f64,
+) -> Result<LinearCrossEntropyTime> {
+    let mut rng = Rng::new(2);
+    let mut random = |len: usize, scale: f32| -> Vec<f32> {
+        (0..len).map(|_| rng.uniform(-scale, scale)).collect()
+    };
+    let bound = 1.0 / (d as f32).sqrt();
+    let x = Tensor::from_slice(gpu, &random(n * d, 1.0), &[n, d])?;
+    let w = Tensor::from_slice(gpu, &random(v * d, bound), &[v, d])?;
+    let b = Tensor::from_slice(gpu, &random(v, bound), &[v])?;
+    let labels: Vec<i32> = (0..n).map(|_| rng.below(v as u64) as i32).collect();
+    let y = Tensor::from_slice(gpu, &labels, &[n])?;
+    let dx = Tensor::zeros(gpu, &[n, d], DType::F32)?;
+    let dw = Tensor::zeros(gpu, &[v, d], DType::F32)?;
+    let db = Tensor::zeros(gpu, &[v], DType::F32)?;
+    let out = Tensor::zeros(gpu, &[1], DType::F32)?;
+    let cursor = Tensor::zeros(gpu, &[1], DType::U32)?;
+
+    let before = gpu.creations().buffer_bytes;
+    let opts = LinearCrossEntropyOptions {
+        bias: Some(&b),
+        ..Default::default()
+    };
+    let grads = LinearCrossEntropyGrads {
+        dx: Some(&dx),
+        dweight: &dw,
+        dbias: Some(&db),
+    };
+    let fused = LinearCrossEntropyKernel::new(gpu, &x, &w, &y, opts, Some(grads), &out, &cursor)?;
+    let extra_bytes = gpu.creations().buffer_bytes - before;
+    let mut program = fused.forward.clone();
+    program.append(fused.backward.clone().unwrap_or_default());
+    let ms = time_program(gpu, &program, budget_s)? * 1e3;
+
+    let max = gpu.limits().max_storage_buffer_binding_size;
+    let unfused = if (n * v * 4) as u64 <= max {
+        let before = gpu.creations().buffer_bytes;
+        let logits = Tensor::zeros(gpu, &[n, v], DType::F32)?;
+        let grad = Tensor::zeros(gpu, &[n, v], DType::F32)?;
+        let forward = MatmulOptions {
+            trans_b: true,
+            bias: Some(&b),
+            ..Default::default()
+        };
+        let mut program = Program::from(matmul_dispatch(gpu, &x, &w, &logits, forward)?);
+        let ce = CrossEntropyKernel::new(
+            gpu,
+            &logits,
+            Targets::Classes(&y),
+            CrossEntropyOptions::default(),
+            &grad,
+            &out,
+            &cursor,
+        )?;
+        program.append(ce.program);
+        let trans_a = MatmulOptions {
+            trans_a: true,
+            ..Default::default()
+        };
+        program.push(matmul_dispatch(gpu, &grad, &x, &dw, trans_a)?);
+        program.push(column_sum_dispatch(gpu, &grad, &db)?);
+        program.push(matmul_dispatch(gpu, &grad, &w, &dx, Default::default())?);
+        let bytes = gpu.creations().buffer_bytes - before;
+        Some((time_program(gpu, &program, budget_s)? * 1e3, bytes))
+    } else {
+        None
+    };
+    Ok(LinearCrossEntropyTime {
+        n,
+        d,
+        v,
+        ms,
+        extra_bytes,
+        chunk: fused.chunk_classes(),
+        unfused,
+    })
+}
+
+/// Seconds per run of `program`, from as many runs as fit `budget_s` in one submit, after one
+/// run that warms the pipelines.
+fn time_program(gpu: &Gpu, program: &Program, budget_s: f64) -> Result<f64> {
+    let start = Instant::now();
+    program.run(gpu)?;
+    let once = start.elapsed().as_secs_f64();
+    let reps = ((budget_s / once.max(1e-6)) as usize).clamp(1, 100);
+    let start = Instant::now();
+    program.submit(gpu, reps);
+    gpu.wait()?;
+    Ok(start.elapsed().as_secs_f64() / reps as f64)
 }
 
 /// The MNIST tutorial's matmuls (batch 64, 784-128-10) with the transposes training uses, then

@@ -75,9 +75,28 @@ struct BenchArgs {
     /// subgroup32, subgroup64, subgroup128), skipping shapes it cannot compute.
     #[arg(long, default_value = "auto")]
     layout: wgml::kernels::matmul::MatmulKernel,
+    /// Time only the fused linear cross-entropy (loss and gradients), at N,D,V (rows,
+    /// features, classes); repeat for more shapes. Without it every measurement runs, the fused
+    /// loss at its default shapes.
+    #[arg(long, value_name = "N,D,V", value_parser = parse_shape)]
+    lce: Vec<(usize, usize, usize)>,
     /// Print one JSON object instead of tables.
     #[arg(long)]
     json: bool,
+}
+
+/// "N,D,V" as three positive sizes.
+fn parse_shape(text: &str) -> Result<(usize, usize, usize), String> {
+    let sizes: Vec<usize> = text
+        .split(',')
+        .map(|s| s.trim().parse().map_err(|_| format!("{s:?} is not a size")))
+        .collect::<Result<_, _>>()?;
+    match sizes[..] {
+        [n, d, v] if n > 0 && d > 0 && v > 0 => Ok((n, d, v)),
+        _ => Err(format!(
+            "expected N,D,V (three positive sizes), got {text:?}"
+        )),
+    }
 }
 
 fn main() -> ExitCode {
@@ -266,6 +285,34 @@ fn bench(args: &BenchArgs) -> wgml::Result<()> {
     use wgml::bench;
     let gpu = Gpu::from_env()?;
     let info = gpu.info().clone();
+    let lce_shapes = if args.lce.is_empty() {
+        bench::linear_cross_entropy_shapes(&gpu)
+    } else {
+        args.lce.clone()
+    };
+    let lce = lce_shapes
+        .into_iter()
+        .map(|shape| bench::linear_cross_entropy(&gpu, shape, 2.0))
+        .collect::<wgml::Result<Vec<_>>>()?;
+    let lce_json: Vec<_> = lce
+        .iter()
+        .map(|r| {
+            json!({"n": r.n, "d": r.d, "v": r.v, "ms": r.ms, "extra_bytes": r.extra_bytes,
+                   "chunk": r.chunk, "unfused_ms": r.unfused.map(|u| u.0),
+                   "unfused_extra_bytes": r.unfused.map(|u| u.1)})
+        })
+        .collect();
+    if !args.lce.is_empty() {
+        if args.json {
+            println!(
+                "{}",
+                json!({"adapter": info.name, "linear_cross_entropy": lce_json})
+            );
+        } else {
+            print_lce(&lce);
+        }
+        return Ok(());
+    }
     let mut matmul = Vec::new();
     let large = args.large || info.device_type != wgpu::DeviceType::Cpu;
     for shape in bench::default_shapes(large) {
@@ -292,6 +339,7 @@ fn bench(args: &BenchArgs) -> wgml::Result<()> {
         let line = json!({
             "adapter": info.name, "backend": format!("{:?}", info.backend).to_lowercase(),
             "matmul": matmul, "epoch_s": epoch_s, "epoch_samples": data.train.len(), "step_kernels": kernels,
+            "linear_cross_entropy": lce_json,
         });
         println!("{line}");
         return Ok(());
@@ -354,5 +402,35 @@ fn bench(args: &BenchArgs) -> wgml::Result<()> {
             100.0 * k.micros / step_us
         );
     }
+    println!();
+    print_lce(&lce);
     Ok(())
+}
+
+/// The fused linear cross-entropy's table: time and memory beside the unfused path's.
+fn print_lce(lce: &[wgml::bench::LinearCrossEntropyTime]) {
+    let mib = |b: u64| b as f64 / f64::from(1 << 20);
+    println!(
+        "linear + cross-entropy, loss and gradients (fused: chunks of classes, no logits held):"
+    );
+    println!(
+        "  {:>6} {:>5} {:>7} {:>6}  {:>10} {:>10}  {:>10} {:>10}",
+        "N", "D", "V", "chunk", "fused ms", "extra MiB", "unfused ms", "extra MiB"
+    );
+    for r in lce {
+        let unfused = r
+            .unfused
+            .map_or("  (logits do not fit)".to_string(), |(ms, b)| {
+                format!("{ms:>10.2} {:>10.1}", mib(b))
+            });
+        println!(
+            "  {:>6} {:>5} {:>7} {:>6}  {:>10.2} {:>10.1}  {unfused}",
+            r.n,
+            r.d,
+            r.v,
+            r.chunk,
+            r.ms,
+            mib(r.extra_bytes)
+        );
+    }
 }

@@ -296,7 +296,7 @@ impl LinearCrossEntropy<'_> {
     }
 
     /// The gradient's scale (1/denominator for mean, 0 when that is 0; else 1) and the mean's
-    /// denominator Σ w[y] over the rows that count.
+    /// denominator Σ w_y over the rows that count.
     pub fn scale(&self) -> (f64, f64) {
         let denom: f64 = (self.targets.iter())
             .filter(|&&t| self.counts(t))
