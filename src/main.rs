@@ -85,6 +85,20 @@ struct BenchArgs {
     json: bool,
 }
 
+/// Turns off Mesa's Vulkan device-select layer where it would only print errors: to rank
+/// GPUs for a display, it connects to Wayland, and with no `XDG_RUNTIME_DIR` (a headless box)
+/// libwayland prints "error: XDG_RUNTIME_DIR is invalid or not set in the environment." for
+/// every command. wgml draws nothing and ranks adapters itself. Left on when the user set
+/// `NODEVICE_SELECT` (the layer's own switch) or chose a device through it
+/// (`MESA_VK_DEVICE_SELECT`).
+fn quiet_device_select() {
+    let set = |var: &str| std::env::var_os(var).is_some();
+    if !set("XDG_RUNTIME_DIR") && !set("NODEVICE_SELECT") && !set("MESA_VK_DEVICE_SELECT") {
+        // Before any other thread or driver exists, so nothing reads the environment meanwhile.
+        std::env::set_var("NODEVICE_SELECT", "1");
+    }
+}
+
 /// "N,D,V" as three positive sizes.
 fn parse_shape(text: &str) -> Result<(usize, usize, usize), String> {
     let sizes: Vec<usize> = text
@@ -100,6 +114,7 @@ fn parse_shape(text: &str) -> Result<(usize, usize, usize), String> {
 }
 
 fn main() -> ExitCode {
+    quiet_device_select();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Devices { json } => devices(json),

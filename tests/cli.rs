@@ -234,3 +234,38 @@ fn trainings_started_together_get_run_folders_of_their_own() {
     }
     assert_eq!(folders.len(), 3, "{folders:?}");
 }
+
+/// On a headless box (no XDG_RUNTIME_DIR) the commands print wgml's own lines only: nothing
+/// from the drivers, no "error:" the user did not cause.
+#[test]
+fn headless_commands_print_nothing_but_their_own_lines() {
+    let dir = temp_dir("cli-headless");
+    write_small_mnist(&dir, 100);
+    let out = dir.join("run");
+    let runs: [&[&str]; 2] = [
+        &["devices"],
+        &[
+            "train",
+            "--data",
+            dir.to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    ];
+    for args in runs {
+        let output = Command::new(env!("CARGO_BIN_EXE_wgml"))
+            .current_dir(std::env::temp_dir())
+            .env_remove("XDG_RUNTIME_DIR")
+            .env_remove("NODEVICE_SELECT")
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(output.status.success(), "{args:?}: {stderr}");
+        assert!(stderr.is_empty(), "{args:?} printed on stderr: {stderr}");
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        assert!(!stdout.contains("error"), "{args:?}: {stdout}");
+    }
+}
