@@ -208,16 +208,18 @@ struct Row {
     test_loss: f64,
     test_accuracy: f64,
     seconds: f64,
+    /// Seconds spent compiling kernels before this epoch (in the process that trained it).
+    compile_seconds: f64,
 }
 
-const CSV_HEADER: &str = "epoch,train_loss,test_loss,test_accuracy,seconds";
+const CSV_HEADER: &str = "epoch,train_loss,test_loss,test_accuracy,seconds,compile_seconds";
 
 fn write_csv(path: &Path, rows: &[Row]) -> Result<()> {
     let mut text = format!("{CSV_HEADER}\n");
     for r in rows {
         text += &format!(
-            "{},{},{},{},{:.3}\n",
-            r.epoch, r.train_loss, r.test_loss, r.test_accuracy, r.seconds
+            "{},{},{},{},{:.3},{:.3}\n",
+            r.epoch, r.train_loss, r.test_loss, r.test_accuracy, r.seconds, r.compile_seconds
         );
     }
     write_atomically(path, text.as_bytes())
@@ -235,13 +237,19 @@ fn read_csv(path: &Path) -> Result<Vec<Row>> {
                 .split(',')
                 .map(|v| v.parse::<f64>().map_err(|_| bad(line)))
                 .collect::<Result<_>>()?;
-            match f[..] {
+            // Runs from before compile times were kept have five columns.
+            let (fields, compile_seconds) = match f[..] {
+                [ref first @ .., compile] if f.len() == 6 => (first, compile),
+                _ => (&f[..], 0.0),
+            };
+            match fields[..] {
                 [epoch, train_loss, test_loss, test_accuracy, seconds] => Ok(Row {
                     epoch: epoch as usize,
                     train_loss,
                     test_loss,
                     test_accuracy,
                     seconds,
+                    compile_seconds,
                 }),
                 _ => Err(bad(line)),
             }
@@ -386,6 +394,16 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         log(format!("resuming after epoch {}", state.epoch));
     }
     let started = std::time::Instant::now();
+    let mut compile_seconds = if trainer.epochs_done() < config.epochs {
+        let spinner = spinner("compiling kernels (first run only)…");
+        let seconds = trainer.warm_up()?;
+        spinner.finish_and_clear();
+        log(format!("kernels ready in {seconds:.2}s"));
+        seconds
+    } else {
+        0.0
+    };
+    let compile_total = compile_seconds;
     while trainer.epochs_done() < config.epochs {
         let samples = data.train.len() as u64;
         let batch = config.batch_size as u64;
@@ -404,6 +422,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
             test_loss: eval.loss,
             test_accuracy: eval.accuracy,
             seconds: stats.seconds,
+            compile_seconds: std::mem::take(&mut compile_seconds),
         };
         log(format!(
             "epoch {:>3}/{}  train loss {:.4}  test loss {:.4}  test accuracy {:.2}%  {:.2}s",
@@ -440,6 +459,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
             "train_samples": data.train.len(),
             "sec_per_epoch_median": secs.get(secs.len() / 2).copied().unwrap_or(0.0),
             "total_s": started.elapsed().as_secs_f64(),
+            "compile_s": compile_total,
             "test_acc": rows.last().map(|r| r.test_accuracy),
             "adapter": info.name,
             "backend": format!("{:?}", info.backend).to_lowercase(),
@@ -451,6 +471,16 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         println!("{summary}");
     }
     Ok(())
+}
+
+/// A spinner with `message` on stderr, or nothing when stdout is not a terminal.
+pub fn spinner(message: &'static str) -> ProgressBar {
+    if !std::io::stdout().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner().with_message(message);
+    bar.enable_steady_tick(std::time::Duration::from_millis(100));
+    bar
 }
 
 /// A progress bar on stderr, or nothing when stdout is not a terminal (logs, pipes, tests).

@@ -444,6 +444,28 @@ impl Trainer {
         self.train_pass.steps()
     }
 
+    /// Runs every prepared step once (training and evaluation) and undoes what they did, so
+    /// that a driver that compiles kernels on first use (Mesa's CPU adapters compile each one
+    /// when it is first dispatched) does so now rather than inside the first epoch. Returns the
+    /// seconds it took; the run's numbers are the same with or without it.
+    pub fn warm_up(&mut self) -> Result<f64> {
+        let start = Instant::now();
+        let state = self.state()?;
+        let order: Vec<u32> = (0..self.train.len() as u32).collect();
+        self.train.start_pass(&self.gpu, &order)?;
+        self.train_pass.full.submit(&self.gpu, 1);
+        if let Some(tail) = &self.train_pass.tail {
+            tail.submit(&self.gpu, 1);
+        }
+        self.evaluate()?;
+        for kernel in &self.loss_kernels {
+            kernel.check_targets(&self.gpu)?;
+        }
+        self.restore(&state)?;
+        self.gpu.wait()?;
+        Ok(start.elapsed().as_secs_f64())
+    }
+
     /// Runs one epoch: every batch once, in a fresh shuffled order unless shuffling is off.
     pub fn epoch(&mut self) -> Result<EpochStats> {
         self.epoch_with_progress(None)

@@ -289,3 +289,27 @@ fn a_fused_head_trains_as_the_unfused_path_does() {
         println!("{sizes:?}: last loss {} vs {}", plain.0[63], fused.0[63]);
     }
 }
+
+/// Warming up (every step run once, then undone) changes no number of the run.
+#[test]
+fn warming_up_changes_nothing() {
+    let full = Mnist::bundled().unwrap();
+    let data = Mnist {
+        train: head(&full.train, 700),
+        test: head(&full.test, 100),
+    };
+    let run = |warm| {
+        let model = Sequential::mlp(gpu(), &[784, 32, 10], 5).unwrap();
+        let mut trainer = Trainer::new(gpu(), model, &data, TrainConfig::default()).unwrap();
+        if warm {
+            assert!(trainer.warm_up().unwrap() >= 0.0);
+        }
+        let losses = trainer.epoch().unwrap().step_losses;
+        (
+            losses,
+            trainer.evaluate().unwrap(),
+            trainer.state().unwrap().params,
+        )
+    };
+    assert_eq!(run(true), run(false));
+}
