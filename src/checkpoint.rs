@@ -127,6 +127,26 @@ pub fn load_with_metadata(path: &Path) -> Result<(Vec<NamedTensor>, HashMap<Stri
     Ok((tensors, metadata.metadata().clone().unwrap_or_default()))
 }
 
+/// A model's weights from `path`: a run folder (its `model.safetensors`), a training checkpoint
+/// (its parameters, without the optimizer's state), or a weight file (wgml's or PyTorch's).
+pub fn load_weights(path: &Path) -> Result<Vec<NamedTensor>> {
+    if path.is_dir() {
+        let model = path.join("model.safetensors");
+        if !model.is_file() {
+            return Err(Error::data(
+                path,
+                "no model.safetensors here: not a wgml run folder (or no epoch has finished)",
+            ));
+        }
+        return load(&model);
+    }
+    let (tensors, metadata) = load_with_metadata(path)?;
+    if metadata.contains_key("wgml.epoch") {
+        return Ok(load_training(path)?.params);
+    }
+    Ok(tensors)
+}
+
 /// Everything a training run needs to continue exactly where it stopped.
 #[derive(Clone, Debug)]
 pub struct TrainingState {

@@ -35,8 +35,9 @@ enum Command {
     Train(run::TrainArgs),
     /// Accuracy, per-class accuracy and confusion matrix of saved weights on a test split.
     Eval {
-        /// Weights written by `wgml train` (a run's model.safetensors) or by PyTorch.
-        #[arg(long, value_name = "FILE")]
+        /// Weights: a run folder, its model.safetensors or checkpoint.safetensors, or a
+        /// PyTorch state_dict saved as safetensors.
+        #[arg(long, value_name = "PATH")]
         model: PathBuf,
         #[command(flatten)]
         data: run::DataArgs,
@@ -46,8 +47,9 @@ enum Command {
     },
     /// Classify pictures of digits (PNG or JPEG, any size or colour) with saved weights.
     Predict {
-        /// Weights written by `wgml train` (a run's model.safetensors) or by PyTorch.
-        #[arg(long, value_name = "FILE")]
+        /// Weights: a run folder, its model.safetensors or checkpoint.safetensors, or a
+        /// PyTorch state_dict saved as safetensors.
+        #[arg(long, value_name = "PATH")]
         model: PathBuf,
         /// The pictures.
         #[arg(required = true)]
@@ -168,7 +170,7 @@ fn devices(json: bool) -> wgml::Result<()> {
 
 /// Loads weights and infers the model they belong to.
 fn load_model(gpu: &Gpu, path: &std::path::Path) -> wgml::Result<Sequential> {
-    Sequential::from_state_dict(gpu, &checkpoint::load(path)?)
+    Sequential::from_state_dict(gpu, &checkpoint::load_weights(path)?)
 }
 
 /// Logits for `images` (bytes, `features` per sample) scaled as in training (÷255).

@@ -79,6 +79,14 @@ fn a_run_folder_holds_everything_and_eval_and_predict_use_it() {
         .map(|v| v.as_u64().unwrap())
         .sum();
     assert_eq!(confusion, 2000);
+    // The run folder and its training checkpoint name the same weights.
+    for other in [out.clone(), out.join("checkpoint.safetensors")] {
+        let again = run(&["eval", "--model", other.to_str().unwrap(), "--json"]);
+        let mut again: serde_json::Value = serde_json::from_str(again.trim()).unwrap();
+        assert_eq!(again["model"], other.to_str().unwrap());
+        again["model"] = eval["model"].clone();
+        assert_eq!(again, eval, "eval --model {}", other.display());
+    }
 
     // A digit as a person might draw it: black on white, 4× larger, saved as PNG.
     let test = wgml::data::Mnist::bundled().unwrap().test;
