@@ -1,242 +1,163 @@
 //! Pictures of a run: a chart of loss and accuracy per epoch, and a grid of test digits with
-//! their predicted and true labels. Text is drawn with a small built-in bitmap font.
+//! their predicted and true labels. Drawn with `plotters` into an RGB buffer, text in DejaVu
+//! Sans (a subset embedded from `assets/`).
 
 use crate::checkpoint::write_atomically;
 use crate::error::{Error, Result};
-use image::{Rgb, RgbImage};
+use image::RgbImage;
+use plotters::coord::ranged1d::Ranged;
+use plotters::coord::types::{RangedCoordf64, RangedCoordu32};
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use std::ops::Range;
 use std::path::Path;
+use std::sync::Once;
 
-const WHITE: Rgb<u8> = Rgb([255, 255, 255]);
-const INK: Rgb<u8> = Rgb([40, 40, 40]);
-const GRID: Rgb<u8> = Rgb([225, 225, 225]);
-const BLUE: Rgb<u8> = Rgb([31, 119, 180]);
-const ORANGE: Rgb<u8> = Rgb([230, 120, 20]);
-const GREEN: Rgb<u8> = Rgb([44, 160, 44]);
-const RED: Rgb<u8> = Rgb([214, 39, 40]);
+const INK: RGBColor = RGBColor(40, 40, 40);
+const BLUE: RGBColor = RGBColor(31, 119, 180);
+const ORANGE: RGBColor = RGBColor(230, 120, 20);
+const GREEN: RGBColor = RGBColor(44, 160, 44);
+const RED: RGBColor = RGBColor(214, 39, 40);
+const FONT: &str = "sans-serif";
+/// Labelled ticks per axis, at most.
+const TICKS: usize = 6;
 
-/// 5×7 glyphs, one string of 35 cells per character ('#' is ink).
-fn glyph(c: char) -> Option<&'static str> {
-    Some(match c {
-        '0' => ".###.#...##..###.#.###..##...#.###.",
-        '1' => "..#...##....#....#....#....#...###.",
-        '2' => ".###.#...#....#...#...#...#...#####",
-        '3' => "#####...#...#.....#.....##...#.###.",
-        '4' => "...#...##..#.#.#..#.#####...#....#.",
-        '5' => "######....####.....#....##...#.###.",
-        '6' => "..##..#...#....####.#...##...#.###.",
-        '7' => "#####....#...#...#...#....#....#...",
-        '8' => ".###.#...##...#.###.#...##...#.###.",
-        '9' => ".###.#...##...#.####....#...#..##..",
-        '.' => "..........................##...##..",
-        '%' => "##...##..#...#...#...#...#..##...##",
-        '-' => "...............#####...............",
-        ':' => "......##...##........##...##.......",
-        '/' => ".........#...#...#...#...#.........",
-        ' ' => "...................................",
-        'a' => "...........###.....#.#####...#.####",
-        'c' => "...........###.#....#....#...#.###.",
-        'd' => "....#....#.##.##..###...##...#.####",
-        'e' => "...........###.#...#######.....###.",
-        'g' => "...........#####...#.####....#.###.",
-        'h' => "#....#....#.##.##..##...##...##...#",
-        'i' => "..#........##....#....#....#...###.",
-        'l' => ".##....#....#....#....#....#...###.",
-        'n' => "..........#.##.##..##...##...##...#",
-        'o' => "...........###.#...##...##...#.###.",
-        'p' => "..........####.#...#####.#....#....",
-        'r' => "..........#.##.##..##....#....#....",
-        's' => "...........#####.....###.....#####.",
-        't' => ".#....#...###...#....#....#..#..##.",
-        'u' => "..........#...##...##...##..##.##.#",
-        'y' => "..........#...##...#.####....#.###.",
-        _ => return None,
-    })
-}
-
-/// Draws `text` with its top-left corner at (x, y), each font cell `scale` pixels wide.
-fn text(img: &mut RgbImage, x: i64, y: i64, s: &str, scale: i64, color: Rgb<u8>) {
-    for (i, c) in s.chars().enumerate() {
-        let Some(cells) = glyph(c) else { continue };
-        for (k, cell) in cells.bytes().enumerate() {
-            if cell == b'#' {
-                let (gx, gy) = ((k % 5) as i64, (k / 5) as i64);
-                fill(
-                    img,
-                    x + (i as i64 * 6 + gx) * scale,
-                    y + gy * scale,
-                    scale,
-                    scale,
-                    color,
-                );
-            }
-        }
-    }
-}
-
-fn text_width(s: &str, scale: i64) -> i64 {
-    s.chars().count() as i64 * 6 * scale
-}
-
-fn fill(img: &mut RgbImage, x: i64, y: i64, w: i64, h: i64, color: Rgb<u8>) {
-    for py in y.max(0)..(y + h).min(i64::from(img.height())) {
-        for px in x.max(0)..(x + w).min(i64::from(img.width())) {
-            img.put_pixel(px as u32, py as u32, color);
-        }
-    }
-}
-
-/// A straight line of width 2 (a few hundred pixels at most, so stepping is fine).
-fn line(img: &mut RgbImage, (x0, y0): (f64, f64), (x1, y1): (f64, f64), color: Rgb<u8>) {
-    let steps = ((x1 - x0).abs().max((y1 - y0).abs()) * 2.0).ceil().max(1.0) as usize;
-    for s in 0..=steps {
-        let t = s as f64 / steps as f64;
-        let (x, y) = (x0 + (x1 - x0) * t, y0 + (y1 - y0) * t);
-        fill(img, x.round() as i64 - 1, y.round() as i64 - 1, 2, 2, color);
-    }
-}
-
-/// A labelled series for [`chart`].
-pub struct Series<'a> {
-    /// Legend text.
-    pub label: &'a str,
-    /// One value per epoch.
-    pub values: &'a [f64],
-}
-
-/// One panel: a title, y axis from the data's range, x axis over epochs, series as lines.
-fn panel(img: &mut RgbImage, x0: i64, title: &str, series: &[(Series, Rgb<u8>)], percent: bool) {
-    let (w, h, top, left, bottom) = (430i64, 400i64, 60i64, 70i64, 50i64);
-    let (px0, py0, pw, ph) = (x0 + left, top, w - left - 20, h - top - bottom);
-    text(img, x0 + left, 14, title, 3, INK);
-    let finite = series
-        .iter()
-        .flat_map(|(s, _)| s.values.iter().copied())
-        .filter(|v| v.is_finite());
-    let (mut lo, mut hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
-        (a.min(v), b.max(v))
+/// Registers the embedded font with plotters, once per process.
+fn font() -> Result<()> {
+    static REGISTER: Once = Once::new();
+    let mut result = Ok(());
+    REGISTER.call_once(|| {
+        let bytes = include_bytes!("../assets/DejaVuSans-subset.ttf");
+        result = plotters::style::register_font(FONT, FontStyle::Normal, bytes)
+            .map_err(|_| Error::invalid("the embedded chart font does not load"));
     });
-    if !lo.is_finite() {
-        (lo, hi) = (0.0, 1.0);
-    }
-    if hi - lo < 1e-9 {
-        (lo, hi) = (lo - 0.5, hi + 0.5);
-    }
-    let pad = (hi - lo) * 0.08;
-    let (lo, hi) = (lo - pad, hi + pad);
-    let epochs = series
-        .iter()
-        .map(|(s, _)| s.values.len())
-        .max()
-        .unwrap_or(0);
-    let x_of = |i: usize| {
-        px0 as f64
-            + if epochs > 1 {
-                i as f64 * pw as f64 / (epochs - 1) as f64
-            } else {
-                pw as f64 / 2.0
-            }
-    };
-    let y_of = |v: f64| py0 as f64 + (hi - v) / (hi - lo) * ph as f64;
-    for k in 0..=4 {
-        let v = lo + (hi - lo) * k as f64 / 4.0;
-        let y = y_of(v).round() as i64;
-        fill(img, px0, y, pw, 1, GRID);
-        let label = if percent {
-            format!("{:.1}", v * 100.0)
-        } else {
-            format!("{v:.3}")
-        };
-        text(img, px0 - 8 - text_width(&label, 2), y - 7, &label, 2, INK);
-    }
-    fill(img, px0, py0, 2, ph, INK);
-    fill(img, px0, py0 + ph, pw, 2, INK);
-    let ticks: Vec<usize> = if epochs <= 10 {
-        (0..epochs).collect()
-    } else {
-        vec![0, epochs / 2, epochs - 1]
-    };
-    for i in ticks {
-        let label = (i + 1).to_string();
-        let x = x_of(i).round() as i64;
-        fill(img, x, py0 + ph, 2, 6, INK);
-        text(
-            img,
-            x - text_width(&label, 2) / 2,
-            py0 + ph + 10,
-            &label,
-            2,
-            INK,
-        );
-    }
-    text(
-        img,
-        px0 + pw / 2 - text_width("epoch", 2) / 2,
-        py0 + ph + 30,
-        "epoch",
-        2,
-        INK,
-    );
-    for (n, (s, color)) in series.iter().enumerate() {
-        let points: Vec<(f64, f64)> = s
-            .values
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| v.is_finite())
-            .map(|(i, &v)| (x_of(i), y_of(v)))
-            .collect();
-        for pair in points.windows(2) {
-            line(img, pair[0], pair[1], *color);
-        }
-        for &(x, y) in &points {
-            fill(
-                img,
-                x.round() as i64 - 3,
-                y.round() as i64 - 3,
-                6,
-                6,
-                *color,
-            );
-        }
-        let ly = top + 8 + n as i64 * 20;
-        fill(img, px0 + pw - 150, ly + 4, 20, 4, *color);
-        text(img, px0 + pw - 124, ly, s.label, 2, INK);
-    }
+    result
 }
 
-/// Loss (train and test) and test accuracy per epoch, side by side.
-pub fn chart(train_loss: &[f64], test_loss: &[f64], test_accuracy: &[f64]) -> RgbImage {
-    let mut img = RgbImage::from_pixel(860, 400, WHITE);
-    let losses = [
-        (
-            Series {
-                label: "train",
-                values: train_loss,
-            },
-            BLUE,
-        ),
-        (
-            Series {
-                label: "test",
-                values: test_loss,
-            },
-            ORANGE,
-        ),
-    ];
-    panel(&mut img, 0, "loss", &losses, false);
-    panel(
-        &mut img,
-        430,
-        "test accuracy %",
-        &[(
-            Series {
-                label: "test",
-                values: test_accuracy,
-            },
-            GREEN,
-        )],
-        true,
-    );
-    img
+fn drawing(e: impl std::fmt::Display) -> Error {
+    Error::invalid(format!("cannot draw the chart: {e}"))
+}
+
+/// The value axis of a panel: from 0 (loss) or the lowest value (accuracy) to the highest,
+/// with a quarter of the span above it kept free for the legend.
+fn value_range(values: &[f64], from_zero: bool) -> Range<f64> {
+    let finite = values.iter().copied().filter(|v| v.is_finite());
+    let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    if lo > hi {
+        return 0.0..1.0;
+    }
+    let lo = if from_zero { lo.min(0.0) } else { lo };
+    // A flat series (one epoch) still gets an axis a few percent of its value wide.
+    let span = (hi - lo).max(hi.abs() * 0.05).max(1e-6);
+    (lo - span * 0.05)..(hi + span * 0.3)
+}
+
+/// The labelled ticks of a panel's value axis, as plotters places them for `values` (round
+/// numbers: 1, 2 or 5 times a power of ten).
+pub fn value_ticks(values: &[f64], from_zero: bool) -> Vec<f64> {
+    RangedCoordf64::from(value_range(values, from_zero)).key_points(TICKS)
+}
+
+/// The labelled ticks of the epoch axis for `epochs` epochs: whole epochs only.
+pub fn epoch_ticks(epochs: usize) -> Vec<u32> {
+    let range = epoch_range(epochs);
+    let last = range.end;
+    let ticks = RangedCoordu32::from(range).key_points(TICKS);
+    ticks.into_iter().filter(|&t| t > 0 && t < last).collect()
+}
+
+/// The epoch axis: an epoch of room on either side of epochs 1…n, whose ends are not labelled.
+fn epoch_range(epochs: usize) -> Range<u32> {
+    0..epochs as u32 + 1
+}
+
+/// One panel: `series` (label, values per epoch, colour) over epochs 1…n.
+fn panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    series: &[(&str, &[f64], RGBColor)],
+    percent: bool,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let epochs = series.iter().map(|s| s.1.len()).max().unwrap_or(0);
+    let all: Vec<f64> = series.iter().flat_map(|s| s.1.iter().copied()).collect();
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, (FONT, 22).into_font().color(&INK))
+        .margin(14)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(epoch_range(epochs), value_range(&all, !percent))
+        .map_err(drawing)?;
+    chart
+        .configure_mesh()
+        .x_labels(TICKS)
+        .y_labels(TICKS)
+        .x_desc("epoch")
+        .label_style((FONT, 15).into_font().color(&INK))
+        .axis_desc_style((FONT, 15).into_font().color(&INK))
+        .light_line_style(WHITE)
+        .bold_line_style(RGBColor(225, 225, 225))
+        .x_label_formatter(&|&e| match e {
+            0 => String::new(),
+            e if e as usize > epochs => String::new(),
+            e => e.to_string(),
+        })
+        .y_label_formatter(&|v| format_tick(*v))
+        .draw()
+        .map_err(drawing)?;
+    for &(label, values, color) in series {
+        let points = (1u32..).zip(values.iter().copied());
+        let style = ShapeStyle::from(&color).stroke_width(2);
+        chart
+            .draw_series(LineSeries::new(points.clone(), style))
+            .map_err(drawing)?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
+        chart
+            .draw_series(points.map(|p| Circle::new(p, 3, color.filled())))
+            .map_err(drawing)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font((FONT, 15).into_font().color(&INK))
+        .background_style(WHITE.mix(0.9))
+        .border_style(RGBColor(200, 200, 200))
+        .draw()
+        .map_err(drawing)
+}
+
+/// A tick value without trailing zeros (0.25, 0.5, 90).
+fn format_tick(v: f64) -> String {
+    let text = format!("{v:.6}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// Loss (train and test) and test accuracy in percent per epoch, side by side, 860 × 400.
+pub fn chart(train_loss: &[f64], test_loss: &[f64], test_accuracy: &[f64]) -> Result<RgbImage> {
+    font()?;
+    let (width, height) = (860u32, 400u32);
+    let mut pixels = vec![0u8; (width * height * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, (width, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(drawing)?;
+        let (left, right) = root.split_horizontally(width / 2);
+        let losses = [("train", train_loss, BLUE), ("test", test_loss, ORANGE)];
+        panel(&left, "loss", &losses, false)?;
+        let percent: Vec<f64> = test_accuracy.iter().map(|a| a * 100.0).collect();
+        panel(
+            &right,
+            "test accuracy (%)",
+            &[("test", &percent, GREEN)],
+            true,
+        )?;
+        root.present().map_err(drawing)?;
+    }
+    RgbImage::from_raw(width, height, pixels).ok_or_else(|| drawing("buffer size"))
 }
 
 /// Square images (`side`×`side` bytes each, white on black) in a grid of `columns`, each
@@ -247,55 +168,64 @@ pub fn digit_grid(
     predicted: &[usize],
     truth: &[usize],
     columns: usize,
-) -> RgbImage {
-    let (cell_w, cell_h, header) = (96i64, 120i64, 40i64);
-    let side = side.max(1) as i64;
+) -> Result<RgbImage> {
+    font()?;
+    let (cell_w, cell_h, header) = (96i32, 120i32, 40i32);
+    let side = side.max(1) as i32;
     let scale = (84 / side).max(1);
     let columns = columns.max(1);
-    let rows = images.len().div_ceil(columns);
-    let mut img = RgbImage::from_pixel(
-        (columns as i64 * cell_w) as u32,
-        (header + rows as i64 * cell_h) as u32,
-        WHITE,
+    let rows = images.len().div_ceil(columns) as i32;
+    let (width, height) = (
+        columns as u32 * cell_w as u32,
+        (header + rows * cell_h) as u32,
     );
-    text(&mut img, 8, 10, "predicted/true", 3, INK);
-    for (i, pixels) in images.iter().enumerate() {
-        let (cx, cy) = (
-            (i % columns) as i64 * cell_w,
-            header + (i / columns) as i64 * cell_h,
-        );
-        let wrong = predicted.get(i) != truth.get(i);
-        let color = if wrong { RED } else { GREEN };
-        if wrong {
-            fill(&mut img, cx + 3, cy + 3, 90, 90, RED);
-        }
-        for (k, &v) in pixels.iter().enumerate().take((side * side) as usize) {
-            let (x, y) = (k as i64 % side, k as i64 / side);
-            let shade = 255 - v;
-            fill(
-                &mut img,
-                cx + 6 + x * scale,
-                cy + 6 + y * scale,
-                scale,
-                scale,
-                Rgb([shade, shade, shade]),
+    let mut pixels = vec![0u8; (width * height * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, (width, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(drawing)?;
+        let title = (FONT, 24).into_font().color(&INK);
+        root.draw_text("predicted/true", &title, (8, 8))
+            .map_err(drawing)?;
+        for (i, image) in images.iter().enumerate() {
+            let (cx, cy) = (
+                (i % columns) as i32 * cell_w,
+                header + (i / columns) as i32 * cell_h,
             );
+            let wrong = predicted.get(i) != truth.get(i);
+            if wrong {
+                let frame = [(cx + 3, cy + 3), (cx + 93, cy + 93)];
+                root.draw(&Rectangle::new(frame, RED.filled()))
+                    .map_err(drawing)?;
+            }
+            for (k, &v) in image.iter().enumerate().take((side * side) as usize) {
+                let (x, y) = (
+                    cx + 6 + (k as i32 % side) * scale,
+                    cy + 6 + (k as i32 / side) * scale,
+                );
+                let shade = 255 - v;
+                let cell = [(x, y), (x + scale, y + scale)];
+                root.draw(&Rectangle::new(
+                    cell,
+                    RGBColor(shade, shade, shade).filled(),
+                ))
+                .map_err(drawing)?;
+            }
+            let caption = format!(
+                "{}/{}",
+                predicted.get(i).copied().unwrap_or(0),
+                truth.get(i).copied().unwrap_or(0)
+            );
+            let color = if wrong { RED } else { GREEN };
+            let style = (FONT, 18)
+                .into_font()
+                .color(&color)
+                .pos(Pos::new(HPos::Center, VPos::Top));
+            root.draw_text(&caption, &style, (cx + 48, cy + 96))
+                .map_err(drawing)?;
         }
-        let caption = format!(
-            "{}/{}",
-            predicted.get(i).copied().unwrap_or(0),
-            truth.get(i).copied().unwrap_or(0)
-        );
-        text(
-            &mut img,
-            cx + 48 - text_width(&caption, 2) / 2,
-            cy + 96,
-            &caption,
-            2,
-            color,
-        );
+        root.present().map_err(drawing)?;
     }
-    img
+    RgbImage::from_raw(width, height, pixels).ok_or_else(|| drawing("buffer size"))
 }
 
 /// Encodes `img` as PNG and writes it atomically.

@@ -446,7 +446,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
             &column(|r| r.train_loss),
             &column(|r| r.test_loss),
             &column(|r| r.test_accuracy),
-        );
+        )?;
         plot::save_png(&dir.join("chart.png"), &chart)?;
     }
     write_predictions(&gpu, trainer.model(), &data, &dir.join("predictions.png"))?;
@@ -557,6 +557,6 @@ fn write_predictions(gpu: &Gpu, model: &Sequential, data: &Mnist, path: &Path) -
     let side = (f as f64).sqrt().round() as usize;
     plot::save_png(
         path,
-        &plot::digit_grid(&images, side, &predicted, &truth, 8),
+        &plot::digit_grid(&images, side, &predicted, &truth, 8)?,
     )
 }
