@@ -48,3 +48,8 @@ pub mod rng;
 pub mod train;
 
 pub use error::{Error, Result};
+
+/// The README's Rust example, run as a doctest so that it stays true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctest;
