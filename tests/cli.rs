@@ -1,7 +1,7 @@
 //! The `wgml` binary as a user runs it.
 
 mod common;
-use common::{idx_bytes, temp_dir};
+use common::{temp_dir, write_small_mnist};
 use std::process::Command;
 
 fn wgml(args: &[&str]) -> (bool, String, String) {
@@ -12,24 +12,6 @@ fn wgml(args: &[&str]) -> (bool, String, String) {
         .unwrap();
     let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
     (out.status.success(), text(out.stdout), text(out.stderr))
-}
-
-/// `n` random-looking 4×4 images per split, labels 0..10.
-fn write_small_mnist(dir: &std::path::Path, n: u32) {
-    let images: Vec<u8> = (0..16 * n).map(|i| (i * 97 % 251) as u8).collect();
-    let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
-    for split in ["train", "t10k"] {
-        std::fs::write(
-            dir.join(format!("{split}-images-idx3-ubyte")),
-            idx_bytes(&[n, 4, 4], &images),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join(format!("{split}-labels-idx1-ubyte")),
-            idx_bytes(&[n], &labels),
-        )
-        .unwrap();
-    }
 }
 
 #[test]

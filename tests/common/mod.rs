@@ -81,3 +81,21 @@ pub fn run_optimizer(
     assert_eq!(step.to_vec::<u32>(gpu()).unwrap(), vec![grads.len() as u32]);
     param.to_vec(gpu()).unwrap()
 }
+
+/// `n` random-looking 4×4 images per split, labels 0..10.
+pub fn write_small_mnist(dir: &std::path::Path, n: u32) {
+    let images: Vec<u8> = (0..16 * n).map(|i| (i * 97 % 251) as u8).collect();
+    let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+    for split in ["train", "t10k"] {
+        std::fs::write(
+            dir.join(format!("{split}-images-idx3-ubyte")),
+            idx_bytes(&[n, 4, 4], &images),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join(format!("{split}-labels-idx1-ubyte")),
+            idx_bytes(&[n], &labels),
+        )
+        .unwrap();
+    }
+}

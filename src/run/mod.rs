@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use wgml::checkpoint::{self, write_atomically};
+use wgml::checkpoint;
 use wgml::data::download::{self, FetchError, Source};
 use wgml::data::Mnist;
 use wgml::gpu::Gpu;
@@ -19,38 +19,41 @@ use wgml::optim::{AdamConfig, OptimizerConfig, SgdConfig};
 use wgml::train::{Progress, TrainConfig, Trainer};
 use wgml::{plot, Error, Result};
 
-/// `wgml train`'s arguments.
+mod folder;
+use folder::{Row, RunFolder};
+
+/// `wgml train`'s arguments. Settings are options so that `--resume` can tell which were given.
 #[derive(clap::Args)]
 pub struct TrainArgs {
     #[command(flatten)]
     source: DataArgs,
     /// Passes over the training set [default: 10; with --resume, the run's own].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    epochs: Option<u64>,
+    /// Samples per step [default: 64].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    batch_size: Option<u64>,
+    /// The learning rate [default: 0.001].
     #[arg(long)]
-    epochs: Option<usize>,
-    /// Samples per step.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
-    batch_size: u64,
-    /// The learning rate.
-    #[arg(long, default_value_t = 1e-3)]
-    lr: f32,
-    /// Seed for initialisation and shuffling: same seed, same adapter, same numbers.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Hidden layer width; repeat for a deeper MLP (--hidden 256 --hidden 128).
+    lr: Option<f32>,
+    /// Seed for initialisation and shuffling: same seed, same adapter, same numbers [default: 0].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Hidden layer width; repeat for a deeper MLP (--hidden 256 --hidden 128) [default: 128].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     hidden: Vec<u64>,
-    /// The optimizer, with PyTorch's defaults for what is not given here.
-    #[arg(long, value_enum, default_value_t = OptimizerKind::Adam)]
-    optimizer: OptimizerKind,
+    /// The optimizer, with PyTorch's defaults for what is not given here [default: adam].
+    #[arg(long, value_enum)]
+    optimizer: Option<OptimizerKind>,
     /// Weight decay (default: 0, or 0.01 for AdamW).
     #[arg(long)]
     weight_decay: Option<f32>,
-    /// SGD's momentum.
-    #[arg(long, default_value_t = 0.0)]
-    momentum: f32,
-    /// Cross-entropy's label smoothing, in [0, 1].
-    #[arg(long, default_value_t = 0.0)]
-    label_smoothing: f32,
+    /// SGD's momentum [default: 0].
+    #[arg(long)]
+    momentum: Option<f32>,
+    /// Cross-entropy's label smoothing, in [0, 1] [default: 0].
+    #[arg(long)]
+    label_smoothing: Option<f32>,
     /// Start from these weights (safetensors with nn.Sequential names: 0.weight, 0.bias, 2.weight, …).
     #[arg(long, value_name = "FILE")]
     init: Option<PathBuf>,
@@ -76,6 +79,33 @@ pub struct TrainArgs {
     /// Progress to stderr and one JSON summary line on stdout.
     #[arg(long)]
     json: bool,
+}
+
+impl TrainArgs {
+    /// The settings given on the command line (besides --epochs), by option name.
+    fn settings_given(&self) -> Vec<&'static str> {
+        let source = &self.source;
+        [
+            ("--data", source.data.is_some()),
+            ("--dataset", source.dataset.is_some()),
+            ("--data-dir", source.data_dir.is_some()),
+            ("--batch-size", self.batch_size.is_some()),
+            ("--lr", self.lr.is_some()),
+            ("--seed", self.seed.is_some()),
+            ("--hidden", !self.hidden.is_empty()),
+            ("--optimizer", self.optimizer.is_some()),
+            ("--weight-decay", self.weight_decay.is_some()),
+            ("--momentum", self.momentum.is_some()),
+            ("--label-smoothing", self.label_smoothing.is_some()),
+            ("--init", self.init.is_some()),
+            ("--no-shuffle", self.no_shuffle),
+            ("--allow-non-finite", self.allow_non_finite),
+            ("--fused-head", self.fused_head),
+        ]
+        .into_iter()
+        .filter_map(|(name, given)| given.then_some(name))
+        .collect()
+    }
 }
 
 /// Where the data comes from: `wgml train` and `wgml eval` take the same options.
@@ -137,30 +167,39 @@ struct RunConfig {
 }
 
 impl RunConfig {
-    fn from_args(args: &TrainArgs) -> Self {
+    /// A new run's settings: the arguments, with the defaults for what they leave out. Options
+    /// that would do nothing with the chosen optimizer are errors.
+    fn from_args(args: &TrainArgs) -> Result<Self> {
         let hidden = if args.hidden.is_empty() {
             vec![128]
         } else {
             args.hidden.iter().map(|&h| h as usize).collect()
         };
-        RunConfig {
+        let optimizer = args.optimizer.unwrap_or(OptimizerKind::Adam);
+        if args.momentum.is_some() && optimizer != OptimizerKind::Sgd {
+            return Err(Error::invalid(
+                "--momentum applies to --optimizer sgd only; Adam and AdamW keep their own \
+                 moments (betas)",
+            ));
+        }
+        Ok(RunConfig {
             data: args.source.data.clone(),
             dataset: args.source.dataset.clone(),
             data_dir: args.source.data_dir.clone(),
-            epochs: args.epochs.unwrap_or(10),
-            batch_size: args.batch_size as usize,
-            lr: args.lr,
-            seed: args.seed,
+            epochs: args.epochs.map_or(10, |e| e as usize),
+            batch_size: args.batch_size.map_or(64, |b| b as usize),
+            lr: args.lr.unwrap_or(1e-3),
+            seed: args.seed.unwrap_or(0),
             hidden,
-            optimizer: args.optimizer,
+            optimizer,
             weight_decay: args.weight_decay,
-            momentum: args.momentum,
-            label_smoothing: args.label_smoothing,
+            momentum: args.momentum.unwrap_or(0.0),
+            label_smoothing: args.label_smoothing.unwrap_or(0.0),
             init: args.init.clone(),
             no_shuffle: args.no_shuffle,
             allow_non_finite: args.allow_non_finite,
             fused_head: args.fused_head,
-        }
+        })
     }
 
     fn optimizer(&self) -> OptimizerConfig {
@@ -200,148 +239,44 @@ impl RunConfig {
     }
 }
 
-/// One line of `metrics.csv`.
-#[derive(Clone, Debug, PartialEq)]
-struct Row {
-    epoch: usize,
-    train_loss: f64,
-    test_loss: f64,
-    test_accuracy: f64,
-    seconds: f64,
-    /// Seconds spent compiling kernels before this epoch (in the process that trained it).
-    compile_seconds: f64,
-}
-
-const CSV_HEADER: &str = "epoch,train_loss,test_loss,test_accuracy,seconds,compile_seconds";
-
-fn write_csv(path: &Path, rows: &[Row]) -> Result<()> {
-    let mut text = format!("{CSV_HEADER}\n");
-    for r in rows {
-        text += &format!(
-            "{},{},{},{},{:.3},{:.3}\n",
-            r.epoch, r.train_loss, r.test_loss, r.test_accuracy, r.seconds, r.compile_seconds
-        );
-    }
-    write_atomically(path, text.as_bytes())
-}
-
-fn read_csv(path: &Path) -> Result<Vec<Row>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::data(path, format!("cannot read: {e}")))?;
-    let bad = |line: &str| Error::data(path, format!("not a metrics line: {line:?}"));
-    text.lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .map(|line| {
-            let f: Vec<f64> = line
-                .split(',')
-                .map(|v| v.parse::<f64>().map_err(|_| bad(line)))
-                .collect::<Result<_>>()?;
-            // Runs from before compile times were kept have five columns.
-            let (fields, compile_seconds) = match f[..] {
-                [ref first @ .., compile] if f.len() == 6 => (first, compile),
-                _ => (&f[..], 0.0),
-            };
-            match fields[..] {
-                [epoch, train_loss, test_loss, test_accuracy, seconds] => Ok(Row {
-                    epoch: epoch as usize,
-                    train_loss,
-                    test_loss,
-                    test_accuracy,
-                    seconds,
-                    compile_seconds,
-                }),
-                _ => Err(bad(line)),
-            }
-        })
-        .collect()
-}
-
-/// Creates `runs/<UTC date-time>` (with `-2`, `-3`, … when that is taken) and returns it. Each
-/// name is claimed by creating it, so runs started in the same second get folders of their own.
-fn create_default_run_dir() -> Result<PathBuf> {
-    let base = timestamp_dir();
-    if let Some(parent) = base.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| Error::data(parent, format!("cannot create: {e}")))?;
-    }
-    for n in 1.. {
-        let dir = if n == 1 {
-            base.clone()
-        } else {
-            PathBuf::from(format!("{}-{n}", base.display()))
-        };
-        match std::fs::create_dir(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => {
-                return Err(Error::data(
-                    &dir,
-                    format!("cannot create the run folder: {e}"),
-                ))
-            }
-        }
-    }
-    unreachable!("an unbounded range always yields a free name")
-}
-
-/// `runs/<YYYYMMDD-HHMMSS>` in UTC (civil date from days since 1970).
-fn timestamp_dir() -> PathBuf {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    PathBuf::from("runs").join(format!(
-        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    ))
-}
-
 /// Runs `wgml train`.
 pub fn train(args: &TrainArgs) -> Result<()> {
-    let (config, dir, state, mut rows) = match &args.resume {
+    // A resumed run is locked at once; a new run's folder appears once everything is in place.
+    let (config, resumed, state, mut rows) = match &args.resume {
         Some(dir) => {
-            let path = dir.join("config.json");
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| Error::data(&path, format!("cannot read: {e}")))?;
-            let mut config: RunConfig = serde_json::from_str(&text)
-                .map_err(|e| Error::data(&path, format!("not a run config: {e}")))?;
-            if let Some(epochs) = args.epochs {
-                config.epochs = epochs;
+            let given = args.settings_given();
+            if !given.is_empty() {
+                return Err(Error::invalid(format!(
+                    "--resume continues a run with the settings in its config.json; {} cannot \
+                     change them (only --epochs, --save and --json can be given): drop {}, or \
+                     start a new run with --out",
+                    given.join(", "),
+                    if given.len() == 1 { "it" } else { "them" },
+                )));
             }
-            let state = checkpoint::load_training(&dir.join("checkpoint.safetensors"))?;
-            let mut rows = read_csv(&dir.join("metrics.csv"))?;
-            rows.truncate(state.epoch);
-            (config, Some(dir.clone()), Some(state), rows)
+            let folder = RunFolder::open(dir)?;
+            let mut config = folder.read_config()?;
+            if let Some(epochs) = args.epochs {
+                config.epochs = epochs as usize;
+            }
+            let (state, rows) = folder.progress()?;
+            (config, Some(folder), state, rows)
         }
         None => {
             if let Some(dir) = &args.out {
-                if dir.join("checkpoint.safetensors").exists() {
+                if dir.join("config.json").exists() {
                     return Err(Error::data(
                         dir,
                         "already holds a run: continue it with --resume, or choose another --out",
                     ));
                 }
             }
-            (
-                RunConfig::from_args(args),
-                args.out.clone(),
-                None,
-                Vec::new(),
-            )
+            (RunConfig::from_args(args)?, None, None, Vec::new())
         }
     };
+    if let Some(save) = &args.save {
+        check_writable(save)?;
+    }
     let (data, source) = load_data(
         config.data.as_deref(),
         config.dataset.as_deref(),
@@ -356,24 +291,21 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     if let (Some(path), None) = (&config.init, &state) {
         model
             .params()
-            .load_state_dict(&gpu, &checkpoint::load(path)?)?;
+            .load_state_dict(&gpu, &checkpoint::load_weights(path)?)?;
     }
     let mut trainer = Trainer::new(&gpu, model, &data, config.train_config())?;
     if let Some(state) = &state {
         trainer.restore(state)?;
     }
-    // Everything is in place: only now does the run folder appear.
-    let dir = match dir {
-        Some(dir) => {
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| Error::data(&dir, format!("cannot create the run folder: {e}")))?;
-            dir
+    let folder = match resumed {
+        Some(folder) => folder,
+        None => {
+            let folder = RunFolder::create(args.out.as_deref())?;
+            folder.write_config(&config)?;
+            folder
         }
-        None => create_default_run_dir()?,
     };
-    let config_json =
-        serde_json::to_string_pretty(&config).map_err(|e| Error::invalid(e.to_string()))?;
-    write_atomically(&dir.join("config.json"), config_json.as_bytes())?;
+    let dir = folder.path().to_path_buf();
 
     let log = |line: String| {
         if args.json {
@@ -435,19 +367,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         ));
         rows.push(row);
         let weights = trainer.model().params().state_dict(&gpu)?;
-        checkpoint::save(&dir.join("model.safetensors"), &weights)?;
-        if let Some(path) = &args.save {
-            checkpoint::save(path, &weights)?;
-        }
-        checkpoint::save_training(&dir.join("checkpoint.safetensors"), &trainer.state()?)?;
-        write_csv(&dir.join("metrics.csv"), &rows)?;
-        let column = |f: fn(&Row) -> f64| rows.iter().map(f).collect::<Vec<_>>();
-        let chart = plot::chart(
-            &column(|r| r.train_loss),
-            &column(|r| r.test_loss),
-            &column(|r| r.test_accuracy),
-        )?;
-        plot::save_png(&dir.join("chart.png"), &chart)?;
+        folder.commit_epoch(&rows, &weights, args.save.as_deref(), &trainer.state()?)?;
     }
     write_predictions(&gpu, trainer.model(), &data, &dir.join("predictions.png"))?;
     log(format!("run folder: {}", dir.display()));
@@ -470,6 +390,26 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         });
         println!("{summary}");
     }
+    Ok(())
+}
+
+/// An error unless `path` can be written: its folder exists and takes a new file. Checked
+/// before training, so that a bad `--save` does not surface after an epoch.
+fn check_writable(path: &Path) -> Result<()> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(Error::data(path, "cannot write: its folder does not exist"));
+    }
+    if path.is_dir() {
+        return Err(Error::data(path, "cannot write: it is a folder"));
+    }
+    let probe = parent.join(format!(".wgml-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .map_err(|e| Error::data(path, format!("cannot write into its folder: {e}")))?;
+    let _ = std::fs::remove_file(&probe);
     Ok(())
 }
 
