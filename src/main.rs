@@ -268,13 +268,33 @@ fn eval(model_path: &std::path::Path, data: &Mnist, json: bool) -> wgml::Result<
 fn predict(model_path: &std::path::Path, images: &[PathBuf], json: bool) -> wgml::Result<()> {
     let gpu = Gpu::from_env()?;
     let model = load_model(&gpu, model_path)?;
+    // Every readable picture is answered; the others are reported, and the exit is non-zero.
     let mut pixels = Vec::new();
+    let mut readable = Vec::new();
+    let mut failed = 0;
     for path in images {
-        pixels.extend(picture::load_digit(path)?);
+        match picture::load_digit(path) {
+            Ok(digit) => {
+                pixels.extend(digit);
+                readable.push(path);
+            }
+            Err(e) => {
+                failed += 1;
+                if json {
+                    println!("{}", json!({"file": path, "error": e.to_string()}));
+                } else {
+                    eprintln!("{e}");
+                }
+            }
+        }
     }
     let classes = model.out_features();
-    let all = logits(&gpu, &model, &pixels, 784)?;
-    for (path, row) in images.iter().zip(all.chunks(classes)) {
+    let all = if readable.is_empty() {
+        Vec::new()
+    } else {
+        logits(&gpu, &model, &pixels, 784)?
+    };
+    for (path, row) in readable.iter().zip(all.chunks(classes)) {
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let exp: Vec<f64> = row.iter().map(|&v| f64::from(v - max).exp()).collect();
         let total: f64 = exp.iter().sum();
@@ -294,6 +314,12 @@ fn predict(model_path: &std::path::Path, images: &[PathBuf], json: bool) -> wgml
                 .collect();
             println!("{}: {}", path.display(), top.join(", "));
         }
+    }
+    if failed > 0 {
+        return Err(wgml::Error::invalid(format!(
+            "{failed} of {} pictures could not be classified",
+            images.len()
+        )));
     }
     Ok(())
 }

@@ -109,7 +109,18 @@ fn cases() -> Vec<Case> {
         ("IDX header cut short", Box::new(|| parse(vec![0, 0, 8, 3, 0, 0, 0, 1])), data_err, "header needs 16"),
         ("IDX data cut short", Box::new(|| parse(idx_bytes(&[3, 3], &[0; 5]))), data_err, "truncated: dimensions [3, 3] need 9 bytes of data, found 5"),
         ("IDX trailing bytes", Box::new(|| parse(idx_bytes(&[2], &[0; 3]))), data_err, "trailing bytes"),
-        ("IDX dimensions overflow", Box::new(|| parse(idx_bytes(&[u32::MAX, u32::MAX, u32::MAX], &[]))), data_err, "overflow"),
+        ("IDX dimensions overflow", Box::new(|| parse(idx_bytes(&[u32::MAX, u32::MAX, u32::MAX], &[]))), data_err, "promise more than"),
+        ("IDX gzip header promising 2^32 - 1 images", Box::new(|| {
+            use std::io::Write;
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            gz.write_all(&idx_bytes(&[u32::MAX, 28, 28], &[0; 4096])).unwrap();
+            parse(gz.finish().unwrap())
+        }), data_err, "promise more than the 2 GiB of data"),
+        ("IDX file holding less than its header promises", Box::new(|| {
+            let p = temp_dir("bad-idx-promise").join("f.idx");
+            std::fs::write(&p, idx_bytes(&[100_000_000], &[7; 10])).unwrap();
+            idx::read(&p).map(|_| ())
+        }), data_err, "truncated: dimensions [100000000] need 100000000 bytes of data, found 10"),
         ("IDX corrupt gzip", Box::new(|| parse(vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3])), data_err, "corrupt gzip stream"),
         ("IDX path is a directory", Box::new(|| idx::read(&temp_dir("bad-dir")).map(|_| ())), data_err, "is a directory"),
         ("IDX file missing", Box::new(|| idx::read(Path::new("/nonexistent/f.idx")).map(|_| ())), data_err, "/nonexistent/f.idx: file not found"),
@@ -124,7 +135,20 @@ fn cases() -> Vec<Case> {
             write(d, "train-images-idx3-ubyte", idx_bytes(&[0, 2, 2], &[]));
             write(d, "train-labels-idx1-ubyte", idx_bytes(&[0], &[]));
         }))), data_err, "holds no samples"),
+        ("test images of another size", Box::new(|| load_dir(mnist_dir("bad-test-size", |d| write(d, "t10k-images-idx3-ubyte", idx_bytes(&[4, 3, 3], &[0; 36]))))), data_err, "t10k-images-idx3-ubyte: its images are 3×3 but the training images (train-images-idx3-ubyte) are 2×2"),
         // Weight files.
+        ("weights header longer than the file", Box::new(|| {
+            let p = temp_dir("bad-header-length").join("w.safetensors");
+            let mut bytes = (1u64 << 40).to_le_bytes().to_vec();
+            bytes.extend_from_slice(&[b' '; 64]);
+            std::fs::write(&p, bytes).unwrap();
+            checkpoint::load(&p).map(|_| ())
+        }), data_err, "promise a 1099511627776-byte header in a 72-byte file"),
+        ("weights holding NaN", Box::new(|| {
+            let p = temp_dir("bad-nan-weights").join("w.safetensors");
+            checkpoint::save(&p, &[("0.weight".into(), vec![2, 2], vec![0.5, f32::NAN, 0.0, 1.0])]).unwrap();
+            checkpoint::load_weights(&p).map(|_| ())
+        }), data_err, "tensor 0.weight holds NaN: weights must be finite numbers"),
         ("weights file missing", Box::new(|| checkpoint::load(Path::new("/nonexistent/w.safetensors")).map(|_| ())), data_err, "file not found"),
         ("weights not safetensors", Box::new(|| {
             let p = temp_dir("bad-garbage").join("w.safetensors");
@@ -174,6 +198,7 @@ fn cases() -> Vec<Case> {
         // Models and training.
         ("layer widths do not chain", Box::new(|| Sequential::new(gpu(), &[Layer::Linear { in_features: 4, out_features: 3 }, Layer::Linear { in_features: 5, out_features: 2 }], 0).map(|_| ())), shape_err, "layer 1: Linear(5, 2) follows a layer with 3 outputs"),
         ("model not starting with Linear", Box::new(|| Sequential::new(gpu(), &[Layer::Relu], 0).map(|_| ())), invalid_err, "must start with a Linear layer"),
+        ("model larger than a buffer", Box::new(|| Sequential::mlp(gpu(), &[784, 10_000_000, 10], 0).map(|_| ())), |e| matches!(e, Error::Limit { .. }), "the model's parameters (7950000010 floats) needs 31800000040"),
         ("MLP without sizes", Box::new(|| Sequential::mlp(gpu(), &[784], 0).map(|_| ())), invalid_err, "an MLP needs at least input and output sizes"),
         ("model input width differs from the data", Box::new(|| Trainer::new(gpu(), Sequential::mlp(gpu(), &[5, 2], 0)?, &small_mnist(), TrainConfig::default()).map(|_| ())), shape_err, "the model takes 5 features but the data has 4"),
         ("batch size zero", Box::new(|| Trainer::new(gpu(), model(), &small_mnist(), TrainConfig { batch_size: 0, ..TrainConfig::default() }).map(|_| ())), invalid_err, "batch size must be at least 1"),

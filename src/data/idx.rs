@@ -2,7 +2,7 @@
 //! unsigned-byte data (type 0x08) is supported. Gzip-compressed files are detected by content.
 
 use crate::error::{Error, Result};
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::Path;
 
 /// A decoded IDX file: dimensions and the bytes they describe.
@@ -14,37 +14,67 @@ pub struct IdxArray {
     pub data: Vec<u8>,
 }
 
-/// Reads an IDX file, gzip-compressed or raw.
+/// The most data bytes an IDX header may promise: far beyond any MNIST-style dataset, and
+/// a bound on what a lying header can make wgml read.
+pub const MAX_BYTES: usize = 2 << 30;
+
+/// Reads an IDX file, gzip-compressed or raw. The header is read first; then at most the bytes
+/// it promises are read or inflated, so a file that lies about its size costs no more memory
+/// than it holds.
 pub fn read(path: &Path) -> Result<IdxArray> {
     if path.is_dir() {
         return Err(Error::data(path, "is a directory, not an IDX file"));
     }
-    let bytes = std::fs::read(path).map_err(|e| Error::reading(path, e))?;
-    parse(&bytes, path)
+    let file = std::fs::File::open(path).map_err(|e| Error::reading(path, e))?;
+    let mut file = std::io::BufReader::new(file);
+    let gzip = file
+        .fill_buf()
+        .map_err(|e| Error::reading(path, e))?
+        .starts_with(&GZIP);
+    if gzip {
+        parse_stream(flate2::bufread::GzDecoder::new(file), path, GZIP_ERROR)
+    } else {
+        parse_stream(file, path, READ_ERROR)
+    }
 }
 
 /// Decodes IDX `bytes` (gzip-compressed or raw); `path` only names the source in errors.
 pub fn parse(bytes: &[u8], path: &Path) -> Result<IdxArray> {
-    if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut raw = Vec::new();
-        flate2::read::GzDecoder::new(bytes)
-            .read_to_end(&mut raw)
-            .map_err(|e| Error::data(path, format!("corrupt gzip stream: {e}")))?;
-        return parse_raw(&raw, path);
+    if bytes.starts_with(&GZIP) {
+        return parse_stream(flate2::read::GzDecoder::new(bytes), path, GZIP_ERROR);
     }
-    parse_raw(bytes, path)
+    parse_stream(bytes, path, READ_ERROR)
 }
 
-fn parse_raw(bytes: &[u8], path: &Path) -> Result<IdxArray> {
-    let Some(&[z0, z1, dtype, ndims]) = bytes.first_chunk::<4>() else {
+const GZIP: [u8; 2] = [0x1f, 0x8b];
+const GZIP_ERROR: &str = "corrupt gzip stream";
+const READ_ERROR: &str = "cannot read";
+
+/// Reads up to `buf.len()` bytes, fewer only at the end of the stream.
+fn read_up_to(reader: &mut impl Read, buf: &mut [u8], path: &Path, what: &str) -> Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::data(path, format!("{what}: {e}"))),
+        }
+    }
+    Ok(filled)
+}
+
+/// Decodes an IDX stream; `what` begins the message of a read error.
+fn parse_stream(mut reader: impl Read, path: &Path, what: &str) -> Result<IdxArray> {
+    let mut magic = [0u8; 4];
+    let got = read_up_to(&mut reader, &mut magic, path, what)?;
+    if got < 4 {
         return Err(Error::data(
             path,
-            format!(
-                "truncated: {} bytes, shorter than an IDX header",
-                bytes.len()
-            ),
+            format!("truncated: {got} bytes, shorter than an IDX header"),
         ));
-    };
+    }
+    let [z0, z1, dtype, ndims] = magic;
     if z0 != 0 || z1 != 0 || ndims == 0 {
         return Err(Error::data(
             path,
@@ -58,15 +88,17 @@ fn parse_raw(bytes: &[u8], path: &Path) -> Result<IdxArray> {
         ));
     }
     let header = 4 + 4 * usize::from(ndims);
-    let Some(dim_bytes) = bytes.get(4..header) else {
+    let mut dim_bytes = vec![0u8; 4 * usize::from(ndims)];
+    let got = read_up_to(&mut reader, &mut dim_bytes, path, what)?;
+    if got < dim_bytes.len() {
         return Err(Error::data(
             path,
             format!(
                 "truncated: {} bytes, but a {ndims}-dimensional header needs {header}",
-                bytes.len()
+                4 + got
             ),
         ));
-    };
+    }
     let dims: Vec<usize> = dim_bytes
         .chunks_exact(4)
         .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
@@ -74,21 +106,33 @@ fn parse_raw(bytes: &[u8], path: &Path) -> Result<IdxArray> {
     let expected = dims
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| Error::data(path, format!("dimensions {dims:?} overflow")))?;
-    let found = bytes.len() - header;
-    if found != expected {
-        let what = if found < expected {
-            "truncated"
+        .filter(|&bytes| bytes <= MAX_BYTES)
+        .ok_or_else(|| {
+            Error::data(
+                path,
+                format!(
+                    "dimensions {dims:?} promise more than the {} GiB of data wgml reads from \
+                     one file",
+                    MAX_BYTES >> 30
+                ),
+            )
+        })?;
+    // One byte more than promised tells trailing data from an exact fit.
+    let mut data = Vec::new();
+    (&mut reader)
+        .take(expected as u64 + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| Error::data(path, format!("{what}: {e}")))?;
+    if data.len() != expected {
+        let (what, found) = if data.len() < expected {
+            ("truncated", data.len().to_string())
         } else {
-            "trailing bytes"
+            ("trailing bytes", "more".to_string())
         };
         return Err(Error::data(
             path,
             format!("{what}: dimensions {dims:?} need {expected} bytes of data, found {found}"),
         ));
     }
-    Ok(IdxArray {
-        dims,
-        data: bytes[header..].to_vec(),
-    })
+    Ok(IdxArray { dims, data })
 }

@@ -66,9 +66,24 @@ impl Mnist {
             ));
         }
         let [a, b, c, d] = FILES.map(|stem| read_one(dir, stem));
+        let (a, c) = (a?, c?);
+        let (train_dims, test_dims) = (a.dims.get(1..), c.dims.get(1..));
+        // Sizes are compared once both splits hold images (3-D); `split` names other faults.
+        if a.dims.len() == 3 && c.dims.len() == 3 && train_dims != test_dims {
+            return Err(Error::data(
+                dir.join(FILES[2]),
+                format!(
+                    "its images are {} but the training images ({}) are {}: both splits must \
+                     have one size",
+                    shape(test_dims),
+                    FILES[0],
+                    shape(train_dims)
+                ),
+            ));
+        }
         Ok(Mnist {
-            train: split((a?, b?), &FILES[..2], dir)?,
-            test: split((c?, d?), &FILES[2..], dir)?,
+            train: split((a, b?), &FILES[..2], dir)?,
+            test: split((c, d?), &FILES[2..], dir)?,
         })
     }
 
@@ -88,6 +103,15 @@ impl Mnist {
             test: split((c?, d?), &FILES[2..], dir)?,
         })
     }
+}
+
+/// An image size as rows × columns.
+fn shape(dims: Option<&[usize]>) -> String {
+    let dims = dims.unwrap_or_default();
+    dims.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("×")
 }
 
 fn read_one(dir: &Path, stem: &str) -> Result<IdxArray> {

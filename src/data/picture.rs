@@ -4,17 +4,43 @@ use crate::error::{Error, Result};
 use image::{imageops, GrayImage, Luma};
 use std::path::Path;
 
-/// Reads a PNG or JPEG of any size and colour and returns 28×28 bytes as MNIST draws digits:
-/// light ink on a dark background (inverted when the background is light), the digit scaled to
-/// fit a 20×20 box and centred by its centre of mass.
+/// Reads a PNG or JPEG (told apart by their contents, not the file name) of any size and colour
+/// and returns 28×28 bytes as MNIST draws digits: light ink on a dark background (inverted when
+/// the background is light), the digit scaled to fit a 20×20 box and centred by its centre of
+/// mass. Transparent pixels count as white paper. A truncated file, or a picture with no ink on
+/// it, is an error.
 pub fn load_digit(path: &Path) -> Result<Vec<u8>> {
-    let img =
-        image::open(path).map_err(|e| Error::data(path, format!("cannot read image: {e}")))?;
-    Ok(mnist_like(&img.to_luma8()))
+    let bad = |e: &dyn std::fmt::Display| Error::data(path, format!("cannot read image: {e}"));
+    let bytes = std::fs::read(path).map_err(|e| Error::reading(path, e))?;
+    let format = image::guess_format(&bytes).map_err(|e| bad(&e))?;
+    // JPEG decoders fill a cut-off picture with grey rather than fail: a whole JPEG ends with
+    // its end-of-image marker.
+    if format == image::ImageFormat::Jpeg && !bytes.ends_with(&[0xFF, 0xD9]) {
+        return Err(bad(&"the JPEG is truncated (no end-of-image marker)"));
+    }
+    let mut reader = image::ImageReader::with_format(std::io::Cursor::new(&bytes), format);
+    reader.limits(image::Limits::default());
+    let img = reader.decode().map_err(|e| bad(&e))?;
+    mnist_like(&on_white(&img))
+        .ok_or_else(|| Error::data(path, "no digit found: the picture is blank"))
 }
 
-/// The MNIST preprocessing of [`load_digit`] on a grayscale image.
-pub fn mnist_like(gray: &GrayImage) -> Vec<u8> {
+/// The picture in grayscale, transparent parts composited onto white paper.
+fn on_white(img: &image::DynamicImage) -> GrayImage {
+    if !img.color().has_alpha() {
+        return img.to_luma8();
+    }
+    let rgba = img.to_rgba8();
+    GrayImage::from_fn(rgba.width(), rgba.height(), |x, y| {
+        let [r, g, b, a] = rgba.get_pixel(x, y).0;
+        let alpha = f32::from(a) / 255.0;
+        let luma = 0.299 * f32::from(r) + 0.587 * f32::from(g) + 0.114 * f32::from(b);
+        Luma([(alpha * luma + (1.0 - alpha) * 255.0).round() as u8])
+    })
+}
+
+/// The MNIST preprocessing of [`load_digit`] on a grayscale image; `None` when it has no ink.
+pub fn mnist_like(gray: &GrayImage) -> Option<Vec<u8>> {
     let (w, h) = gray.dimensions();
     let mut img = gray.clone();
     // The border's mean tells the background: invert a light one.
@@ -36,7 +62,7 @@ pub fn mnist_like(gray: &GrayImage) -> Vec<u8> {
     }
     let mut out = vec![0u8; 784];
     if x1 < x0 {
-        return out; // blank picture
+        return None;
     }
     let crop = imageops::crop_imm(&img, x0, y0, x1 - x0 + 1, y1 - y0 + 1).to_image();
     let (cw, ch) = crop.dimensions();
@@ -64,5 +90,5 @@ pub fn mnist_like(gray: &GrayImage) -> Vec<u8> {
             out[(ty * 28 + tx) as usize] = p[0];
         }
     }
-    out
+    Some(out)
 }

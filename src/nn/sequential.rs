@@ -7,6 +7,46 @@ use crate::kernels::data::BatchLayout;
 use crate::kernels::matmul::{MatmulKernel, MatmulOptions};
 use crate::rng::Rng;
 
+/// The most parameter bytes a model may have on the host, where they are initialised.
+const HOST_PARAM_BYTES: u64 = 16 << 30;
+
+/// An error unless the parameters of `layers` fit one buffer and binding of the device (they
+/// live in one flat buffer) and the host budget, checked before anything is allocated.
+fn check_size(gpu: &Gpu, layers: &[Layer]) -> Result<()> {
+    let count = layers.iter().try_fold(0u64, |total, layer| match *layer {
+        Layer::Linear {
+            in_features,
+            out_features,
+        } => (in_features as u64)
+            .checked_add(1)
+            .and_then(|fan_in| fan_in.checked_mul(out_features as u64))
+            .and_then(|n| total.checked_add(n)),
+        Layer::Relu => Some(total),
+    });
+    let needed = count.and_then(|c| c.checked_mul(4)).unwrap_or(u64::MAX);
+    let limits = gpu.limits();
+    let (limit, max) = [
+        ("max_buffer_size", limits.max_buffer_size),
+        (
+            "max_storage_buffer_binding_size",
+            limits.max_storage_buffer_binding_size,
+        ),
+        ("host parameter budget (16 GiB)", HOST_PARAM_BYTES),
+    ]
+    .into_iter()
+    .min_by_key(|&(_, max)| max)
+    .unwrap_or(("max_buffer_size", limits.max_buffer_size));
+    if needed > max {
+        return Err(Error::Limit {
+            what: format!("the model's parameters ({} floats)", needed / 4),
+            needed,
+            limit,
+            max,
+        });
+    }
+    Ok(())
+}
+
 /// A layer as the user describes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layer {
@@ -77,6 +117,7 @@ impl Sequential {
                 "a Sequential model must start with a Linear layer",
             ));
         };
+        check_size(gpu, layers)?;
         let mut widths = vec![*in_features];
         let mut modules = Vec::with_capacity(layers.len());
         let mut init = Vec::new();
