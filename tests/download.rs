@@ -8,7 +8,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use wgml::data::download::{fetch, FetchError, Source};
+use std::time::{Duration, Instant};
+use wgml::data::download::{fetch, fetch_within, Deadlines, FetchError, RemoteFile, Source};
 use wgml::data::Mnist;
 
 /// What the server does for a path.
@@ -17,6 +18,12 @@ enum Reply {
     File(Vec<u8>),
     /// Announces the full length, sends half, and hangs up.
     CutShort(Vec<u8>),
+    /// Reads the request and answers nothing for 5 s.
+    Silent,
+    /// Announces the full length, sends half, then nothing for 5 s.
+    StallsMidBody(Vec<u8>),
+    /// Sends bytes without a length until the client hangs up (at most 256 MiB).
+    Endless,
 }
 
 /// Serves `files` over HTTP/1.1 on 127.0.0.1 (at most 100 requests), returning its base URL and
@@ -28,48 +35,79 @@ fn serve(files: HashMap<String, Reply>) -> (String, Arc<AtomicUsize>) {
     let seen = count.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming().take(100) {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut request = String::new();
-            let _ = reader.read_line(&mut request);
-            loop {
-                let mut header = String::new();
-                if reader.read_line(&mut header).unwrap_or(0) <= 2 {
-                    break;
-                }
-            }
-            seen.fetch_add(1, Ordering::SeqCst);
-            let path = request
-                .split_whitespace()
-                .nth(1)
-                .unwrap_or("")
-                .trim_start_matches("/data/")
-                .to_string();
-            let _ = match files.get(&path) {
-                Some(Reply::File(body)) => {
-                    let _ = write!(
-                        stream,
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                        body.len()
-                    );
-                    stream.write_all(body)
-                }
-                Some(Reply::CutShort(body)) => {
-                    let _ = write!(
-                        stream,
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                        body.len()
-                    );
-                    stream.write_all(&body[..body.len() / 2])
-                }
-                None => write!(
-                    stream,
-                    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                ),
-            };
+            let Ok(stream) = stream else { continue };
+            let (files, seen) = (files.clone(), seen.clone());
+            // Each connection on its own thread, so that a stalled one holds up no other.
+            std::thread::spawn(move || answer(stream, &files, &seen));
         }
     });
     (base, count)
+}
+
+fn answer(mut stream: std::net::TcpStream, files: &HashMap<String, Reply>, seen: &AtomicUsize) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut request = String::new();
+    let _ = reader.read_line(&mut request);
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header).unwrap_or(0) <= 2 {
+            break;
+        }
+    }
+    seen.fetch_add(1, Ordering::SeqCst);
+    let path = request
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("")
+        .trim_start_matches("/data/")
+        .to_string();
+    let _ = match files.get(&path) {
+        Some(Reply::File(body)) => {
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            stream.write_all(body)
+        }
+        Some(Reply::CutShort(body)) => {
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            stream.write_all(&body[..body.len() / 2])
+        }
+        Some(Reply::Silent) => {
+            std::thread::sleep(Duration::from_secs(5));
+            Ok(())
+        }
+        Some(Reply::StallsMidBody(body)) => {
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(&body[..body.len() / 2]);
+            let _ = stream.flush();
+            std::thread::sleep(Duration::from_secs(5));
+            Ok(())
+        }
+        Some(Reply::Endless) => {
+            let _ = write!(stream, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+            let chunk = vec![0x5a; 1 << 16];
+            for _ in 0..4096 {
+                if stream.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        }
+        None => write!(
+            stream,
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        ),
+    };
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -108,7 +146,11 @@ fn source(mirrors: Vec<String>) -> Source {
         mirrors,
         files: dataset()
             .iter()
-            .map(|(f, b)| (f.clone(), md5_hex(b)))
+            .map(|(f, b)| RemoteFile {
+                name: f.clone(),
+                md5: md5_hex(b),
+                bytes: b.len() as u64,
+            })
             .collect(),
     }
 }
@@ -248,4 +290,72 @@ fn the_cli_trains_offline_and_refuses_a_corrupted_dataset() {
         !dir.join("corrupt").exists(),
         "no run folder for a run that never started"
     );
+}
+
+/// Files left in a cache folder.
+fn left(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+const QUICK: Deadlines = Deadlines {
+    connect: Duration::from_secs(2),
+    first_byte: Duration::from_millis(500),
+    idle: Duration::from_millis(500),
+};
+
+/// A mirror that never answers is given up on at the deadline, and the next one serves;
+/// a stall inside the body and an endless body end in errors, leaving no part file and
+/// writing no more than the file's size.
+#[test]
+fn stalled_and_endless_mirrors_cost_bounded_time_and_disk() {
+    let good: HashMap<String, Reply> = dataset()
+        .into_iter()
+        .map(|(f, b)| (f, Reply::File(b)))
+        .collect();
+    let silent = good.keys().map(|f| (f.clone(), Reply::Silent)).collect();
+    let ((silent, _), (live, _)) = (serve(silent), serve(good));
+    let cache = temp_dir("fetch-stalls");
+    let started = Instant::now();
+    fetch_within(
+        &source(vec![silent, live]),
+        &cache,
+        QUICK,
+        &mut |_, _, _| {},
+    )
+    .unwrap();
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(4),
+        "four 0.5 s deadlines took {took:?}"
+    );
+
+    let images = dataset()[0].1.clone();
+    for (reply, expected) in [
+        (Reply::StallsMidBody(images), "timeout"),
+        (Reply::Endless, "sent more than the file's"),
+    ] {
+        let files = [("train-images-idx3-ubyte.gz".to_string(), reply)]
+            .into_iter()
+            .collect();
+        let (mirror, _) = serve(files);
+        let cache = temp_dir("fetch-stall-body");
+        let started = Instant::now();
+        match fetch_within(&source(vec![mirror]), &cache, QUICK, &mut |_, _, _| {}) {
+            Err(FetchError::Unreachable(why)) => {
+                assert!(why.to_lowercase().contains(expected), "{why}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(3), "{expected}");
+        assert!(
+            left(&cache.join("tiny")).is_empty(),
+            "{:?}",
+            left(&cache.join("tiny"))
+        );
+    }
 }

@@ -2,8 +2,11 @@
 //! a list of mirrors into a cache folder, each checked against its published MD5.
 //!
 //! A file is streamed to `.<name>.part` beside its final name and renamed only once its checksum
-//! matches, so the cache never holds a half file under a real name. Files already cached and
-//! intact are not fetched again.
+//! matches, so the cache never holds a half file under a real name, and the part file is removed
+//! whatever goes wrong. Every wait has a deadline (connecting, the first byte of the answer,
+//! each read of the body), and no more than the file's known size is read, so a stalled or
+//! endless mirror costs bounded time and disk. Files already cached and intact are not fetched
+//! again.
 
 use crate::error::{Error, Result};
 use md5::{Digest, Md5};
@@ -11,22 +14,55 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Where a dataset comes from: mirrors tried in turn, and each file's published MD5.
+/// Where a dataset comes from: mirrors tried in turn, and each file's published MD5 and size.
 #[derive(Clone, Debug)]
 pub struct Source {
     /// The dataset's name, also its folder in the cache.
     pub name: String,
     /// Base URLs, each ending in `/`; a file's URL is the base followed by its name.
     pub mirrors: Vec<String>,
-    /// (file name, MD5 in hex) of every file.
-    pub files: Vec<(String, String)>,
+    /// Every file.
+    pub files: Vec<RemoteFile>,
+}
+
+/// One file of a [`Source`].
+#[derive(Clone, Debug)]
+pub struct RemoteFile {
+    /// The file's name on the mirrors and in the cache.
+    pub name: String,
+    /// Its published MD5, in hex.
+    pub md5: String,
+    /// Its size: a mirror that sends more is cut off.
+    pub bytes: u64,
+}
+
+/// How long a mirror may keep wgml waiting.
+#[derive(Clone, Copy, Debug)]
+pub struct Deadlines {
+    /// To connect.
+    pub connect: Duration,
+    /// From the request to the answer's headers.
+    pub first_byte: Duration,
+    /// For each read of the body.
+    pub idle: Duration,
+}
+
+impl Default for Deadlines {
+    /// 10 s to connect, 30 s to answer, 30 s without a byte of the body.
+    fn default() -> Self {
+        Deadlines {
+            connect: Duration::from_secs(10),
+            first_byte: Duration::from_secs(30),
+            idle: Duration::from_secs(30),
+        }
+    }
 }
 
 impl Source {
     /// A known dataset, `mnist` or `fashion-mnist`, with its mirrors unless the environment
     /// names others (`WGML_MNIST_MIRROR`, `WGML_FASHION_MNIST_MIRROR`: comma-separated URLs).
     pub fn named(name: &str) -> Result<Self> {
-        let (var, mirrors, sums): (&str, &[&str], [&str; 4]) = match name {
+        let (var, mirrors, sums, sizes): (&str, &[&str], [&str; 4], [u64; 4]) = match name {
             "mnist" => (
                 "WGML_MNIST_MIRROR",
                 &[
@@ -40,6 +76,7 @@ impl Source {
                     "9fb629c4189551a2d022fa330f9573f3",
                     "ec29112dd5afa0611ce80d1b7f02629c",
                 ],
+                [9_912_422, 28_881, 1_648_877, 4_542],
             ),
             "fashion-mnist" => (
                 "WGML_FASHION_MNIST_MIRROR",
@@ -53,6 +90,7 @@ impl Source {
                     "bef4ecab320f06d8554ea6380940ec79",
                     "bb300cfdad3c16e7a12a480ee83cd310",
                 ],
+                [26_421_880, 29_515, 4_422_102, 5_148],
             ),
             _ => {
                 return Err(Error::invalid(format!(
@@ -83,10 +121,12 @@ impl Source {
         Ok(Source {
             name: name.to_string(),
             mirrors,
-            files: stems
-                .iter()
-                .zip(sums)
-                .map(|(f, s)| (f.to_string(), s.to_string()))
+            files: (stems.iter().zip(sums).zip(sizes))
+                .map(|((name, md5), bytes)| RemoteFile {
+                    name: name.to_string(),
+                    md5: md5.to_string(),
+                    bytes,
+                })
                 .collect(),
         })
     }
@@ -127,11 +167,21 @@ impl From<FetchError> for Error {
 /// Progress of one file: its name, bytes so far, and its size when the server says it.
 pub type Progress<'a> = &'a mut dyn FnMut(&str, u64, Option<u64>);
 
-/// Makes sure every file of `source` is in `cache/<name>/` and intact, fetching what is missing;
-/// returns that folder.
+/// Makes sure every file of `source` is in `cache/<name>/` and intact, fetching what is missing
+/// within the default [`Deadlines`]; returns that folder.
 pub fn fetch(
     source: &Source,
     cache: &Path,
+    progress: Progress,
+) -> std::result::Result<PathBuf, FetchError> {
+    fetch_within(source, cache, Deadlines::default(), progress)
+}
+
+/// [`fetch`] with other deadlines.
+pub fn fetch_within(
+    source: &Source,
+    cache: &Path,
+    deadlines: Deadlines,
     progress: Progress,
 ) -> std::result::Result<PathBuf, FetchError> {
     let dir = cache.join(&source.name);
@@ -143,20 +193,22 @@ pub fn fetch(
     })?;
     let agent = ureq::Agent::new_with_config(
         ureq::Agent::config_builder()
-            .timeout_connect(Some(Duration::from_secs(10)))
-            .timeout_recv_body(Some(Duration::from_secs(300)))
+            .timeout_connect(Some(deadlines.connect))
+            .timeout_recv_response(Some(deadlines.first_byte))
+            .timeout_per_read(Some(deadlines.idle))
             .build(),
     );
-    for (file, md5) in &source.files {
+    for remote in &source.files {
+        let file = &remote.name;
         let path = dir.join(file);
-        if path.is_file() && md5_of_file(&path).as_deref() == Some(md5.as_str()) {
+        if path.is_file() && md5_of_file(&path).as_deref() == Some(remote.md5.as_str()) {
             continue;
         }
         let mut reasons = Vec::new();
         let mut fetched = false;
         for mirror in &source.mirrors {
             let url = format!("{mirror}{file}");
-            match download(&agent, &url, &path, md5, progress) {
+            match download(&agent, &url, &path, remote, progress) {
                 Ok(()) => {
                     fetched = true;
                     break;
@@ -192,45 +244,73 @@ fn download(
     agent: &ureq::Agent,
     url: &str,
     path: &Path,
-    md5: &str,
+    remote: &RemoteFile,
+    progress: Progress,
+) -> std::result::Result<(), Attempt> {
+    let name = path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let part = path.with_file_name(format!(".{name}.part"));
+    let result = stream_to(agent, url, &part, remote, &name, progress)
+        .and_then(|()| std::fs::rename(&part, path).map_err(|e| write_error(&part, e)));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&part);
+    }
+    result
+}
+
+fn write_error(part: &Path, e: std::io::Error) -> Attempt {
+    Attempt::Local(Error::data(part, format!("cannot write: {e}")))
+}
+
+/// Streams `url` into `part`, at most the file's size, checking its MD5.
+fn stream_to(
+    agent: &ureq::Agent,
+    url: &str,
+    part: &Path,
+    remote: &RemoteFile,
+    name: &str,
     progress: Progress,
 ) -> std::result::Result<(), Attempt> {
     let unreachable = |e: &dyn std::fmt::Display| Attempt::Unreachable(e.to_string());
     let response = agent.get(url).call().map_err(|e| unreachable(&e))?;
     let total = response.body().content_length();
+    if let Some(announced) = total.filter(|&t| t > remote.bytes) {
+        return Err(Attempt::Unreachable(format!(
+            "announces {announced} bytes, more than the file's {}",
+            remote.bytes
+        )));
+    }
     let mut body = response.into_body().into_reader();
-    let name = path
-        .file_name()
-        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    let part = path.with_file_name(format!(".{name}.part"));
-    let local =
-        |e: std::io::Error| Attempt::Local(Error::data(&part, format!("cannot write: {e}")));
-    let mut out = std::fs::File::create(&part).map_err(local)?;
+    let local = |e: std::io::Error| write_error(part, e);
+    let mut out = std::fs::File::create(part).map_err(local)?;
     let mut hasher = Md5::new();
     let (mut buf, mut done) = (vec![0u8; 1 << 16], 0u64);
     loop {
-        let n = match body.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) => {
-                let _ = std::fs::remove_file(&part);
-                return Err(unreachable(&e));
-            }
-        };
+        let n = body.read(&mut buf).map_err(|e| unreachable(&e))?;
+        if n == 0 {
+            break;
+        }
+        done += n as u64;
+        if done > remote.bytes {
+            return Err(Attempt::Unreachable(format!(
+                "sent more than the file's {} bytes",
+                remote.bytes
+            )));
+        }
         hasher.update(&buf[..n]);
         out.write_all(&buf[..n]).map_err(local)?;
-        done += n as u64;
-        progress(&name, done, total);
+        progress(name, done, total);
     }
     out.sync_all().map_err(local)?;
     let actual = hex(&hasher.finalize());
-    if actual != md5 {
-        let _ = std::fs::remove_file(&part);
+    if actual != remote.md5 {
         return Err(Attempt::Mismatch(format!(
-            "checksum mismatch: {url} sent a file with MD5 {actual}, the published one is {md5}"
+            "checksum mismatch: {url} sent a file with MD5 {actual}, the published one is {}",
+            remote.md5
         )));
     }
-    std::fs::rename(&part, path).map_err(local)
+    Ok(())
 }
 
 fn md5_of_file(path: &Path) -> Option<String> {
