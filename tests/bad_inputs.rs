@@ -261,4 +261,12 @@ fn bad_command_lines_are_one_line_errors() {
         .contains("error: WGML_KEEP_AWAKE=yes is not valid: 1 or 0"));
     assert!(wgml(&["train", "--init", "/nonexistent.safetensors"], &[])
         .contains("error: /nonexistent.safetensors: file not found"));
+    // Refused before any allocation: no abort, no backtrace, in a moment.
+    let started = std::time::Instant::now();
+    let huge = wgml(&["train", "--hidden", "10000000"], &[]);
+    assert!(
+        huge.contains("the model's parameters (7950000010 floats) needs"),
+        "{huge}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
