@@ -175,19 +175,29 @@ fn load_model(gpu: &Gpu, path: &std::path::Path) -> wgml::Result<Sequential> {
 
 /// Logits for `images` (bytes, `features` per sample) scaled as in training (÷255).
 fn logits(gpu: &Gpu, model: &Sequential, images: &[u8], features: usize) -> wgml::Result<Vec<f32>> {
+    check_features(model, features)?;
+    let mut out = Vec::new();
+    for chunk in images.chunks(1000 * features) {
+        let x = normalised(gpu, chunk, features)?;
+        out.extend(model.forward(gpu, &x)?.to_vec::<f32>(gpu)?);
+    }
+    Ok(out)
+}
+
+fn check_features(model: &Sequential, features: usize) -> wgml::Result<()> {
     if features != model.in_features() {
         return Err(wgml::Error::shape(format!(
             "the model takes {} features but the images have {features}",
             model.in_features()
         )));
     }
-    let mut out = Vec::new();
-    for chunk in images.chunks(1000 * features) {
-        let x: Vec<f32> = chunk.iter().map(|&b| f32::from(b) / 255.0).collect();
-        let x = Tensor::from_slice(gpu, &x, &[chunk.len() / features, features])?;
-        out.extend(model.forward(gpu, &x)?.to_vec::<f32>(gpu)?);
-    }
-    Ok(out)
+    Ok(())
+}
+
+/// Images of `features` bytes as a `[rows, features]` tensor in [0, 1], as training sees them.
+fn normalised(gpu: &Gpu, images: &[u8], features: usize) -> wgml::Result<Tensor> {
+    let x: Vec<f32> = images.iter().map(|&b| f32::from(b) / 255.0).collect();
+    Tensor::from_slice(gpu, &x, &[images.len() / features, features])
 }
 
 /// Predicted class (first largest logit) of every sample of `split`.
@@ -196,16 +206,14 @@ pub(crate) fn predictions(
     model: &Sequential,
     split: &Split,
 ) -> wgml::Result<Vec<usize>> {
-    let classes = model.out_features().max(1);
-    let all = logits(gpu, model, &split.images, split.features)?;
-    Ok(all
-        .chunks(classes)
-        .map(|row| {
-            row.iter()
-                .enumerate()
-                .fold(0, |best, (c, &v)| if v > row[best] { c } else { best })
-        })
-        .collect())
+    check_features(model, split.features)?;
+    let mut out = Vec::new();
+    for chunk in split.images.chunks(1000 * split.features) {
+        let x = normalised(gpu, chunk, split.features)?;
+        let predicted = wgml::kernels::reduce::argmax(gpu, &model.forward(gpu, &x)?)?;
+        out.extend(predicted.into_iter().map(|c| c as usize));
+    }
+    Ok(out)
 }
 
 fn eval(model_path: &std::path::Path, data: &Mnist, json: bool) -> wgml::Result<()> {

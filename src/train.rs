@@ -14,7 +14,7 @@ use crate::kernels::data::BatchLayout;
 use crate::kernels::linear_cross_entropy::LinearCrossEntropyKernel;
 use crate::kernels::reduce::count_correct_dispatch;
 use crate::loss::{CrossEntropyLoss, Reduction, Targets};
-use crate::nn::{Sequential, Workspace};
+use crate::nn::Sequential;
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::rng::Rng;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -278,8 +278,6 @@ pub struct Trainer {
     rng: Rng,
     epoch: usize,
     optimizer: Optimizer,
-    // Kept alive for the prepared programs that bind them.
-    _buffers: (Workspace, Workspace, Tensor, Tensor, Tensor, Tensor),
 }
 
 impl Trainer {
@@ -420,7 +418,6 @@ impl Trainer {
             eval_losses: Readback::new(gpu, &eval_losses)?,
             epoch: 0,
             optimizer,
-            _buffers: (ws, eval_ws, x, y, ex, ey),
         })
     }
 

@@ -140,7 +140,16 @@ struct GpuInner {
     pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
     /// The first GPU error reported outside an error scope, kept until [`Gpu::check`].
     fault: Arc<Mutex<Option<String>>>,
-    created: [AtomicU64; 4],
+    created: Counters,
+}
+
+/// The running counts behind [`Creations`].
+#[derive(Default)]
+struct Counters {
+    buffers: AtomicU64,
+    bind_groups: AtomicU64,
+    pipelines: AtomicU64,
+    buffer_bytes: AtomicU64,
 }
 
 /// How many GPU objects wgml has created on a device: a hot loop must leave these unchanged.
@@ -344,19 +353,26 @@ impl Gpu {
 
     /// GPU objects created so far through this `Gpu`.
     pub fn creations(&self) -> Creations {
-        let [buffers, bind_groups, pipelines, buffer_bytes] = &self.inner.created;
+        let c = &self.inner.created;
         Creations {
-            buffers: buffers.load(Ordering::Relaxed),
-            bind_groups: bind_groups.load(Ordering::Relaxed),
-            pipelines: pipelines.load(Ordering::Relaxed),
-            buffer_bytes: buffer_bytes.load(Ordering::Relaxed),
+            buffers: c.buffers.load(Ordering::Relaxed),
+            bind_groups: c.bind_groups.load(Ordering::Relaxed),
+            pipelines: c.pipelines.load(Ordering::Relaxed),
+            buffer_bytes: c.buffer_bytes.load(Ordering::Relaxed),
         }
+    }
+
+    fn count_buffer(&self, bytes: u64) {
+        self.inner.created.buffers.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .created
+            .buffer_bytes
+            .fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// Creates a buffer, counted in [`Gpu::creations`].
     pub(crate) fn create_buffer(&self, desc: &wgpu::BufferDescriptor) -> wgpu::Buffer {
-        self.inner.created[0].fetch_add(1, Ordering::Relaxed);
-        self.inner.created[3].fetch_add(desc.size, Ordering::Relaxed);
+        self.count_buffer(desc.size);
         self.device().create_buffer(desc)
     }
 
@@ -366,15 +382,16 @@ impl Gpu {
         desc: &wgpu::util::BufferInitDescriptor,
     ) -> wgpu::Buffer {
         use wgpu::util::DeviceExt;
-        self.inner.created[0].fetch_add(1, Ordering::Relaxed);
-        let bytes = desc.contents.len() as u64;
-        self.inner.created[3].fetch_add(bytes, Ordering::Relaxed);
+        self.count_buffer(desc.contents.len() as u64);
         self.device().create_buffer_init(desc)
     }
 
     /// Creates a bind group, counted in [`Gpu::creations`].
     pub(crate) fn create_bind_group(&self, desc: &wgpu::BindGroupDescriptor) -> wgpu::BindGroup {
-        self.inner.created[1].fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .created
+            .bind_groups
+            .fetch_add(1, Ordering::Relaxed);
         self.device().create_bind_group(desc)
     }
 
@@ -431,7 +448,7 @@ impl Gpu {
         let module = unsafe {
             device.create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked())
         };
-        self.inner.created[2].fetch_add(1, Ordering::Relaxed);
+        self.inner.created.pipelines.fetch_add(1, Ordering::Relaxed);
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(entry),
             layout: None,

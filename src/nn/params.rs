@@ -112,11 +112,6 @@ impl Parameters {
             .collect())
     }
 
-    /// Overwrites parameter `name` with `data` (row-major, its shape's length).
-    pub fn set(&self, gpu: &Gpu, name: &str, data: &[f32]) -> Result<()> {
-        self.value(name)?.write(gpu, data)
-    }
-
     /// Replaces every parameter, as PyTorch's strict `load_state_dict`: `tensors` must hold
     /// exactly this model's names with the same shapes. Nothing is changed unless all match.
     pub fn load_state_dict(&self, gpu: &Gpu, tensors: &[NamedTensor]) -> Result<()> {
