@@ -147,3 +147,56 @@ fn uses_int64(module: &naga::Module) -> bool {
         _ => false,
     })
 }
+
+/// Every uniform block the host writes has the size, field names and field offsets of the WGSL
+/// struct the shader reads it as, and every shader with a uniform block is covered.
+#[test]
+fn every_uniform_block_matches_its_wgsl_struct() {
+    let layouts = wgml::kernels::uniform_layouts();
+    for shader in SHADERS {
+        let module = naga::front::wgsl::parse_str(shader.source).unwrap();
+        let uniform = module
+            .global_variables
+            .iter()
+            .find(|(_, v)| v.space == naga::AddressSpace::Uniform);
+        let Some((_, var)) = uniform else {
+            assert!(
+                !layouts.iter().any(|l| l.shader.name == shader.name),
+                "{} has no uniform block",
+                shader.name
+            );
+            continue;
+        };
+        let layout = (layouts.iter().find(|l| l.shader.name == shader.name))
+            .unwrap_or_else(|| panic!("{}: no host layout for its uniform block", shader.name));
+        let naga::TypeInner::Struct { members, span } = &module.types[var.ty].inner else {
+            panic!("{}: the uniform block is not a struct", shader.name)
+        };
+        let wgsl: Vec<(&str, usize)> = members
+            .iter()
+            .map(|m| (m.name.as_deref().unwrap_or(""), m.offset as usize))
+            .collect();
+        assert_eq!(wgsl, layout.fields, "{}: fields and offsets", shader.name);
+        assert_eq!(*span as usize, layout.size, "{}: size", shader.name);
+    }
+    assert_eq!(layouts.len(), 9, "a layout per shader with a uniform block");
+}
+
+/// The codes the host writes into uniforms and override constants (reductions, flag bits,
+/// matmul read modes) equal the WGSL constants the shaders compare them with.
+#[test]
+fn host_codes_equal_the_wgsl_constants() {
+    let constants = wgml::kernels::shader_constants();
+    assert!(constants.len() >= 12);
+    for (shader, name, host) in constants {
+        let module = naga::front::wgsl::parse_str(shader.source).unwrap();
+        let (_, constant) = (module.constants.iter())
+            .find(|(_, c)| c.name.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("{}: no constant {name}", shader.name));
+        let value = match module.global_expressions[constant.init] {
+            naga::Expression::Literal(naga::Literal::U32(v)) => v,
+            ref other => panic!("{}::{name} is {other:?}", shader.name),
+        };
+        assert_eq!(value, host, "{}::{name}", shader.name);
+    }
+}

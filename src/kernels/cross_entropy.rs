@@ -16,18 +16,25 @@ pub const SHADER: Shader = Shader {
     source: include_str!("../../shaders/cross_entropy.wgsl"),
 };
 
-/// How per-element losses are combined, as in PyTorch.
+/// How per-element losses are combined, as in PyTorch. The discriminants are the shaders'
+/// `reduction` codes (`MEAN` in the WGSL).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(u32)]
 pub enum Reduction {
     /// One loss per element.
-    None,
+    None = 0,
     /// Σ losses.
-    Sum,
+    Sum = 1,
     /// Class targets: Σ losses / Σ weights of the non-ignored targets (NaN when that is 0).
     /// Probability targets: Σ losses / number of elements.
     #[default]
-    Mean,
+    Mean = 2,
 }
+
+/// `Params::flags` bit: class weights are given (`HAS_WEIGHT` in the WGSL).
+pub(crate) const HAS_WEIGHT: u32 = 1;
+/// `Params::flags` bit: the targets are probabilities (`PROBS` in the WGSL).
+const PROBABILITIES: u32 = 2;
 
 impl std::str::FromStr for Reduction {
     type Err = Error;
@@ -86,6 +93,32 @@ struct Params {
     reduction: u32,
     flags: u32,
     smoothing: f32,
+}
+
+/// The WGSL constants the host's codes stand for: (shader, constant, the host's value).
+pub fn shader_constants() -> Vec<(Shader, &'static str, u32)> {
+    vec![
+        (SHADER, "MEAN", Reduction::Mean as u32),
+        (SHADER, "HAS_WEIGHT", HAS_WEIGHT),
+        (SHADER, "PROBS", PROBABILITIES),
+    ]
+}
+
+/// The uniform block of this module's shaders, as the host lays it out (checked against the
+/// WGSL in `tests/shaders.rs`).
+pub fn uniform_layouts() -> Vec<super::UniformLayout> {
+    vec![super::uniform_layout!(
+        SHADER,
+        Params {
+            rows,
+            classes,
+            inner,
+            ignore_index,
+            reduction,
+            flags,
+            smoothing
+        }
+    )]
 }
 
 /// The input seen as N × C × D, and the shape of the per-element loss.
@@ -213,12 +246,9 @@ impl CrossEntropyKernel {
             classes: u32_param(classes, "classes")?,
             inner: u32_param(inner.max(1), "inner size")?,
             ignore_index: opts.ignore_index,
-            reduction: match opts.reduction {
-                Reduction::None => 0,
-                Reduction::Sum => 1,
-                Reduction::Mean => 2,
-            },
-            flags: u32::from(opts.weight.is_some()) | u32::from(probabilities) << 1,
+            reduction: opts.reduction as u32,
+            flags: if opts.weight.is_some() { HAS_WEIGHT } else { 0 }
+                | if probabilities { PROBABILITIES } else { 0 },
             smoothing: eps,
         };
         // Unused bindings get the logits as a stand-in.

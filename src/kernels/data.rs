@@ -20,6 +20,21 @@ struct Params {
     shift: f32,
 }
 
+/// The uniform block of this module's shaders, as the host lays it out (checked against the
+/// WGSL in `tests/shaders.rs`).
+pub fn uniform_layouts() -> Vec<super::UniformLayout> {
+    vec![super::uniform_layout!(
+        SHADER,
+        Params {
+            rows,
+            features,
+            stride,
+            scale,
+            shift
+        }
+    )]
+}
+
 /// How a batch of samples lies in a 2-D tensor.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum BatchLayout {

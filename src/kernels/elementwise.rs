@@ -16,6 +16,12 @@ struct Params {
     len: u32,
 }
 
+/// The uniform block of this module's shaders, as the host lays it out (checked against the
+/// WGSL in `tests/shaders.rs`).
+pub fn uniform_layouts() -> Vec<super::UniformLayout> {
+    vec![super::uniform_layout!(SHADER, Params { len })]
+}
+
 /// A prepared y = max(x, 0); `x` and `y` have the same element count.
 pub fn relu_dispatch(gpu: &Gpu, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
     expect_len(x, y.len(), "relu's input")?;

@@ -25,7 +25,7 @@
 //! # Ok::<(), wgml::Error>(())
 //! ```
 
-use super::cross_entropy::{CrossEntropyOptions, Reduction};
+use super::cross_entropy::{CrossEntropyOptions, Reduction, HAS_WEIGHT};
 use super::matmul::{matmul_dispatch, MatmulOptions};
 use super::reduce::column_sum_dispatch;
 use super::{dims2, expect_len, u32_param, TargetCheck};
@@ -87,6 +87,32 @@ struct Params {
     reduction: u32,
     flags: u32,
     smoothing: f32,
+}
+
+/// The WGSL constants the host's codes stand for: (shader, constant, the host's value).
+pub fn shader_constants() -> Vec<(Shader, &'static str, u32)> {
+    vec![
+        (SHADER, "MEAN", Reduction::Mean as u32),
+        (SHADER, "HAS_WEIGHT", HAS_WEIGHT),
+    ]
+}
+
+/// The uniform block of this module's shaders, as the host lays it out (checked against the
+/// WGSL in `tests/shaders.rs`).
+pub fn uniform_layouts() -> Vec<super::UniformLayout> {
+    vec![super::uniform_layout!(
+        SHADER,
+        Params {
+            rows,
+            classes,
+            first,
+            width,
+            ignore_index,
+            reduction,
+            flags,
+            smoothing
+        }
+    )]
 }
 
 /// The checked shapes of one fused loss: N rows, D features, V classes.
@@ -272,12 +298,8 @@ impl LinearCrossEntropyKernel {
                 first: u32_param(first, "class")?,
                 width: u32_param(width, "chunk")?,
                 ignore_index: loss.ignore_index,
-                reduction: match loss.reduction {
-                    Reduction::None => 0,
-                    Reduction::Sum => 1,
-                    Reduction::Mean => 2,
-                },
-                flags: u32::from(loss.weight.is_some()),
+                reduction: loss.reduction as u32,
+                flags: if loss.weight.is_some() { HAS_WEIGHT } else { 0 },
                 smoothing: loss.label_smoothing,
             })
         };

@@ -191,6 +191,55 @@ impl std::str::FromStr for MatmulKernel {
     }
 }
 
+/// How `matmul_subgroup` reads A (its `A_READ` override; the values are its `A_*` constants).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+enum ARead {
+    /// Eight at a time along K (A untransposed, K a multiple of 8).
+    AlongK = 0,
+    /// Eight at a time along M (A transposed, M a multiple of 8).
+    AlongM = 1,
+    /// One at a time.
+    Scalar = 2,
+}
+
+/// How `matmul_subgroup` reads B (its `B_READ` override; the values are its `B_*` constants).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+enum BRead {
+    /// Four at a time along N.
+    AlongN = 0,
+    /// Four at a time along K.
+    AlongK = 1,
+    /// Eight at a time along K (K a multiple of 8).
+    AlongK8 = 2,
+    /// Eight at a time along N (N a multiple of 8).
+    AlongN8 = 3,
+}
+
+/// The WGSL constants the host's codes stand for: (shader, constant, the host's value).
+pub fn shader_constants() -> Vec<(Shader, &'static str, u32)> {
+    let a = [
+        ("A_ALONG_K", ARead::AlongK),
+        ("A_ALONG_M", ARead::AlongM),
+        ("A_SCALAR", ARead::Scalar),
+    ];
+    let b = [
+        ("B_ALONG_N", BRead::AlongN),
+        ("B_ALONG_K", BRead::AlongK),
+        ("B_ALONG_K8", BRead::AlongK8),
+        ("B_ALONG_N8", BRead::AlongN8),
+    ];
+    let a = a
+        .into_iter()
+        .map(|(name, v)| (SUBGROUP_SHADER, name, v as u32));
+    a.chain(
+        b.into_iter()
+            .map(|(name, v)| (SUBGROUP_SHADER, name, v as u32)),
+    )
+    .collect()
+}
+
 /// How the operands are read and what is done to the product.
 #[derive(Clone, Copy, Default, Debug)]
 pub struct MatmulOptions<'a> {
@@ -221,6 +270,41 @@ struct Params {
     b_col: u32,
     tiles_n: u32,
     tiles: u32,
+}
+
+/// The uniform block of this module's shaders, as the host lays it out (checked against the
+/// WGSL in `tests/shaders.rs`).
+pub fn uniform_layouts() -> Vec<super::UniformLayout> {
+    vec![
+        super::uniform_layout!(
+            SHADER,
+            Params {
+                m,
+                n,
+                k,
+                a_row,
+                a_k,
+                b_k,
+                b_col,
+                tiles_n,
+                tiles
+            }
+        ),
+        super::uniform_layout!(
+            SUBGROUP_SHADER,
+            Params {
+                m,
+                n,
+                k,
+                a_row,
+                a_k,
+                b_k,
+                b_col,
+                tiles_n,
+                tiles
+            }
+        ),
+    ]
 }
 
 /// (M, N, K) of op(A)·op(B), checking that the inner dimensions agree.
@@ -315,19 +399,18 @@ pub fn matmul_dispatch(
         // A_ALONG_K, A_ALONG_M or A_SCALAR: eight at a time along A's contiguous dimension
         // when it holds whole groups of 8.
         let a_read = match opts.trans_a {
-            false if k.is_multiple_of(8) => 0,
-            true if m.is_multiple_of(8) => 1,
-            _ => 2,
+            false if k.is_multiple_of(8) => ARead::AlongK,
+            true if m.is_multiple_of(8) => ARead::AlongM,
+            _ => ARead::Scalar,
         };
-        // B_ALONG_N (vec4s), B_ALONG_K (vec4s), B_ALONG_K8 or B_ALONG_N8 (eight at a time).
         let b_read = match opts.trans_b {
-            false if n.is_multiple_of(8) => 3,
-            false => 0,
-            true if k.is_multiple_of(8) => 2,
-            true => 1,
+            false if n.is_multiple_of(8) => BRead::AlongN8,
+            false => BRead::AlongN,
+            true if k.is_multiple_of(8) => BRead::AlongK8,
+            true => BRead::AlongK,
         };
-        constants.push(("A_READ", f64::from(a_read)));
-        constants.push(("B_READ", f64::from(b_read)));
+        constants.push(("A_READ", f64::from(a_read as u32)));
+        constants.push(("B_READ", f64::from(b_read as u32)));
         constants.push(("C_VEC4", flag(n % 4 == 0)));
         constants.push(("C_VEC8", flag(n % 8 == 0)));
         // Groups of 16 rows per block of 64 (`matmul_subgroup128` takes two blocks of 4).

@@ -16,6 +16,55 @@ pub mod reduce;
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Readback, Shader, Tensor};
 
+/// A shader's uniform block (`var<uniform> p: Params`) as the host lays it out: its size and
+/// each field's byte offset, which must match the WGSL struct's.
+#[derive(Clone, Debug)]
+pub struct UniformLayout {
+    /// The shader declaring the block.
+    pub shader: Shader,
+    /// `size_of` the Rust struct.
+    pub size: usize,
+    /// Each field's name and `offset_of`, in declaration order.
+    pub fields: Vec<(&'static str, usize)>,
+}
+
+/// The [`UniformLayout`] of `$ty` with `$field`s for `$shader`.
+macro_rules! uniform_layout {
+    ($shader:expr, $ty:ident { $($field:ident),* $(,)? }) => {
+        $crate::kernels::UniformLayout {
+            shader: $shader,
+            size: std::mem::size_of::<$ty>(),
+            fields: vec![$((stringify!($field), std::mem::offset_of!($ty, $field))),*],
+        }
+    };
+}
+pub(crate) use uniform_layout;
+
+/// Every shader's uniform block, for the test that holds host and WGSL to one layout.
+pub fn uniform_layouts() -> Vec<UniformLayout> {
+    [
+        cross_entropy::uniform_layouts(),
+        data::uniform_layouts(),
+        elementwise::uniform_layouts(),
+        linear_cross_entropy::uniform_layouts(),
+        matmul::uniform_layouts(),
+        optim::uniform_layouts(),
+        reduce::uniform_layouts(),
+    ]
+    .concat()
+}
+
+/// Every WGSL constant that a host-side code stands for (reductions, flag bits, override
+/// values): (shader, constant, the host's value), for the test that holds them equal.
+pub fn shader_constants() -> Vec<(Shader, &'static str, u32)> {
+    [
+        cross_entropy::shader_constants(),
+        linear_cross_entropy::shader_constants(),
+        matmul::shader_constants(),
+    ]
+    .concat()
+}
+
 /// Every shader in `shaders/`, for validation and tooling.
 pub const SHADERS: [Shader; 9] = [
     matmul::SHADER,

@@ -17,6 +17,12 @@ struct Params {
     cols: u32,
 }
 
+/// The uniform block of this module's shaders, as the host lays it out (checked against the
+/// WGSL in `tests/shaders.rs`).
+pub fn uniform_layouts() -> Vec<super::UniformLayout> {
+    vec![super::uniform_layout!(SHADER, Params { rows, cols })]
+}
+
 fn params(x: &Tensor, what: &str) -> Result<(Params, usize, usize)> {
     x.expect_dtype(DType::F32)?;
     let (rows, cols) = dims2(x, what)?;
