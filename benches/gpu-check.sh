@@ -15,7 +15,7 @@ pack() {
     cargo build --release
     local tests
     tests=$(cargo test --release --no-run 2>&1 |
-        grep -o 'target/release/deps/\(kernels\|gradients\|golden\|train\)-[0-9a-f]*')
+        grep -o 'target/release/deps/\(kernels\|gradients\|golden\|linear_cross_entropy\|train\)-[0-9a-f]*')
     rm -rf .gpu /tmp/wgml-gpu && mkdir -p .gpu /tmp/wgml-gpu
     strip -o /tmp/wgml-gpu/wgml target/release/wgml
     for t in $tests; do
@@ -32,11 +32,11 @@ run() {
     local out=$1 bin=/tmp/wgml-gpu
     mkdir -p "$out" "$bin"
     tar -xzf .gpu/bin.tgz -C "$bin"
-    # Test binaries find their fixtures under the path they were built in.
-    [ -e /work/main ] || { mkdir -p /work && ln -s "$PWD" /work/main; }
+    # Test binaries read their fixtures from here rather than the tree they were built in.
+    export WGML_FIXTURES=$PWD/tests/golden
     nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv | tee "$out/gpu.txt" || true
     "$bin/wgml" devices | tee -a "$out/gpu.txt"
-    for t in kernels gradients golden train; do
+    for t in kernels gradients golden linear_cross_entropy train; do
         if "$bin/$t" --test-threads=4 --nocapture >"$out/test-$t.log" 2>&1; then r=pass; else r=FAIL; fi
         echo "tests/$t.rs: $r ($(grep -o '[0-9]* passed; [0-9]* failed' "$out/test-$t.log" | tail -1))"
         grep -h '^trajectory:' "$out/test-$t.log" || true

@@ -1,4 +1,4 @@
-// Optimizers over one flat parameter buffer, as torch.optim computes them (REFERENCE.md).
+// Optimizers over one flat parameter buffer, as torch.optim computes them (docs/semantics.md).
 // The step count lives on the GPU. Adam runs as two dispatches: adam_prepare (one invocation)
 // advances the count to t and writes the step's factors, lr/(1 − β1ᵗ) and √(1 − β2ᵗ), and adam
 // applies them to every element. SGD reads the count before the caller advances it.

@@ -88,7 +88,7 @@ pub enum Targets<'a> {
     Probabilities(&'a [f32]),
 }
 
-/// Cross-entropy as PyTorch defines it (REFERENCE.md), on an input laid out N × C × D: the
+/// Cross-entropy as PyTorch defines it (docs/semantics.md), on an input laid out N × C × D: the
 /// reduced loss (per element for `None`) and its gradient w.r.t. the input.
 #[allow(clippy::too_many_arguments)]
 pub fn cross_entropy(

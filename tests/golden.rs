@@ -5,7 +5,7 @@
 mod common;
 use common::{gpu, run_optimizer};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use wgml::checkpoint;
 use wgml::data::Mnist;
 use wgml::gpu::Tensor;
@@ -16,9 +16,7 @@ use wgml::optim::OptimizerConfig;
 use wgml::train::{TrainConfig, Trainer};
 
 fn golden(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name)
+    common::fixture(name)
 }
 
 fn fixture(name: &str) -> Value {
@@ -110,14 +108,14 @@ fn cross_entropy_matches_pytorch_over_every_option() {
         let el = torch_close(&loss, &f32s(&case["loss"]), &format!("{name} loss"));
         let expected_grad = f32s(&case["grad"]);
         if expected_grad.iter().any(|v| v.is_nan()) {
-            // Mean over targets whose weights sum to 0: REFERENCE.md specifies a zero gradient;
+            // Mean over targets whose weights sum to 0: docs/semantics.md specifies a zero gradient;
             // PyTorch 2.15 returns 0·∞ = NaN in the rows whose target weighs 0.
             assert!(
                 loss[0].is_nan() && grad.iter().all(|&v| v == 0.0),
                 "{name}: {grad:?}"
             );
             println!(
-                "ok  cross_entropy {name}  loss NaN; gradient zero (REFERENCE.md; PyTorch: NaN)"
+                "ok  cross_entropy {name}  loss NaN; gradient zero (docs/semantics.md; PyTorch: NaN)"
             );
             continue;
         }

@@ -233,7 +233,7 @@ fn argmax_and_count_correct_take_the_first_maximum() {
     }
 }
 
-// REFERENCE.md's vectors: x, y = [0, -100, 2], w = [.2, .3, .5].
+// docs/semantics.md's vectors: x, y = [0, -100, 2], w = [.2, .3, .5].
 const X3: [f32; 9] = [1.0, 2.0, 3.0, 0.5, -1.0, 2.0, -2.0, 0.0, 1.0];
 const Y3: [i32; 3] = [0, -100, 2];
 const W3: [f32; 3] = [0.2, 0.3, 0.5];

@@ -4,7 +4,6 @@
 mod common;
 use common::gpu;
 use serde_json::Value;
-use std::path::Path;
 use wgml::gpu::{DType, Gpu, GpuOptions, Tensor};
 use wgml::kernels::cross_entropy::CrossEntropyOptions;
 use wgml::kernels::linear_cross_entropy::{
@@ -147,7 +146,7 @@ fn read(t: &Option<Tensor>) -> Vec<f32> {
 
 #[test]
 fn matches_pytorch_over_every_option_and_odd_shapes() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/linear_cross_entropy.json");
+    let path = common::fixture("linear_cross_entropy.json");
     let fixture: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let cases = fixture["cases"].as_array().unwrap();
     assert!(cases.len() >= 30);

@@ -1,5 +1,5 @@
 //! `shaders/cross_entropy.wgsl`: fused softmax cross-entropy loss and gradient, as
-//! `torch.nn.CrossEntropyLoss` (REFERENCE.md).
+//! `torch.nn.CrossEntropyLoss` (docs/semantics.md).
 
 use super::{u32_param, TargetCheck};
 use crate::error::{Error, Result};

@@ -6,6 +6,16 @@ use wgml::gpu::{DType, Gpu, Program, Tensor};
 use wgml::kernels::optim::OptimState;
 use wgml::rng::Rng;
 
+/// A fixture of `tests/golden/`, found at run time: under `WGML_FIXTURES` when set (test
+/// binaries run on another machine), else in the source tree they were built from.
+pub fn fixture(name: &str) -> std::path::PathBuf {
+    let dir = std::env::var_os("WGML_FIXTURES").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden"),
+        std::path::PathBuf::from,
+    );
+    dir.join(name)
+}
+
 /// The adapter `WGML_BACKEND` / `WGML_ADAPTER` select (lavapipe in CI), opened once.
 pub fn gpu() -> &'static Gpu {
     static GPU: OnceLock<Gpu> = OnceLock::new();
