@@ -35,39 +35,10 @@ impl OptimizerConfig {
 
     /// PyTorch's checks of the hyper-parameters, in its words.
     pub fn validate(&self) -> Result<()> {
-        let negative = |x: f32| x.is_nan() || x < 0.0;
-        let bad = |msg: String| Err(Error::invalid(msg));
-        let (lr, wd) = match self {
-            OptimizerConfig::Adam(c) => (c.lr, c.weight_decay),
-            OptimizerConfig::Sgd(c) => (c.lr, c.weight_decay),
-        };
-        if negative(lr) {
-            return bad(format!("Invalid learning rate: {lr}"));
-        }
         match self {
-            OptimizerConfig::Adam(c) => {
-                if negative(c.eps) {
-                    return bad(format!("Invalid epsilon value: {}", c.eps));
-                }
-                for (i, beta) in [c.betas.0, c.betas.1].into_iter().enumerate() {
-                    if !(0.0..1.0).contains(&beta) {
-                        return bad(format!("Invalid beta parameter at index {i}: {beta}"));
-                    }
-                }
-            }
-            OptimizerConfig::Sgd(c) => {
-                if negative(c.momentum) {
-                    return bad(format!("Invalid momentum value: {}", c.momentum));
-                }
-                if c.nesterov && (c.momentum <= 0.0 || c.dampening != 0.0) {
-                    return bad("Nesterov momentum requires a momentum and zero dampening".into());
-                }
-            }
+            OptimizerConfig::Adam(c) => c.validate(),
+            OptimizerConfig::Sgd(c) => c.validate(),
         }
-        if negative(wd) {
-            return bad(format!("Invalid weight_decay value: {wd}"));
-        }
-        Ok(())
     }
 }
 
@@ -82,8 +53,12 @@ pub struct Optimizer {
 impl Optimizer {
     /// The optimizer for `params` (zeroed state), after checking `config` as PyTorch does.
     pub fn new(gpu: &Gpu, params: &Parameters, config: OptimizerConfig) -> Result<Self> {
+        Self::sized(gpu, params.values().len(), config)
+    }
+
+    /// The optimizer for `len` parameters (zeroed state).
+    fn sized(gpu: &Gpu, len: usize, config: OptimizerConfig) -> Result<Self> {
         config.validate()?;
-        let len = params.values().len();
         let count = match config {
             OptimizerConfig::Adam(c) => 2 + usize::from(c.amsgrad),
             // The momentum buffer is bound even without momentum (then untouched).
@@ -107,14 +82,19 @@ impl Optimizer {
 
     /// The dispatches of one step: every parameter updated, the step count advanced.
     pub fn step_program(&self, gpu: &Gpu, params: &Parameters) -> Result<Program> {
+        self.program(gpu, params.values(), params.grads())
+    }
+
+    /// The dispatches of one step of `param` from `grad`.
+    fn program(&self, gpu: &Gpu, param: &Tensor, grad: &Tensor) -> Result<Program> {
         // A buffer the configuration leaves unused (amsgrad's v_max) is bound to the first one.
         let first = &self.buffers[0];
         let buffer = |i: usize| self.buffers.get(i).unwrap_or(first);
         let state = OptimState {
             step: &self.step,
             factors: &self.factors,
-            grad: params.grads(),
-            param: params.values(),
+            grad,
+            param,
             m: buffer(0),
             v: buffer(1),
             v_max: buffer(2),
@@ -158,5 +138,62 @@ impl Optimizer {
             target.write(gpu, data)?;
         }
         self.step.write(gpu, &[step])
+    }
+}
+
+/// An optimizer over the caller's own tensors, each updated in place from its gradient:
+/// one constructor, then [`TensorOptimizer::step`] after each backward pass (or its
+/// [`TensorOptimizer::program`] recorded with the rest of a step).
+///
+/// ```no_run
+/// use wgml::gpu::{DType, Gpu, Tensor};
+/// use wgml::optim::{OptimizerConfig, TensorOptimizer};
+///
+/// let gpu = Gpu::from_env()?;
+/// let w = Tensor::from_slice(&gpu, &[0.5f32, -1.0], &[2])?;
+/// let dw = Tensor::zeros(&gpu, &[2], DType::F32)?;
+/// let adam = TensorOptimizer::new(&gpu, &[(&w, &dw)], OptimizerConfig::default())?;
+/// dw.write(&gpu, &[0.1f32, -0.2])?; // a gradient, from any kernel or the host
+/// adam.step(&gpu)?;
+/// # Ok::<(), wgml::Error>(())
+/// ```
+pub struct TensorOptimizer {
+    _state: Vec<Optimizer>,
+    program: Program,
+}
+
+impl TensorOptimizer {
+    /// Prepares one step over `(parameter, gradient)` pairs (f32 tensors of equal length),
+    /// each with its own optimizer state, after checking `config` as PyTorch does.
+    pub fn new(gpu: &Gpu, tensors: &[(&Tensor, &Tensor)], config: OptimizerConfig) -> Result<Self> {
+        let mut program = Program::new();
+        let mut state = Vec::with_capacity(tensors.len());
+        for &(param, grad) in tensors {
+            param.expect_dtype(DType::F32)?;
+            if grad.shape() != param.shape() || grad.dtype() != DType::F32 {
+                return Err(Error::shape(format!(
+                    "a gradient must be f32 of its parameter's shape {:?}, got {:?}",
+                    param.shape(),
+                    grad.shape()
+                )));
+            }
+            let optimizer = Optimizer::sized(gpu, param.len(), config)?;
+            program.append(optimizer.program(gpu, param, grad)?);
+            state.push(optimizer);
+        }
+        Ok(TensorOptimizer {
+            _state: state,
+            program,
+        })
+    }
+
+    /// The dispatches of one step.
+    pub fn program(&self) -> &Program {
+        &self.program
+    }
+
+    /// Takes one step now, and waits for it.
+    pub fn step(&self, gpu: &Gpu) -> Result<()> {
+        self.program.run(gpu)
     }
 }

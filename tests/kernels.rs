@@ -765,3 +765,88 @@ fn optimizer_configs_are_checked_in_pytorchs_words() {
     .unwrap();
     Adam(AdamConfig::adamw()).validate().unwrap();
 }
+
+/// A user's own tensors, optimized in a few lines: two parameters, their gradients from the host
+/// (of Σ (p − target)²), one TensorOptimizer step per gradient, against Adam in f64.
+#[test]
+fn a_user_optimizes_their_own_tensors() {
+    use wgml::optim::{OptimizerConfig, TensorOptimizer};
+    let g = gpu();
+    let config = AdamConfig {
+        lr: 0.05,
+        amsgrad: true,
+        ..AdamConfig::default()
+    };
+    let (w0, b0) = (random(6, -1.0, 1.0, 1), random(2, -1.0, 1.0, 2));
+    let target = random(8, -1.0, 1.0, 3);
+    let w = Tensor::from_slice(g, &w0, &[3, 2]).unwrap();
+    let b = Tensor::from_slice(g, &b0, &[2]).unwrap();
+    let dw = Tensor::zeros(g, &[3, 2], DType::F32).unwrap();
+    let db = Tensor::zeros(g, &[2], DType::F32).unwrap();
+    let adam =
+        TensorOptimizer::new(g, &[(&w, &dw), (&b, &db)], OptimizerConfig::Adam(config)).unwrap();
+
+    let mut expected: Vec<Vec<f64>> = [&w0, &b0]
+        .iter()
+        .map(|p| p.iter().map(|&x| f64::from(x)).collect())
+        .collect();
+    let mut moments = [
+        reference::AdamMoments::default(),
+        reference::AdamMoments::default(),
+    ];
+    for _ in 0..20 {
+        for (i, (param, grad)) in [(&w, &dw), (&b, &db)].into_iter().enumerate() {
+            let now = param.to_vec::<f32>(g).unwrap();
+            let t = if i == 0 { &target[..6] } else { &target[6..] };
+            let gradient: Vec<f32> = now.iter().zip(t).map(|(p, t)| 2.0 * (p - t)).collect();
+            grad.write(g, &gradient).unwrap();
+            let gradient: Vec<f64> = gradient.iter().map(|&x| f64::from(x)).collect();
+            reference::adam_step(&config, &mut expected[i], &gradient, &mut moments[i]);
+        }
+        adam.step(g).unwrap();
+    }
+    for (param, expected) in [&w, &b].into_iter().zip(&expected) {
+        let expected: Vec<f32> = expected.iter().map(|&x| x as f32).collect();
+        assert_torch_close(&param.to_vec::<f32>(g).unwrap(), &expected, "own tensors");
+    }
+    let mismatched = TensorOptimizer::new(g, &[(&w, &db)], OptimizerConfig::Adam(config));
+    assert!(mismatched
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("parameter's shape [3, 2]"));
+}
+
+/// The optimizer kernels check their hyper-parameters themselves, as `Optimizer::new` does.
+#[test]
+fn optimizer_dispatches_refuse_invalid_hyper_parameters() {
+    let g = gpu();
+    let t = |n| Tensor::zeros(g, &[n], DType::F32).unwrap();
+    let (p, gr, m, v, vm, f) = (t(4), t(4), t(4), t(4), t(4), t(2));
+    let step = Tensor::zeros(g, &[1], DType::U32).unwrap();
+    let state = wgml::kernels::optim::OptimState {
+        step: &step,
+        factors: &f,
+        grad: &gr,
+        param: &p,
+        m: &m,
+        v: &v,
+        v_max: &vm,
+    };
+    let bad_lr = AdamConfig {
+        lr: -1.0,
+        ..AdamConfig::default()
+    };
+    let err = adam_dispatch(g, &bad_lr, &state).err().unwrap().to_string();
+    assert_eq!(err, "Invalid learning rate: -1");
+    let bad_beta = AdamConfig {
+        betas: (0.9, 1.0),
+        ..AdamConfig::default()
+    };
+    assert!(adam_dispatch(g, &bad_beta, &state).is_err());
+    let nesterov = SgdConfig {
+        nesterov: true,
+        ..SgdConfig::default()
+    };
+    assert!(sgd_dispatch(g, &nesterov, &state).is_err());
+}

@@ -1,7 +1,7 @@
 //! `shaders/optim.wgsl`: Adam / AdamW and SGD over a flat parameter buffer.
 
 use super::{expect_len, u32_param};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::{DType, Dispatch, Gpu, Program, Shader, Tensor};
 
 /// The optimizer shader.
@@ -64,6 +64,61 @@ impl AdamConfig {
             ..Self::default()
         }
     }
+
+    /// PyTorch's checks of the hyper-parameters, in its words.
+    pub fn validate(&self) -> Result<()> {
+        check_common(self.lr, self.weight_decay)?;
+        if negative(self.eps) {
+            return Err(Error::invalid(format!(
+                "Invalid epsilon value: {}",
+                self.eps
+            )));
+        }
+        for (i, beta) in [self.betas.0, self.betas.1].into_iter().enumerate() {
+            if !(0.0..1.0).contains(&beta) {
+                return Err(Error::invalid(format!(
+                    "Invalid beta parameter at index {i}: {beta}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl SgdConfig {
+    /// PyTorch's checks of the hyper-parameters, in its words.
+    pub fn validate(&self) -> Result<()> {
+        check_common(self.lr, self.weight_decay)?;
+        if negative(self.momentum) {
+            return Err(Error::invalid(format!(
+                "Invalid momentum value: {}",
+                self.momentum
+            )));
+        }
+        if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
+            return Err(Error::invalid(
+                "Nesterov momentum requires a momentum and zero dampening",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn negative(x: f32) -> bool {
+    x.is_nan() || x < 0.0
+}
+
+/// The learning rate and weight decay checks both optimizers make, in PyTorch's order.
+fn check_common(lr: f32, weight_decay: f32) -> Result<()> {
+    if negative(lr) {
+        return Err(Error::invalid(format!("Invalid learning rate: {lr}")));
+    }
+    if negative(weight_decay) {
+        return Err(Error::invalid(format!(
+            "Invalid weight_decay value: {weight_decay}"
+        )));
+    }
+    Ok(())
 }
 
 /// SGD's hyper-parameters, as `torch.optim.SGD` names them.
@@ -199,6 +254,7 @@ fn check(state: &OptimState, with_v: bool, with_v_max: bool) -> Result<u32> {
 /// The two prepared dispatches of one Adam / AdamW step: advance `state.step` and form the step's
 /// factors, then update `state.param` in place.
 pub fn adam_dispatch(gpu: &Gpu, config: &AdamConfig, state: &OptimState) -> Result<Program> {
+    config.validate()?;
     let params = Params {
         len: check(state, true, config.amsgrad)?,
         flags: u32::from(config.decoupled)
@@ -261,6 +317,7 @@ pub fn adam_dispatch(gpu: &Gpu, config: &AdamConfig, state: &OptimState) -> Resu
 /// The prepared dispatches of one SGD step: update `state.param` in place (`state.m` is the
 /// momentum buffer), then advance `state.step`.
 pub fn sgd_dispatch(gpu: &Gpu, config: &SgdConfig, state: &OptimState) -> Result<Program> {
+    config.validate()?;
     let params = Params {
         len: check(state, false, false)?,
         flags: u32::from(config.nesterov) | u32::from(config.maximize) << 2,
