@@ -1,8 +1,8 @@
 //! `CrossEntropyLoss`, as `torch.nn.CrossEntropyLoss`.
 
 use crate::error::Result;
-use crate::gpu::{DType, Gpu, Tensor};
-use crate::kernels::cross_entropy::{CrossEntropyKernel, CrossEntropyOptions};
+use crate::gpu::{Gpu, Tensor};
+use crate::kernels::cross_entropy::{cross_entropy, CrossEntropyKernel, CrossEntropyOptions};
 pub use crate::kernels::cross_entropy::{Reduction, Targets};
 
 /// Softmax cross-entropy with PyTorch's options and defaults: class-index or probability
@@ -57,7 +57,8 @@ impl CrossEntropyLoss {
     }
 
     /// Prepares the loss for fixed tensors: the gradient goes into `grad` (the logits' shape)
-    /// and the reduced loss into `out[cursor[0]]`. The result's `program` runs it.
+    /// and the reduced loss into `out[cursor[0]]`. Record the result's `program`, then call its
+    /// `check_targets` before trusting the loss (or `run` it, which does both).
     pub fn prepare(
         &self,
         gpu: &Gpu,
@@ -67,38 +68,35 @@ impl CrossEntropyLoss {
         out: &Tensor,
         cursor: &Tensor,
     ) -> Result<CrossEntropyKernel> {
-        let weight = self
-            .weight
-            .as_ref()
-            .map(|w| Tensor::from_slice(gpu, w, &[w.len()]))
-            .transpose()?;
-        let opts = CrossEntropyOptions {
-            weight: weight.as_ref(),
-            ignore_index: self.ignore_index,
-            reduction: self.reduction,
-            label_smoothing: self.label_smoothing,
-        };
+        let weight = self.weight_tensor(gpu)?;
+        let opts = self.options(weight.as_ref());
         CrossEntropyKernel::new(gpu, logits, targets, opts, grad, out, cursor)
     }
 
-    /// Loss and gradient in one call (allocates): the reduced loss, or one per element for
-    /// `Reduction::None`, and d(loss)/d(logits).
+    /// Loss and gradient in one call (allocates): see [`cross_entropy`].
     pub fn forward_backward(
         &self,
         gpu: &Gpu,
         logits: &Tensor,
         targets: Targets,
-    ) -> Result<(Vec<f32>, Tensor)> {
-        let grad = Tensor::zeros(gpu, logits.shape(), DType::F32)?;
-        let out = Tensor::zeros(gpu, &[1], DType::F32)?;
-        let cursor = Tensor::zeros(gpu, &[1], DType::U32)?;
-        let kernel = self.prepare(gpu, logits, targets, &grad, &out, &cursor)?;
-        kernel.program.run(gpu)?;
-        kernel.check_targets(gpu)?;
-        let loss = match self.reduction {
-            Reduction::None => kernel.row_loss.to_vec(gpu)?,
-            _ => out.to_vec(gpu)?,
-        };
-        Ok((loss, grad))
+    ) -> Result<(Tensor, Tensor)> {
+        let weight = self.weight_tensor(gpu)?;
+        cross_entropy(gpu, logits, targets, self.options(weight.as_ref()))
+    }
+
+    fn weight_tensor(&self, gpu: &Gpu) -> Result<Option<Tensor>> {
+        (self.weight.as_ref())
+            .map(|w| Tensor::from_slice(gpu, w, &[w.len()]))
+            .transpose()
+    }
+
+    /// The kernel's options, with the class weights in `weight`.
+    fn options<'a>(&self, weight: Option<&'a Tensor>) -> CrossEntropyOptions<'a> {
+        CrossEntropyOptions {
+            weight,
+            ignore_index: self.ignore_index,
+            reduction: self.reduction,
+            label_smoothing: self.label_smoothing,
+        }
     }
 }

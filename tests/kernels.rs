@@ -271,7 +271,7 @@ fn ce(
         Either::Right(_) => Targets::Probabilities(&t),
     };
     let (loss, grad) = cross_entropy(gpu(), &logits, targets, opts)?;
-    Ok((loss, grad.to_vec(gpu())?))
+    Ok((loss.to_vec(gpu())?, grad.to_vec(gpu())?))
 }
 
 enum Either<L, R> {

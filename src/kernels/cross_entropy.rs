@@ -1,5 +1,19 @@
 //! `shaders/cross_entropy.wgsl`: fused softmax cross-entropy loss and gradient, as
 //! `torch.nn.CrossEntropyLoss` (docs/semantics.md).
+//!
+//! ```
+//! use wgml::gpu::{Gpu, Tensor};
+//! use wgml::kernels::cross_entropy::{cross_entropy, CrossEntropyOptions, Reduction, Targets};
+//!
+//! let gpu = Gpu::from_env()?;
+//! let logits = Tensor::from_slice(&gpu, &[3.0f32, 1.0, 1.0, 2.0], &[2, 2])?;
+//! let targets = Tensor::from_slice(&gpu, &[0i32, -100], &[2])?; // the second row is ignored
+//! let opts = CrossEntropyOptions { reduction: Reduction::None, ..Default::default() };
+//! let (loss, _grad) = cross_entropy(&gpu, &logits, Targets::Classes(&targets), opts)?;
+//! assert_eq!(loss.shape(), [2]);
+//! assert_eq!(loss.to_vec::<f32>(&gpu)?[1], 0.0);
+//! # Ok::<(), wgml::Error>(())
+//! ```
 
 use super::{u32_param, TargetCheck};
 use crate::error::{Error, Result};
@@ -334,29 +348,48 @@ impl CrossEntropyKernel {
     }
 
     /// Turns a target the GPU flagged as out of range into [`Error::TargetOutOfBounds`], and
-    /// clears the flag.
+    /// clears the flag. Whoever records [`Self::program`] calls it before trusting the loss.
     pub fn check_targets(&self, gpu: &Gpu) -> Result<()> {
         self.targets_check.check(gpu)
     }
+
+    /// Runs the program once, waits, and checks the targets: the safe way to run it alone.
+    pub fn run(&self, gpu: &Gpu) -> Result<()> {
+        self.program.run(gpu)?;
+        self.check_targets(gpu)
+    }
 }
 
-/// Loss and gradient in one call: the reduced loss (for `Reduction::None`, one per element, in
-/// the targets' order) and d(loss)/d(logits). A class target out of range is an error.
+/// Loss and gradient in one call (allocates): the loss as a tensor (shape `[]`, or the targets'
+/// shape for `Reduction::None`) and d(loss)/d(logits) of the logits' shape. A class target out
+/// of range is an error.
+///
+/// ```
+/// use wgml::gpu::{Gpu, Tensor};
+/// use wgml::kernels::cross_entropy::{cross_entropy, CrossEntropyOptions, Targets};
+///
+/// let gpu = Gpu::from_env()?;
+/// let logits = Tensor::from_slice(&gpu, &[3.0f32, 3.0, 2.0, 2.0], &[2, 2])?;
+/// let targets = Tensor::from_slice(&gpu, &[0i32, 1], &[2])?;
+/// let (loss, grad) = cross_entropy(&gpu, &logits, Targets::Classes(&targets), CrossEntropyOptions::default())?;
+/// assert!((loss.to_vec::<f32>(&gpu)?[0] - std::f32::consts::LN_2).abs() < 1e-6);
+/// assert_eq!(grad.to_vec::<f32>(&gpu)?, [-0.25, 0.25, 0.25, -0.25]);
+/// # Ok::<(), wgml::Error>(())
+/// ```
 pub fn cross_entropy(
     gpu: &Gpu,
     logits: &Tensor,
     targets: Targets,
     opts: CrossEntropyOptions,
-) -> Result<(Vec<f32>, Tensor)> {
+) -> Result<(Tensor, Tensor)> {
     let grad = Tensor::zeros(gpu, logits.shape(), DType::F32)?;
-    let out = Tensor::zeros(gpu, &[1], DType::F32)?;
+    let out = Tensor::zeros(gpu, &[], DType::F32)?;
     let cursor = Tensor::zeros(gpu, &[1], DType::U32)?;
     let kernel = CrossEntropyKernel::new(gpu, logits, targets, opts, &grad, &out, &cursor)?;
-    kernel.program.run(gpu)?;
-    kernel.check_targets(gpu)?;
+    kernel.run(gpu)?;
     let loss = match opts.reduction {
-        Reduction::None => kernel.row_loss.to_vec(gpu)?,
-        _ => out.to_vec(gpu)?,
+        Reduction::None => kernel.row_loss,
+        _ => out,
     };
     Ok((loss, grad))
 }

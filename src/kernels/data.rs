@@ -1,4 +1,24 @@
 //! `shaders/data.wgsl`: batch gather from a GPU-resident u8 dataset, and step counters.
+//!
+//! ```
+//! use wgml::gpu::{DType, Gpu, Tensor};
+//! use wgml::kernels::data::{gather_dispatch, pack_bytes, BatchLayout, GatherSource};
+//!
+//! let gpu = Gpu::from_env()?;
+//! // Three samples of four bytes, labels 7, 8, 9; gather samples 2 and 0 as f32 / 255.
+//! let bytes: Vec<u8> = (0..12).map(|i| i * 20).collect();
+//! let words = pack_bytes(&bytes);
+//! let pixels = Tensor::from_slice(&gpu, &words, &[words.len()])?;
+//! let labels = Tensor::from_slice(&gpu, &[7i32, 8, 9], &[3])?;
+//! let order = Tensor::from_slice(&gpu, &[2u32, 0, 1], &[3])?;
+//! let cursor = Tensor::zeros(&gpu, &[1], DType::U32)?;
+//! let src = GatherSource { pixels: &pixels, labels: &labels, features: 4, order: &order, cursor: &cursor, stride: 2 };
+//! let (x, y) = (Tensor::zeros(&gpu, &[2, 4], DType::F32)?, Tensor::zeros(&gpu, &[2], DType::I32)?);
+//! gather_dispatch(&gpu, &src, (&x, BatchLayout::Rows), &y, 1.0 / 255.0, 0.0)?.run(&gpu)?;
+//! assert_eq!(y.to_vec::<i32>(&gpu)?, [9, 7]);
+//! assert_eq!(x.to_vec::<f32>(&gpu)?[0], 160.0 / 255.0);
+//! # Ok::<(), wgml::Error>(())
+//! ```
 
 use super::u32_param;
 use crate::error::{Error, Result};
@@ -109,9 +129,11 @@ pub fn gather_dispatch(
     };
     // Whole words per row: one invocation per word, or per four when rows hold whole quads;
     // feature-major, four rows of four words each, when the batch holds whole 4-row groups.
+    // (`gather_words` also binds the pixels and x as vec4s: each must hold one.)
     let quads = src.features.is_multiple_of(16);
     let columns = layout == BatchLayout::Columns;
-    let (entry, per_invocation) = match (src.features.is_multiple_of(4), quads, columns) {
+    let words = src.features.is_multiple_of(4) && src.pixels.len() >= 4 && x.len() >= 4;
+    let (entry, per_invocation) = match (words, quads, columns) {
         (_, true, true) if rows.is_multiple_of(4) => ("gather_columns", 64),
         (_, _, true) => ("gather", 1),
         (_, true, false) => ("gather_words", 16),

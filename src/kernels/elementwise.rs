@@ -1,4 +1,17 @@
 //! `shaders/elementwise.wgsl`: ReLU forward and backward.
+//!
+//! ```
+//! use wgml::gpu::{Gpu, Tensor};
+//! use wgml::kernels::elementwise::{relu, relu_backward};
+//!
+//! let gpu = Gpu::from_env()?;
+//! let x = Tensor::from_slice(&gpu, &[-1.0f32, 0.0, 2.0], &[3])?;
+//! let y = relu(&gpu, &x)?;
+//! assert_eq!(y.to_vec::<f32>(&gpu)?, [0.0, 0.0, 2.0]);
+//! let dy = Tensor::from_slice(&gpu, &[1.0f32, 1.0, 1.0], &[3])?;
+//! assert_eq!(relu_backward(&gpu, &y, &dy)?.to_vec::<f32>(&gpu)?, [0.0, 0.0, 1.0]);
+//! # Ok::<(), wgml::Error>(())
+//! ```
 
 use super::{expect_len, u32_param};
 use crate::error::Result;

@@ -1,5 +1,19 @@
 //! `shaders/matmul.wgsl` and `shaders/matmul_subgroup.wgsl`: C = op(A)·op(B) (+bias) (+ReLU)
 //! (⊙ gate).
+//!
+//! ```
+//! use wgml::gpu::{Gpu, Tensor};
+//! use wgml::kernels::matmul::{matmul, MatmulOptions};
+//!
+//! let gpu = Gpu::from_env()?;
+//! let x = Tensor::from_slice(&gpu, &[1.0f32, 2.0, 3.0, 4.0], &[2, 2])?;
+//! let w = Tensor::from_slice(&gpu, &[1.0f32, 0.0, 1.0, 1.0], &[2, 2])?; // nn.Linear's [out, in]
+//! let b = Tensor::from_slice(&gpu, &[0.5f32, -10.0], &[2])?;
+//! let opts = MatmulOptions { trans_b: true, bias: Some(&b), relu: true, ..Default::default() };
+//! let y = matmul(&gpu, &x, &w, opts)?; // relu(x·Wᵀ + b)
+//! assert_eq!(y.to_vec::<f32>(&gpu)?, [1.5, 0.0, 3.5, 0.0]);
+//! # Ok::<(), wgml::Error>(())
+//! ```
 
 use super::{dims2, u32_param};
 use crate::error::{Error, Result};

@@ -1,4 +1,23 @@
 //! `shaders/optim.wgsl`: Adam / AdamW and SGD over a flat parameter buffer.
+//!
+//! The model API's [`crate::optim::TensorOptimizer`] keeps this state for you; here is one
+//! SGD step done by hand:
+//!
+//! ```
+//! use wgml::gpu::{DType, Gpu, Tensor};
+//! use wgml::kernels::optim::{sgd_dispatch, OptimState, SgdConfig};
+//!
+//! let gpu = Gpu::from_env()?;
+//! let zeros = |n| Tensor::zeros(&gpu, &[n], DType::F32);
+//! let param = Tensor::from_slice(&gpu, &[1.0f32, 2.0], &[2])?;
+//! let grad = Tensor::from_slice(&gpu, &[0.5f32, -1.0], &[2])?;
+//! let (m, unused, factors) = (zeros(2)?, zeros(2)?, zeros(2)?);
+//! let step = Tensor::zeros(&gpu, &[1], DType::U32)?;
+//! let state = OptimState { step: &step, factors: &factors, grad: &grad, param: &param, m: &m, v: &unused, v_max: &unused };
+//! sgd_dispatch(&gpu, &SgdConfig { lr: 0.1, ..Default::default() }, &state)?.run(&gpu)?;
+//! assert_eq!(param.to_vec::<f32>(&gpu)?, [0.95, 2.1]);
+//! # Ok::<(), wgml::Error>(())
+//! ```
 
 use super::{expect_len, u32_param};
 use crate::error::{Error, Result};

@@ -1,4 +1,17 @@
 //! `shaders/reduce.wgsl`: column sums, row argmax, correct-prediction counts.
+//!
+//! ```
+//! use wgml::gpu::{Gpu, Tensor};
+//! use wgml::kernels::reduce::{argmax, column_sum, count_correct};
+//!
+//! let gpu = Gpu::from_env()?;
+//! let x = Tensor::from_slice(&gpu, &[1.0f32, 5.0, 2.0, 7.0, 3.0, 0.0], &[2, 3])?;
+//! assert_eq!(column_sum(&gpu, &x)?.to_vec::<f32>(&gpu)?, [8.0, 8.0, 2.0]);
+//! assert_eq!(argmax(&gpu, &x)?, [1, 0]);
+//! let labels = Tensor::from_slice(&gpu, &[1i32, 2], &[2])?;
+//! assert_eq!(count_correct(&gpu, &x, &labels)?, 1);
+//! # Ok::<(), wgml::Error>(())
+//! ```
 
 use super::{dims2, u32_param};
 use crate::error::{Error, Result};
