@@ -64,6 +64,29 @@ impl std::str::FromStr for Reduction {
     }
 }
 
+/// PyTorch's int64 class targets as the i32 tensor the loss kernels read (checked on upload:
+/// a target no i32 holds is out of bounds for any class count the GPU can hold, and reported
+/// in PyTorch's words; `ignore_index` values pass through).
+///
+/// ```
+/// use wgml::kernels::cross_entropy::class_targets;
+/// let gpu = wgml::gpu::Gpu::from_env()?;
+/// let t = class_targets(&gpu, &[3i64, -100, 0], &[3])?;
+/// assert_eq!(t.to_vec::<i32>(&gpu)?, [3, -100, 0]);
+/// assert_eq!(
+///     class_targets(&gpu, &[1i64 << 40], &[1]).unwrap_err().to_string(),
+///     "Target 1099511627776 is out of bounds."
+/// );
+/// # Ok::<(), wgml::Error>(())
+/// ```
+pub fn class_targets(gpu: &Gpu, targets: &[i64], shape: &[usize]) -> Result<Tensor> {
+    let narrow = targets
+        .iter()
+        .map(|&t| i32::try_from(t).map_err(|_| Error::TargetOutOfBounds(t)))
+        .collect::<Result<Vec<i32>>>()?;
+    Tensor::from_slice(gpu, &narrow, shape)
+}
+
 /// What the loss is measured against.
 #[derive(Clone, Copy, Debug)]
 pub enum Targets<'a> {
