@@ -74,7 +74,7 @@ pub struct LinearCrossEntropyTime {
 /// first; the second's logits take 2 GiB (and on GPUs a third's 8 GiB).
 pub fn linear_cross_entropy_shapes(gpu: &Gpu) -> Vec<(usize, usize, usize)> {
     let mut shapes = vec![(2048, 256, 16384), (4096, 32, 131_072)];
-    if gpu.info().device_type != wgpu::DeviceType::Cpu {
+    if !gpu.profile().cpu {
         shapes.push((16384, 2048, 131_072));
     }
     shapes

@@ -365,7 +365,7 @@ fn bench(args: &BenchArgs) -> wgml::Result<()> {
         return Ok(());
     }
     let mut matmul = Vec::new();
-    let large = args.large || info.device_type != wgpu::DeviceType::Cpu;
+    let large = args.large || !gpu.profile().cpu;
     for shape in bench::default_shapes(large) {
         matmul.extend(bench::matmul_gflops(&gpu, shape, args.layout, 0.5)?);
     }

@@ -1,9 +1,11 @@
 //! Device and buffer manager: adapter choice, device, queue, limits and the pipeline cache.
 
 mod awake;
+mod profile;
 mod recorder;
 mod tensor;
 
+pub use profile::Profile;
 pub use recorder::{Dispatch, Program};
 pub use tensor::{DType, Element, Readback, Tensor};
 
@@ -137,6 +139,7 @@ struct GpuInner {
     queue: wgpu::Queue,
     info: wgpu::AdapterInfo,
     limits: wgpu::Limits,
+    profile: Profile,
     pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
     /// The first GPU error reported outside an error scope, kept until [`Gpu::check`].
     fault: Arc<Mutex<Option<String>>>,
@@ -297,7 +300,8 @@ impl Gpu {
             record_fault(&sink, format!("device lost ({reason:?}): {message}"));
         });
         let info = adapter.get_info();
-        let awake = if options.keep_awake && info.device_type == wgpu::DeviceType::Cpu {
+        let profile = Profile::read(&info, device.features(), &limits);
+        let awake = if options.keep_awake && profile.cpu {
             awake::KeepAwake::start(&device)
         } else {
             None
@@ -309,6 +313,7 @@ impl Gpu {
                 queue,
                 info,
                 limits,
+                profile,
                 pipelines: Mutex::new(HashMap::new()),
                 fault,
                 created: Default::default(),
@@ -341,14 +346,9 @@ impl Gpu {
         self.device().features()
     }
 
-    /// Whether kernels written for 8-lane subgroups and 64-bit integers run here
-    /// (`matmul_subgroup.wgsl`: CPU adapters, where one subgroup is one SIMD register).
-    pub fn has_eight_lane_subgroups(&self) -> bool {
-        let info = self.info();
-        self.features()
-            .contains(wgpu::Features::SUBGROUP | wgpu::Features::SHADER_INT64)
-            && info.subgroup_min_size == 8
-            && info.subgroup_max_size == 8
+    /// The facts of the adapter that kernel choices rest on.
+    pub fn profile(&self) -> &Profile {
+        &self.inner.profile
     }
 
     /// GPU objects created so far through this `Gpu`.

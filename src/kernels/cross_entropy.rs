@@ -15,7 +15,7 @@
 //! # Ok::<(), wgml::Error>(())
 //! ```
 
-use super::{u32_param, TargetCheck};
+use super::{policy, u32_param, TargetCheck};
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Dispatch, Gpu, Program, Shader, Tensor};
 
@@ -307,14 +307,8 @@ impl CrossEntropyKernel {
             (7, &row_loss),
             (8, grad),
         ];
-        // One workgroup can do it all (`ce_single`) for class targets of few classes: on a CPU
-        // adapter as one 8-lane subgroup, so that no barrier waits on another, up to
-        // SERIAL_ROWS rows; on a GPU with an invocation per row.
-        let (single_rows, single_wg) = if gpu.info().device_type == wgpu::DeviceType::Cpu {
-            (SERIAL_ROWS, 8.0)
-        } else {
-            (256, 256.0)
-        };
+        // One workgroup can do it all (`ce_single`) for class targets of few classes.
+        let (single_rows, single_wg) = policy::cross_entropy_single(gpu.profile());
         if team == 1 && rows <= single_rows && !probabilities {
             let mut tensors = row_bindings.to_vec();
             tensors.extend([(4, fault), (10, cursor), (11, out)]);
@@ -322,7 +316,7 @@ impl CrossEntropyKernel {
                 gpu,
                 SHADER,
                 "ce_single",
-                &[("WG", single_wg), ("TEAM", 1.0)],
+                &[("WG", f64::from(single_wg)), ("TEAM", 1.0)],
                 &params,
                 &tensors,
                 1,

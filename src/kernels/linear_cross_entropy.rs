@@ -30,7 +30,7 @@
 use super::cross_entropy::{CrossEntropyOptions, Reduction, HAS_WEIGHT};
 use super::matmul::{matmul_dispatch, MatmulOptions};
 use super::reduce::column_sum_dispatch;
-use super::{dims2, expect_len, u32_param, TargetCheck};
+use super::{dims2, expect_len, policy, u32_param, TargetCheck};
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Dispatch, Gpu, Program, Shader, Tensor};
 
@@ -48,10 +48,6 @@ pub const CHUNK_ALIGN: usize = 64;
 pub const DEFAULT_SCRATCH_BYTES: u64 = 64 << 20;
 /// Rows and classes up to which `lce_loss` sums serially (one invocation, no barriers).
 const SERIAL: usize = 1024;
-/// The most classes per chunk where an invocation walks a whole row of the chunk (CPU
-/// adapters): `lce_stats` passes over it twice, and Mesa's CPU adapters stop an invocation's
-/// loops after 65,535 iterations in all.
-const MAX_ROW_WALK: usize = 16384;
 
 /// Everything besides the inputs, with PyTorch's defaults.
 #[derive(Clone, Copy, Debug, Default)]
@@ -62,7 +58,7 @@ pub struct LinearCrossEntropyOptions<'a> {
     pub loss: CrossEntropyOptions<'a>,
     /// Classes per chunk (a multiple of [`CHUNK_ALIGN`]), or `None` for the largest whose
     /// scratch fits [`DEFAULT_SCRATCH_BYTES`] and the device's binding limits. On a CPU
-    /// adapter chunks hold at most 16,384 classes.
+    /// adapter chunks hold at most 16,320 classes.
     pub chunk_classes: Option<usize>,
 }
 
@@ -215,11 +211,13 @@ fn chunk_classes(gpu: &Gpu, dims: Dims, asked: Option<usize>) -> Result<usize> {
             (fit / CHUNK_ALIGN * CHUNK_ALIGN).max(CHUNK_ALIGN)
         }
     };
-    let chunk = match row_team(gpu) {
-        1 => chunk.min(MAX_ROW_WALK),
-        _ => chunk,
-    }
-    .min(v);
+    // Where an invocation walks a whole row of the chunk, `lce_stats` passes over it twice:
+    // both walks must fit half the adapter's loop budget.
+    let walk = match policy::row_team(gpu.profile()) {
+        1 => policy::loop_budget(gpu.profile()).map(|b| b / 4 / CHUNK_ALIGN * CHUNK_ALIGN),
+        _ => None,
+    };
+    let chunk = chunk.min(walk.unwrap_or(usize::MAX)).min(v);
     let needed = row_bytes * chunk as u64;
     if needed > max_bytes {
         return Err(Error::Limit {
@@ -230,16 +228,6 @@ fn chunk_classes(gpu: &Gpu, dims: Dims, asked: Option<usize>) -> Result<usize> {
         });
     }
     Ok(chunk)
-}
-
-/// Invocations per row in `lce_stats`: one on a CPU adapter (no barriers), a workgroup of 64
-/// on a GPU.
-fn row_team(gpu: &Gpu) -> u32 {
-    if gpu.info().device_type == wgpu::DeviceType::Cpu {
-        1
-    } else {
-        64
-    }
 }
 
 /// The prepared passes of one fused loss, and the buffers they share.
@@ -317,7 +305,7 @@ impl LinearCrossEntropyKernel {
             };
             Ok((matmul_dispatch(gpu, x, &w, &z, matmul)?, z, w))
         };
-        let team = row_team(gpu);
+        let team = policy::row_team(gpu.profile());
 
         let mut forward = Program::new();
         for &(first, width) in &chunks {

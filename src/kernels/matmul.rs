@@ -15,9 +15,9 @@
 //! # Ok::<(), wgml::Error>(())
 //! ```
 
-use super::{dims2, u32_param};
+use super::{dims2, policy, u32_param};
 use crate::error::{Error, Result};
-use crate::gpu::{DType, Dispatch, Gpu, Shader, Tensor};
+use crate::gpu::{DType, Dispatch, Gpu, Profile, Shader, Tensor};
 
 /// The matmul shader.
 pub const SHADER: Shader = Shader {
@@ -60,14 +60,14 @@ pub enum MatmulKernel {
     /// dimension is a multiple of 4 and N ≥ 4.
     Subgroup16,
     /// `Subgroup16` with 32 rows per subgroup: each load of B feeds twice the FMAs, from a
-    /// pipeline that compiles about twice as slowly (2 s on lavapipe).
+    /// larger pipeline, slower to compile (the README has the times).
     Subgroup32,
     /// `Subgroup16` with 64 rows per subgroup: each load of B feeds four times the FMAs, from a
-    /// pipeline that compiles about 6 times as slowly (6 s on lavapipe, the first time).
+    /// larger pipeline still.
     Subgroup64,
     /// `Subgroup16` with 128 rows per subgroup, for op(A) read along K only (A untransposed, K
-    /// a multiple of 8): each load of B feeds eight times the FMAs. Its pipelines compile in
-    /// about 4 s on lavapipe the first time (A read along M would take about 20).
+    /// a multiple of 8): each load of B feeds eight times the FMAs. Read along M, its pipeline
+    /// would compile several times more slowly, hence the restriction.
     Subgroup128,
 }
 
@@ -101,9 +101,14 @@ impl MatmulKernel {
     }
 
     /// Whether this layout can compute an M×N×K product with these transposes on `gpu`.
-    pub fn supports(
+    pub fn supports(self, gpu: &Gpu, dims: (usize, usize, usize), opts: &MatmulOptions) -> bool {
+        self.supports_on(gpu.profile(), dims, opts)
+    }
+
+    /// [`MatmulKernel::supports`] on an adapter of this profile.
+    pub fn supports_on(
         self,
-        gpu: &Gpu,
+        profile: &Profile,
         (m, n, k): (usize, usize, usize),
         opts: &MatmulOptions,
     ) -> bool {
@@ -113,8 +118,7 @@ impl MatmulKernel {
         // B is read as vec4s, and A, B, C and the gate as vec4<u64>s: every binding that may
         // be seen as either must hold at least one (32 bytes).
         let b_contiguous = if opts.trans_b { k } else { n };
-        gpu.has_eight_lane_subgroups()
-            && gpu.limits().max_storage_buffers_per_shader_stage >= SUBGROUP_STORAGE_BUFFERS
+        policy::subgroup_matmul(profile)
             && b_contiguous.is_multiple_of(4)
             && m * k >= 8
             && n * k >= 8
@@ -133,43 +137,13 @@ impl MatmulKernel {
         if self != MatmulKernel::Auto {
             return self;
         }
-        let (m, n, k) = dims;
-        if gpu.info().device_type != wgpu::DeviceType::Cpu {
-            // Enough 128×128 tiles to fill a large GPU; too few 64×64 ones to occupy one: split
-            // K instead; else 64×64 (thresholds from `wgml bench --layout` on an H200).
-            let tiles = |size: usize| m.div_ceil(size) * n.div_ceil(size);
-            return if tiles(128) >= 128 {
-                MatmulKernel::Wide
-            } else if tiles(64) <= 16 {
-                MatmulKernel::Dot
-            } else {
-                MatmulKernel::Tiled
-            };
-        }
-        if MatmulKernel::Subgroup16.supports(gpu, dims, opts) {
-            // The tallest tiles that still give every core of the CPU the adapter runs on a
-            // tile of its own: taller ones read B fewer times. 64 rows or more only where K's
-            // loop is long enough (8 steps) and C wide enough (a whole tile) to repay their
-            // slower compile.
-            let tallest = [
-                MatmulKernel::Subgroup128,
-                MatmulKernel::Subgroup64,
-                MatmulKernel::Subgroup32,
-            ]
-            .into_iter()
-            .filter(|&kernel| kernel == MatmulKernel::Subgroup32 || (k >= 64 && n >= 64))
-            .filter(|kernel| kernel.supports(gpu, dims, opts))
-            .find(|kernel| {
-                let (_, _, rows, cols) = kernel.layout();
-                m >= rows && m.div_ceil(rows) * n.div_ceil(cols) >= cpu_cores()
-            });
-            return tallest.unwrap_or(MatmulKernel::Subgroup16);
-        }
-        match (opts.trans_a, opts.trans_b) {
-            (_, false) => MatmulKernel::Rows,
-            (false, true) => MatmulKernel::Dot,
-            (true, true) => MatmulKernel::Tiled,
-        }
+        policy::matmul_layout(gpu.profile(), dims, opts)
+    }
+
+    /// Output rows × columns per tile (one tile per workgroup).
+    pub(crate) fn tile(self) -> (usize, usize) {
+        let (_, _, rows, cols) = self.layout();
+        (rows, cols)
     }
 
     /// Shader, entry point, and output rows × columns per tile (one tile per workgroup).
@@ -442,11 +416,6 @@ pub fn matmul_dispatch(
         &tensors,
         tiles as u64,
     )
-}
-
-/// The cores of this machine's CPU, which a CPU adapter runs its workgroups on.
-fn cpu_cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |c| c.get())
 }
 
 /// Computes op(A)·op(B) (+bias) (+ReLU) into a new M×N tensor.

@@ -11,6 +11,7 @@ pub mod elementwise;
 pub mod linear_cross_entropy;
 pub mod matmul;
 pub mod optim;
+pub mod policy;
 pub mod reduce;
 
 use crate::error::{Error, Result};

@@ -4,7 +4,7 @@ use super::{Linear, NamedTensor, Parameters, Relu};
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Program, Tensor};
 use crate::kernels::data::BatchLayout;
-use crate::kernels::matmul::{MatmulKernel, MatmulOptions};
+use crate::kernels::policy;
 use crate::rng::Rng;
 
 /// The most parameter bytes a model may have on the host, where they are initialised.
@@ -240,25 +240,18 @@ impl Sequential {
     /// The layout of input batches of `rows` samples that `gpu` computes the first layer from
     /// fastest: feature-major when the subgroup matmul takes both of its products that way.
     pub fn input_layout(&self, gpu: &Gpu, rows: usize) -> BatchLayout {
-        let Some(Module::Linear(first)) = self.modules.first() else {
-            return BatchLayout::Rows;
-        };
-        let (inputs, outputs) = (first.in_features, first.out_features);
-        let forward = MatmulOptions {
-            trans_a: true,
-            trans_b: true,
-            ..Default::default()
-        };
-        let subgroup = MatmulKernel::Auto
-            .resolve(gpu, (rows, outputs, inputs), &forward)
-            .is_subgroup()
-            && MatmulKernel::Auto
-                .resolve(gpu, (outputs, inputs, rows), &forward)
-                .is_subgroup();
-        if subgroup {
-            BatchLayout::Columns
-        } else {
-            BatchLayout::Rows
+        match self.modules.first() {
+            Some(Module::Linear(first))
+                if policy::feature_major_input(
+                    gpu.profile(),
+                    rows,
+                    first.in_features,
+                    first.out_features,
+                ) =>
+            {
+                BatchLayout::Columns
+            }
+            _ => BatchLayout::Rows,
         }
     }
 

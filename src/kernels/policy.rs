@@ -1,0 +1,101 @@
+//! Every choice of a kernel variant by adapter, in one place: what the kernels and the model
+//! ask of a device's [`Profile`] (CPU or GPU, subgroup width, 64-bit integers, limits).
+//!
+//! On CPU adapters a workgroup is one task of a thread pool, a subgroup one SIMD register, a
+//! barrier costly, and an invocation's loops end after 65,535 iterations in all (Mesa); on
+//! GPUs occupancy and memory coalescing rule.
+
+use crate::gpu::Profile;
+use crate::kernels::matmul::{MatmulKernel, MatmulOptions, SUBGROUP_STORAGE_BUFFERS};
+
+/// Whether the subgroup matmul (`matmul_subgroup.wgsl`, written for CPU adapters) can run:
+/// 8-lane subgroups, 64-bit integers and its ten storage buffers.
+pub fn subgroup_matmul(profile: &Profile) -> bool {
+    profile.subgroup_lanes == Some(8)
+        && profile.int64
+        && profile.storage_buffers >= SUBGROUP_STORAGE_BUFFERS
+}
+
+/// The matmul layout for an M×N×K product with these transposes.
+pub fn matmul_layout(
+    profile: &Profile,
+    dims: (usize, usize, usize),
+    opts: &MatmulOptions,
+) -> MatmulKernel {
+    let (m, n, k) = dims;
+    if !profile.cpu {
+        // Enough 128×128 tiles to fill a large GPU; too few 64×64 ones to occupy one: split K
+        // instead; else 64×64 (the README gives the measurements behind these counts).
+        let tiles = |size: usize| m.div_ceil(size) * n.div_ceil(size);
+        return if tiles(128) >= 128 {
+            MatmulKernel::Wide
+        } else if tiles(64) <= 16 {
+            MatmulKernel::Dot
+        } else {
+            MatmulKernel::Tiled
+        };
+    }
+    if MatmulKernel::Subgroup16.supports_on(profile, dims, opts) {
+        // The tallest tiles that still give every core a tile of its own: taller ones read B
+        // fewer times. 64 rows or more only where K's loop is long enough (8 steps) and C wide
+        // enough (a whole tile) to repay their slower compile.
+        let tallest = [
+            MatmulKernel::Subgroup128,
+            MatmulKernel::Subgroup64,
+            MatmulKernel::Subgroup32,
+        ]
+        .into_iter()
+        .filter(|&kernel| kernel == MatmulKernel::Subgroup32 || (k >= 64 && n >= 64))
+        .filter(|kernel| kernel.supports_on(profile, dims, opts))
+        .find(|kernel| {
+            let (rows, cols) = kernel.tile();
+            m >= rows && m.div_ceil(rows) * n.div_ceil(cols) >= profile.host_cores
+        });
+        return tallest.unwrap_or(MatmulKernel::Subgroup16);
+    }
+    match (opts.trans_a, opts.trans_b) {
+        (_, false) => MatmulKernel::Rows,
+        (false, true) => MatmulKernel::Dot,
+        (true, true) => MatmulKernel::Tiled,
+    }
+}
+
+/// Whether a first Linear layer of `inputs` → `outputs` features computes batches of `rows`
+/// samples fastest feature-major: when the subgroup matmul takes both its forward product
+/// (AᵀBᵀ) and its weight gradient that way.
+pub fn feature_major_input(profile: &Profile, rows: usize, inputs: usize, outputs: usize) -> bool {
+    let both = MatmulOptions {
+        trans_a: true,
+        trans_b: true,
+        ..Default::default()
+    };
+    matmul_layout(profile, (rows, outputs, inputs), &both).is_subgroup()
+        && matmul_layout(profile, (outputs, inputs, rows), &both).is_subgroup()
+}
+
+/// Rows up to which one workgroup computes a cross-entropy of few classes in one dispatch
+/// (`ce_single`), and that workgroup's size: one 8-lane subgroup on a CPU adapter (no barrier
+/// waits on another), an invocation per row on a GPU.
+pub fn cross_entropy_single(profile: &Profile) -> (usize, u32) {
+    if profile.cpu {
+        (1024, 8)
+    } else {
+        (256, 256)
+    }
+}
+
+/// Invocations per row where a kernel walks rows of many values: one on a CPU adapter (no
+/// barriers), a workgroup of 64 on a GPU (coalesced reads).
+pub fn row_team(profile: &Profile) -> u32 {
+    if profile.cpu {
+        1
+    } else {
+        64
+    }
+}
+
+/// The most values one invocation may walk in all its loops, where the adapter bounds it
+/// (Mesa's CPU adapters stop an invocation's loops after 65,535 iterations).
+pub fn loop_budget(profile: &Profile) -> Option<usize> {
+    profile.cpu.then_some(65_535)
+}
