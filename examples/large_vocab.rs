@@ -32,7 +32,7 @@ fn main() -> wgml::Result<()> {
     let cursor = Tensor::zeros(&gpu, &[1], DType::U32)?;
     let before = gpu.creations().buffer_bytes;
     let opts = CrossEntropyOptions::default();
-    let fused = head.fused_loss(&gpu, model.params(), &x, &y, opts, None, &loss, &cursor)?;
+    let fused = head.fused_loss(&gpu, &x, &y, opts, None, &loss, &cursor)?;
     let scratch = gpu.creations().buffer_bytes - before;
     let mib = |bytes: u64| bytes as f64 / f64::from(1 << 20);
     println!(

@@ -333,18 +333,9 @@ impl Trainer {
                     label_smoothing: config.label_smoothing,
                     ..Default::default()
                 };
-                let params = model.params();
                 let cursor = train.cursor();
-                let fused = linear.fused_loss(
-                    gpu,
-                    params,
-                    &hidden,
-                    &y,
-                    opts,
-                    dx.as_ref(),
-                    &losses,
-                    cursor,
-                )?;
+                let fused =
+                    linear.fused_loss(gpu, &hidden, &y, opts, dx.as_ref(), &losses, cursor)?;
                 step.append(fused.forward.clone());
                 step.append(fused.backward.clone().unwrap_or_default());
                 loss_kernels.push(LossKernel::Fused(fused));

@@ -127,3 +127,108 @@ fn model_gradients_match_finite_differences() {
         }
     }
 }
+
+/// f64 forward of any stack of Linear and ReLU layers, then mean cross-entropy.
+fn cpu_stack_loss(layers: &[Layer], p: &[Vec<f64>], x: &[f32], y: &[i32]) -> f64 {
+    let rows = y.len();
+    let mut total = 0.0;
+    for r in 0..rows {
+        let mut h: Vec<f64> = x[r * x.len() / rows..(r + 1) * x.len() / rows]
+            .iter()
+            .map(|&v| f64::from(v))
+            .collect();
+        let mut k = 0;
+        for layer in layers {
+            h = match *layer {
+                Layer::Linear {
+                    in_features,
+                    out_features,
+                } => {
+                    let (w, b) = (&p[k], &p[k + 1]);
+                    k += 2;
+                    (0..out_features)
+                        .map(|o| {
+                            (0..in_features)
+                                .map(|i| w[o * in_features + i] * h[i])
+                                .sum::<f64>()
+                                + b[o]
+                        })
+                        .collect()
+                }
+                Layer::Relu => h.iter().map(|v| v.max(0.0)).collect(),
+            };
+        }
+        let m = h.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let lse = m + h.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+        total += lse - h[y[r] as usize];
+    }
+    total / rows as f64
+}
+
+/// Orders the planner must get right: a ReLU after a fused ReLU, Linear layers back to back.
+#[test]
+fn unusual_layer_orders_match_finite_differences() {
+    let g = gpu();
+    let linear = |i, o| Layer::Linear {
+        in_features: i,
+        out_features: o,
+    };
+    let layers = [
+        linear(4, 6),
+        Layer::Relu,
+        Layer::Relu,
+        linear(6, 5),
+        linear(5, 3),
+    ];
+    let model = Sequential::new(g, &layers, 3).unwrap();
+    let rows = 5;
+    let x_host = random(rows * 4, -1.0, 1.0, 9);
+    let y_host = [0i32, 2, 1, 1, 0];
+    let x = Tensor::from_slice(g, &x_host, &[rows, 4]).unwrap();
+    let x = (&x, BatchLayout::Rows);
+    let y = Tensor::from_slice(g, &y_host, &[rows]).unwrap();
+    let ws = model.workspace(g, rows).unwrap();
+    let (forward, out) = model.forward_program(g, x, &ws).unwrap();
+    let (loss_out, cursor) = (
+        Tensor::zeros(g, &[1], DType::F32).unwrap(),
+        Tensor::zeros(g, &[1], DType::U32).unwrap(),
+    );
+    let ce = CrossEntropyLoss::new()
+        .prepare(
+            g,
+            &out,
+            Targets::Classes(&y),
+            &ws.output_grad(rows).unwrap(),
+            &loss_out,
+            &cursor,
+        )
+        .unwrap();
+    let mut program = forward;
+    program.append(ce.program.clone());
+    program.append(model.backward_program(g, x, &ws).unwrap());
+    program.run(g).unwrap();
+    let state = model.params().state_dict(g).unwrap();
+    let mut p: Vec<Vec<f64>> = (state.iter())
+        .map(|(_, _, v)| v.iter().map(|&f| f64::from(f)).collect())
+        .collect();
+    let gpu_loss = f64::from(loss_out.to_vec::<f32>(g).unwrap()[0]);
+    let cpu = cpu_stack_loss(&layers, &p, &x_host, &y_host);
+    assert!((gpu_loss - cpu).abs() < 1e-5, "loss {gpu_loss} vs {cpu}");
+    for (k, (name, _, _)) in state.iter().enumerate() {
+        let grad = model.params().grad(name).unwrap().to_vec::<f32>(g).unwrap();
+        for i in 0..grad.len() {
+            let orig = p[k][i];
+            p[k][i] = orig + 1e-5;
+            let up = cpu_stack_loss(&layers, &p, &x_host, &y_host);
+            p[k][i] = orig - 1e-5;
+            let down = cpu_stack_loss(&layers, &p, &x_host, &y_host);
+            p[k][i] = orig;
+            let fd = (up - down) / 2e-5;
+            assert!(
+                (f64::from(grad[i]) - fd).abs() < 1e-4,
+                "{name}[{i}]: {} vs {fd}",
+                grad[i]
+            );
+        }
+    }
+}

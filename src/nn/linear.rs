@@ -19,8 +19,21 @@ pub struct Linear {
     pub in_features: usize,
     /// Output features.
     pub out_features: usize,
-    weight: String,
-    bias: String,
+    prefix: String,
+}
+
+/// A Linear layer's parameters and their gradients, resolved once as views of a model's flat
+/// buffers: what its forward, backward and fused loss bind.
+#[derive(Clone, Debug)]
+pub struct LinearParams {
+    /// The weight, `[out, in]`.
+    pub weight: Tensor,
+    /// The bias, `[out]`.
+    pub bias: Tensor,
+    /// d(loss)/d(weight).
+    pub dweight: Tensor,
+    /// d(loss)/d(bias).
+    pub dbias: Tensor,
 }
 
 impl Linear {
@@ -29,9 +42,15 @@ impl Linear {
         Linear {
             in_features,
             out_features,
-            weight: format!("{prefix}.weight"),
-            bias: format!("{prefix}.bias"),
+            prefix: prefix.to_string(),
         }
+    }
+
+    fn names(&self) -> (String, String) {
+        (
+            format!("{}.weight", self.prefix),
+            format!("{}.bias", self.prefix),
+        )
     }
 
     /// PyTorch's default initial parameters: W and b ~ U(−1/√in, 1/√in) (kaiming_uniform with
@@ -46,35 +65,43 @@ impl Linear {
             |n: usize| -> Vec<f32> { (0..n).map(|_| rng.uniform(-bound, bound)).collect() };
         let w = draw(self.in_features * self.out_features);
         let b = draw(self.out_features);
+        let (weight, bias) = self.names();
         vec![
-            (
-                self.weight.clone(),
-                vec![self.out_features, self.in_features],
-                w,
-            ),
-            (self.bias.clone(), vec![self.out_features], b),
+            (weight, vec![self.out_features, self.in_features], w),
+            (bias, vec![self.out_features], b),
         ]
     }
 
+    /// This layer's parameters in `params`, resolved.
+    pub fn bind(&self, params: &Parameters) -> Result<LinearParams> {
+        let (weight, bias) = self.names();
+        Ok(LinearParams {
+            weight: params.value(&weight)?,
+            bias: params.value(&bias)?,
+            dweight: params.grad(&weight)?,
+            dbias: params.grad(&bias)?,
+        })
+    }
+}
+
+impl LinearParams {
     /// Dispatches for y = x·Wᵀ + b (then ReLU when `relu`), x laid out as its layout says and
     /// y `[rows, out]`.
     pub fn forward(
         &self,
         gpu: &Gpu,
-        params: &Parameters,
         (x, layout): (&Tensor, BatchLayout),
         y: &Tensor,
         relu: bool,
     ) -> Result<Program> {
-        let (w, b) = (params.value(&self.weight)?, params.value(&self.bias)?);
         let opts = MatmulOptions {
             trans_a: layout == BatchLayout::Columns,
             trans_b: true,
-            bias: Some(&b),
+            bias: Some(&self.bias),
             relu,
             ..Default::default()
         };
-        Ok(matmul_dispatch(gpu, x, &w, y, opts)?.into())
+        Ok(matmul_dispatch(gpu, x, &self.weight, y, opts)?.into())
     }
 
     /// Dispatches for dW = dyᵀ·x, db = Σ_rows dy and, when `dx` is given, dx = dy·W (`[rows,
@@ -83,41 +110,37 @@ impl Linear {
     pub fn backward(
         &self,
         gpu: &Gpu,
-        params: &Parameters,
         (x, layout): (&Tensor, BatchLayout),
         dy: &Tensor,
         dx: Option<&Tensor>,
         gate: Option<&Tensor>,
     ) -> Result<Program> {
         let mut program = Program::new();
-        let dw = params.grad(&self.weight)?;
         let weight_grad = MatmulOptions {
             trans_a: true,
             trans_b: layout == BatchLayout::Columns,
             ..Default::default()
         };
-        program.push(matmul_dispatch(gpu, dy, x, &dw, weight_grad)?);
-        program.push(column_sum_dispatch(gpu, dy, &params.grad(&self.bias)?)?);
+        program.push(matmul_dispatch(gpu, dy, x, &self.dweight, weight_grad)?);
+        program.push(column_sum_dispatch(gpu, dy, &self.dbias)?);
         if let Some(dx) = dx {
-            let w = params.value(&self.weight)?;
             let opts = MatmulOptions {
                 gate,
                 ..Default::default()
             };
-            program.push(matmul_dispatch(gpu, dy, &w, dx, opts)?);
+            program.push(matmul_dispatch(gpu, dy, &self.weight, dx, opts)?);
         }
         Ok(program)
     }
 
     /// This layer and a cross-entropy over its outputs as one fused loss that never holds the
     /// logits (see [`crate::kernels::linear_cross_entropy`]): x `[rows, in]` against class
-    /// `targets`, the loss into `out[cursor[0]]`, the parameters' gradients into `params`, and
-    /// d(loss)/dx into `dx` when given.
+    /// `targets`, the loss into `out[cursor[0]]`, the parameters' gradients into their views,
+    /// and d(loss)/dx into `dx` when given.
     #[allow(clippy::too_many_arguments)]
     pub fn fused_loss(
         &self,
         gpu: &Gpu,
-        params: &Parameters,
         x: &Tensor,
         targets: &Tensor,
         loss: CrossEntropyOptions,
@@ -125,18 +148,25 @@ impl Linear {
         out: &Tensor,
         cursor: &Tensor,
     ) -> Result<LinearCrossEntropyKernel> {
-        let (w, b) = (params.value(&self.weight)?, params.value(&self.bias)?);
-        let (dw, db) = (params.grad(&self.weight)?, params.grad(&self.bias)?);
         let opts = LinearCrossEntropyOptions {
-            bias: Some(&b),
+            bias: Some(&self.bias),
             loss,
             chunk_classes: None,
         };
         let grads = LinearCrossEntropyGrads {
             dx,
-            dweight: &dw,
-            dbias: Some(&db),
+            dweight: &self.dweight,
+            dbias: Some(&self.dbias),
         };
-        LinearCrossEntropyKernel::new(gpu, x, &w, targets, opts, Some(grads), out, cursor)
+        LinearCrossEntropyKernel::new(
+            gpu,
+            x,
+            &self.weight,
+            targets,
+            opts,
+            Some(grads),
+            out,
+            cursor,
+        )
     }
 }

@@ -11,7 +11,7 @@ mod params;
 mod relu;
 mod sequential;
 
-pub use linear::Linear;
+pub use linear::{Linear, LinearParams};
 pub use params::{NamedTensor, ParamInfo, Parameters};
 pub use relu::Relu;
 pub use sequential::{Layer, Module, Sequential, Workspace};

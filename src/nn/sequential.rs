@@ -1,6 +1,6 @@
 //! `Sequential`: layers applied in order, with PyTorch's `nn.Sequential` parameter names.
 
-use super::{Linear, NamedTensor, Parameters, Relu};
+use super::{Linear, LinearParams, NamedTensor, Parameters, Relu};
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Program, Tensor};
 use crate::kernels::data::BatchLayout;
@@ -74,8 +74,50 @@ pub enum Module {
 /// layer's index, then `weight` or `bias` (`0.weight`, `0.bias`, `2.weight`, …).
 pub struct Sequential {
     modules: Vec<Module>,
+    /// Each Linear module's parameters, resolved once (`None` for other modules).
+    bound: Vec<Option<LinearParams>>,
     widths: Vec<usize>,
     params: Parameters,
+}
+
+/// Where a step reads its input: the model's input, or a module's output in the workspace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    Input,
+    Output(usize),
+}
+
+/// One step of a forward pass, planned from the modules: which buffers it reads and writes,
+/// and which epilogue it fuses.
+#[derive(Clone, Copy, Debug)]
+enum Forward {
+    /// Linear module `module` from `input` into `output`: the module's own slot, or the next
+    /// module's when that module is a ReLU fused into the matmul's epilogue.
+    Linear {
+        module: usize,
+        input: Slot,
+        output: usize,
+        relu: bool,
+    },
+    /// A ReLU module on its own.
+    Relu { module: usize, input: Slot },
+}
+
+/// One step of a backward pass, the mirror of the forward plan: gradients flow from slot `dy`
+/// into slot `dx`.
+#[derive(Clone, Copy, Debug)]
+enum Backward {
+    /// Linear module `module`: its parameters' gradients and, when some module needs it, dx;
+    /// a ReLU just before it is done here too, as the gate on dx (`gate`: that ReLU's output).
+    Linear {
+        module: usize,
+        input: Slot,
+        dy: usize,
+        dx: Option<usize>,
+        gate: Option<usize>,
+    },
+    /// A ReLU module no Linear module's gate covers.
+    Relu { module: usize, dy: usize, dx: usize },
 }
 
 /// Per-layer outputs and their gradients for batches of up to `rows` rows, allocated once.
@@ -147,8 +189,15 @@ impl Sequential {
             }
         }
         let params = Parameters::new(gpu, init)?;
+        let bound = (modules.iter())
+            .map(|m| match m {
+                Module::Linear(linear) => linear.bind(&params).map(Some),
+                Module::Relu(_) => Ok(None),
+            })
+            .collect::<Result<_>>()?;
         Ok(Sequential {
             modules,
+            bound,
             widths,
             params,
         })
@@ -277,12 +326,10 @@ impl Sequential {
     }
 
     /// The index of the last module when it is a Linear layer: a classifier head that
-    /// [`Linear::fused_loss`] can compute together with its cross-entropy.
-    pub fn classifier_head(&self) -> Option<(usize, &Linear)> {
-        match self.modules.last() {
-            Some(Module::Linear(linear)) => Some((self.modules.len() - 1, linear)),
-            _ => None,
-        }
+    /// [`LinearParams::fused_loss`] can compute together with its cross-entropy.
+    pub fn classifier_head(&self) -> Option<(usize, &LinearParams)> {
+        let last = self.modules.len().checked_sub(1)?;
+        self.linear_params(last).ok().map(|params| (last, params))
     }
 
     /// The forward pass over x (rows samples of in_features, laid out as its layout says) as
@@ -307,32 +354,31 @@ impl Sequential {
         end: usize,
     ) -> Result<(Program, Tensor)> {
         let rows = self.check_input(x, ws)?;
-        let modules = self.modules.get(..end).ok_or_else(|| {
-            Error::shape(format!(
-                "the model has {} modules, not {end}",
-                self.modules.len()
-            ))
-        })?;
+        let plan = self.forward_plan(end)?;
+        let slot = |s: Slot| -> Result<(Tensor, BatchLayout)> {
+            match s {
+                Slot::Input => Ok((x.0.clone(), x.1)),
+                Slot::Output(i) => Ok((ws.outputs[i].rows(rows)?, BatchLayout::Rows)),
+            }
+        };
         let mut program = Program::new();
-        let mut i = 0;
-        while i < modules.len() {
-            let input = if i == 0 {
-                (x.0.clone(), x.1)
-            } else {
-                (ws.outputs[i - 1].rows(rows)?, BatchLayout::Rows)
-            };
-            match &modules[i] {
-                Module::Linear(linear) => {
-                    let fuse = matches!(modules.get(i + 1), Some(Module::Relu(_)));
-                    let target = if fuse { i + 1 } else { i };
-                    let y = ws.outputs[target].rows(rows)?;
-                    let input = (&input.0, input.1);
-                    program.append(linear.forward(gpu, &self.params, input, &y, fuse)?);
-                    i = target + 1;
+        for step in &plan {
+            match *step {
+                Forward::Linear {
+                    module,
+                    input,
+                    output,
+                    relu,
+                } => {
+                    let (x, layout) = slot(input)?;
+                    let y = ws.outputs[output].rows(rows)?;
+                    let params = self.linear_params(module)?;
+                    program.append(params.forward(gpu, (&x, layout), &y, relu)?);
                 }
-                Module::Relu(relu) => {
-                    program.append(relu.forward(gpu, &input.0, &ws.outputs[i].rows(rows)?)?);
-                    i += 1;
+                Forward::Relu { module, input } => {
+                    let (x, _) = slot(input)?;
+                    let y = ws.outputs[module].rows(rows)?;
+                    program.append(Relu.forward(gpu, &x, &y)?);
                 }
             }
         }
@@ -365,48 +411,128 @@ impl Sequential {
         end: usize,
     ) -> Result<Program> {
         let rows = self.check_input(x, ws)?;
-        if end > self.modules.len() {
-            return Err(Error::shape(format!(
-                "the model has {} modules, not {end}",
-                self.modules.len()
-            )));
-        }
+        let plan = self.backward_plan(end)?;
+        let grad = |i: usize| ws.grads[i].rows(rows);
+        let output = |i: usize| ws.outputs[i].rows(rows);
         let mut program = Program::new();
-        let mut i = end;
-        while i > 0 {
-            i -= 1;
-            let dy = ws.grads[i].rows(rows)?;
-            // The gradient with respect to module `j`'s input, when some module needs it.
-            let input_grad = |j: usize| -> Result<Option<Tensor>> {
-                (j > 0).then(|| ws.grads[j - 1].rows(rows)).transpose()
-            };
-            match &self.modules[i] {
-                Module::Linear(linear) => {
-                    let input = if i == 0 {
-                        (x.0.clone(), x.1)
-                    } else {
-                        (ws.outputs[i - 1].rows(rows)?, BatchLayout::Rows)
+        for step in &plan {
+            match *step {
+                Backward::Linear {
+                    module,
+                    input,
+                    dy,
+                    dx,
+                    gate,
+                } => {
+                    let input = match input {
+                        Slot::Input => (x.0.clone(), x.1),
+                        Slot::Output(i) => (output(i)?, BatchLayout::Rows),
                     };
-                    let relu_before = i > 0 && matches!(self.modules[i - 1], Module::Relu(_));
-                    // d(ReLU input) = (dy·W) ⊙ [ReLU output > 0]: the ReLU is done here.
-                    if relu_before {
-                        i -= 1;
-                    }
-                    let dx = input_grad(i)?;
-                    let gate = relu_before.then_some(&input.0);
-                    let input = (&input.0, input.1);
-                    let step = linear.backward(gpu, &self.params, input, &dy, dx.as_ref(), gate)?;
-                    program.append(step);
+                    let dx = dx.map(grad).transpose()?;
+                    let gate = gate.map(output).transpose()?;
+                    let params = self.linear_params(module)?;
+                    let (input, dy) = ((&input.0, input.1), grad(dy)?);
+                    program.append(params.backward(gpu, input, &dy, dx.as_ref(), gate.as_ref())?);
                 }
-                Module::Relu(relu) => {
-                    if let Some(dx) = input_grad(i)? {
-                        let y = ws.outputs[i].rows(rows)?;
-                        program.append(relu.backward(gpu, &y, &dy, &dx)?);
-                    }
+                Backward::Relu { module, dy, dx } => {
+                    program.append(Relu.backward(gpu, &output(module)?, &grad(dy)?, &grad(dx)?)?);
                 }
             }
         }
         Ok(program)
+    }
+
+    /// The forward steps of the modules before `end`: each Linear module fuses a ReLU that
+    /// follows it (writing into the ReLU's slot); other ReLUs run alone.
+    fn forward_plan(&self, end: usize) -> Result<Vec<Forward>> {
+        let modules = self.modules_before(end)?;
+        let mut plan = Vec::new();
+        let mut input = Slot::Input;
+        let mut i = 0;
+        while i < modules.len() {
+            let step = match modules[i] {
+                Module::Linear(_) => {
+                    let relu = matches!(modules.get(i + 1), Some(Module::Relu(_)));
+                    let output = if relu { i + 1 } else { i };
+                    Forward::Linear {
+                        module: i,
+                        input,
+                        output,
+                        relu,
+                    }
+                }
+                Module::Relu(_) => Forward::Relu { module: i, input },
+            };
+            let output = match step {
+                Forward::Linear { output, .. } => output,
+                Forward::Relu { module, .. } => module,
+            };
+            plan.push(step);
+            input = Slot::Output(output);
+            i = output + 1;
+        }
+        Ok(plan)
+    }
+
+    /// The backward steps of the modules before `end`, last module first, from the gradient in
+    /// slot `end - 1`. Slot i's gradient is with respect to module i's output; a Linear module
+    /// with a ReLU before it writes the gradient before that ReLU (slot i − 2), its gate the
+    /// ReLU's output, and the ReLU needs no step of its own.
+    fn backward_plan(&self, end: usize) -> Result<Vec<Backward>> {
+        let modules = self.modules_before(end)?;
+        let mut plan = Vec::new();
+        let mut i = modules.len();
+        while i > 0 {
+            i -= 1;
+            match modules[i] {
+                Module::Linear(_) => {
+                    let relu_before = i > 0 && matches!(modules[i - 1], Module::Relu(_));
+                    let input = if i == 0 {
+                        Slot::Input
+                    } else {
+                        Slot::Output(i - 1)
+                    };
+                    let absorbed = if relu_before { i - 1 } else { i };
+                    plan.push(Backward::Linear {
+                        module: i,
+                        input,
+                        dy: i,
+                        dx: absorbed.checked_sub(1),
+                        gate: relu_before.then(|| i - 1),
+                    });
+                    i = absorbed;
+                }
+                Module::Relu(_) => {
+                    if i > 0 {
+                        plan.push(Backward::Relu {
+                            module: i,
+                            dy: i,
+                            dx: i - 1,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(plan)
+    }
+
+    fn modules_before(&self, end: usize) -> Result<&[Module]> {
+        self.modules.get(..end).ok_or_else(|| {
+            Error::shape(format!(
+                "the model has {} modules, not {end}",
+                self.modules.len()
+            ))
+        })
+    }
+
+    /// The resolved parameters of Linear module `index`.
+    pub fn linear_params(&self, index: usize) -> Result<&LinearParams> {
+        match self.bound.get(index) {
+            Some(Some(params)) => Ok(params),
+            _ => Err(Error::invalid(format!(
+                "module {index} is not a Linear layer"
+            ))),
+        }
     }
 
     /// Runs the model on x once and returns its output (allocates; for inference and tests).
