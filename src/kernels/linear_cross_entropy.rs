@@ -265,141 +265,33 @@ impl LinearCrossEntropyKernel {
         }
         out.expect_dtype(DType::F32)?;
         cursor.expect_dtype(DType::U32)?;
-        let Dims { n, d, v } = dims;
         let chunk = chunk_classes(gpu, dims, opts.chunk_classes)?;
-        let chunks: Vec<(usize, usize)> = (0..v)
-            .step_by(chunk)
-            .map(|first| (first, chunk.min(v - first)))
-            .collect();
-        let scratch = Tensor::zeros(gpu, &[n * chunk], DType::F32)?;
-        let stats = Tensor::zeros(gpu, &[n * 8], DType::F32)?;
+        let Dims { n, d, v } = dims;
+        let plan = Plan {
+            gpu,
+            x,
+            weight,
+            targets,
+            opts,
+            dims,
+            chunk,
+            scratch: Tensor::zeros(gpu, &[n * chunk], DType::F32)?,
+            stats: Tensor::zeros(gpu, &[n * 8], DType::F32)?,
+            denom: Tensor::zeros(gpu, &[2], DType::F32)?,
+        };
         let row_loss = Tensor::zeros(gpu, &[n], DType::F32)?;
         let targets_check = TargetCheck::new(gpu)?;
-        let fault = targets_check.tensor();
-        let denom = Tensor::zeros(gpu, &[2], DType::F32)?;
-        let mut scratch_bytes = 4 * (scratch.len() + stats.len() + n + 4) as u64;
-
-        let loss = opts.loss;
-        let class_weight = loss.weight.unwrap_or(weight);
-        let params = |first: usize, width: usize| -> Result<Params> {
-            Ok(Params {
-                rows: u32_param(n, "rows")?,
-                classes: u32_param(v, "classes")?,
-                first: u32_param(first, "class")?,
-                width: u32_param(width, "chunk")?,
-                ignore_index: loss.ignore_index,
-                reduction: loss.reduction as u32,
-                flags: if loss.weight.is_some() { HAS_WEIGHT } else { 0 },
-                smoothing: loss.label_smoothing,
-            })
-        };
-        // One chunk's logits into the scratch, and views of its rows of W and b.
-        let logits = |first: usize, width: usize| -> Result<(Dispatch, Tensor, Tensor)> {
-            let z = scratch.view(0, &[n, width])?;
-            let w = weight.view(first * d, &[width, d])?;
-            let b = opts.bias.map(|b| b.view(first, &[width])).transpose()?;
-            let matmul = MatmulOptions {
-                trans_b: true,
-                bias: b.as_ref(),
-                ..Default::default()
-            };
-            Ok((matmul_dispatch(gpu, x, &w, &z, matmul)?, z, w))
-        };
-        let team = policy::row_team(gpu.profile());
-
-        let mut forward = Program::new();
-        for &(first, width) in &chunks {
-            forward.push(logits(first, width)?.0);
-            forward.push(Dispatch::specialized(
-                gpu,
-                SHADER,
-                "lce_stats",
-                &[("TEAM", f64::from(team))],
-                &params(first, width)?,
-                &[(1, targets), (2, class_weight), (3, &scratch), (4, &stats)],
-                (n * team as usize).div_ceil(64) as u64,
-            )?);
-        }
-        let serial = if n.max(v) <= SERIAL { 1.0 } else { 256.0 };
-        forward.push(Dispatch::specialized(
-            gpu,
-            SHADER,
-            "lce_loss",
-            &[("WG", serial)],
-            &params(0, chunk)?,
-            &[
-                (1, targets),
-                (2, class_weight),
-                (4, &stats),
-                (5, fault),
-                (6, &denom),
-                (7, &row_loss),
-                (8, cursor),
-                (9, out),
-            ],
-            1,
-        )?);
-
+        let forward = plan.forward(&row_loss, targets_check.tensor(), out, cursor)?;
+        let mut scratch_bytes = 4 * (plan.scratch.len() + plan.stats.len() + n + 4) as u64;
         let backward = match grads {
             None => None,
             Some(grads) => {
                 // dx's share from each chunk after the first goes here, then into dx.
-                let share = (chunks.len() > 1 && grads.dx.is_some())
+                let share = (v > chunk && grads.dx.is_some())
                     .then(|| Tensor::zeros(gpu, &[n, d], DType::F32))
                     .transpose()?;
                 scratch_bytes += share.as_ref().map_or(0, |s| 4 * s.len() as u64);
-                let mut backward = Program::new();
-                for (i, &(first, width)) in chunks.iter().rev().enumerate() {
-                    let (recompute, z, w) = logits(first, width)?;
-                    // The forward's last chunk is still in the scratch.
-                    if i > 0 {
-                        backward.push(recompute);
-                    }
-                    backward.push(Dispatch::new(
-                        gpu,
-                        SHADER,
-                        "lce_grad",
-                        &params(first, width)?,
-                        &[
-                            (1, targets),
-                            (2, class_weight),
-                            (3, &scratch),
-                            (4, &stats),
-                            (6, &denom),
-                        ],
-                        (n * width).div_ceil(256) as u64,
-                    )?);
-                    if let Some(db) = grads.dbias {
-                        let db = db.view(first, &[width])?;
-                        backward.push(column_sum_dispatch(gpu, &z, &db)?);
-                    }
-                    let dw = grads.dweight.view(first * d, &[width, d])?;
-                    let trans_a = MatmulOptions {
-                        trans_a: true,
-                        ..Default::default()
-                    };
-                    backward.push(matmul_dispatch(gpu, &z, x, &dw, trans_a)?);
-                    let Some(dx) = grads.dx else {
-                        continue;
-                    };
-                    match share.as_ref().filter(|_| i > 0) {
-                        None => {
-                            backward.push(matmul_dispatch(gpu, &z, &w, dx, Default::default())?)
-                        }
-                        Some(share) => {
-                            backward.push(matmul_dispatch(gpu, &z, &w, share, Default::default())?);
-                            backward.push(Dispatch::new(
-                                gpu,
-                                SHADER,
-                                "lce_accumulate",
-                                &(),
-                                &[(10, dx), (11, share)],
-                                (n * d).div_ceil(256) as u64,
-                            )?);
-                        }
-                    }
-                }
-                Some(backward)
+                Some(plan.backward(&grads, share.as_ref())?)
             }
         };
         Ok(LinearCrossEntropyKernel {
@@ -428,6 +320,174 @@ impl LinearCrossEntropyKernel {
     /// clears the flag.
     pub fn check_targets(&self, gpu: &Gpu) -> Result<()> {
         self.targets_check.check(gpu)
+    }
+}
+
+/// One fused loss being planned: its inputs, chunking and the buffers its passes share.
+struct Plan<'a> {
+    gpu: &'a Gpu,
+    x: &'a Tensor,
+    weight: &'a Tensor,
+    targets: &'a Tensor,
+    opts: LinearCrossEntropyOptions<'a>,
+    dims: Dims,
+    chunk: usize,
+    /// One chunk's logits, N × chunk.
+    scratch: Tensor,
+    /// Two vec4s per row (see the shader).
+    stats: Tensor,
+    /// [mean's denominator, Σ class weights].
+    denom: Tensor,
+}
+
+impl Plan<'_> {
+    /// (first class, classes) of every chunk, in order.
+    fn chunks(&self) -> Vec<(usize, usize)> {
+        let v = self.dims.v;
+        (0..v)
+            .step_by(self.chunk)
+            .map(|first| (first, self.chunk.min(v - first)))
+            .collect()
+    }
+
+    /// The class weights' binding (the weight itself stands in when there are none).
+    fn class_weight(&self) -> &Tensor {
+        self.opts.loss.weight.unwrap_or(self.weight)
+    }
+
+    fn params(&self, first: usize, width: usize) -> Result<Params> {
+        let loss = &self.opts.loss;
+        Ok(Params {
+            rows: u32_param(self.dims.n, "rows")?,
+            classes: u32_param(self.dims.v, "classes")?,
+            first: u32_param(first, "class")?,
+            width: u32_param(width, "chunk")?,
+            ignore_index: loss.ignore_index,
+            reduction: loss.reduction as u32,
+            flags: if loss.weight.is_some() { HAS_WEIGHT } else { 0 },
+            smoothing: loss.label_smoothing,
+        })
+    }
+
+    /// The matmul of one chunk's logits into the scratch, the scratch's view, and the chunk's
+    /// rows of W.
+    fn logits(&self, first: usize, width: usize) -> Result<(Dispatch, Tensor, Tensor)> {
+        let Dims { n, d, .. } = self.dims;
+        let z = self.scratch.view(0, &[n, width])?;
+        let w = self.weight.view(first * d, &[width, d])?;
+        let b = (self.opts.bias)
+            .map(|b| b.view(first, &[width]))
+            .transpose()?;
+        let matmul = MatmulOptions {
+            trans_b: true,
+            bias: b.as_ref(),
+            ..Default::default()
+        };
+        Ok((matmul_dispatch(self.gpu, self.x, &w, &z, matmul)?, z, w))
+    }
+
+    /// Per chunk its logits and `lce_stats`, then `lce_loss`.
+    fn forward(
+        &self,
+        row_loss: &Tensor,
+        fault: &Tensor,
+        out: &Tensor,
+        cursor: &Tensor,
+    ) -> Result<Program> {
+        let (gpu, n, v) = (self.gpu, self.dims.n, self.dims.v);
+        let team = policy::row_team(gpu.profile());
+        let mut forward = Program::new();
+        for (first, width) in self.chunks() {
+            forward.push(self.logits(first, width)?.0);
+            forward.push(Dispatch::specialized(
+                gpu,
+                SHADER,
+                "lce_stats",
+                &[("TEAM", f64::from(team))],
+                &self.params(first, width)?,
+                &[
+                    (1, self.targets),
+                    (2, self.class_weight()),
+                    (3, &self.scratch),
+                    (4, &self.stats),
+                ],
+                (n * team as usize).div_ceil(64) as u64,
+            )?);
+        }
+        let serial = if n.max(v) <= SERIAL { 1.0 } else { 256.0 };
+        forward.push(Dispatch::specialized(
+            gpu,
+            SHADER,
+            "lce_loss",
+            &[("WG", serial)],
+            &self.params(0, self.chunk)?,
+            &[
+                (1, self.targets),
+                (2, self.class_weight()),
+                (4, &self.stats),
+                (5, fault),
+                (6, &self.denom),
+                (7, row_loss),
+                (8, cursor),
+                (9, out),
+            ],
+            1,
+        )?);
+        Ok(forward)
+    }
+
+    /// Per chunk, last first: its logits again (but for the last, still in the scratch),
+    /// `lce_grad` in place, then db, dW's rows and dx's share.
+    fn backward(&self, grads: &LinearCrossEntropyGrads, share: Option<&Tensor>) -> Result<Program> {
+        let (gpu, n, d) = (self.gpu, self.dims.n, self.dims.d);
+        let mut backward = Program::new();
+        for (i, (first, width)) in self.chunks().into_iter().rev().enumerate() {
+            let (recompute, z, w) = self.logits(first, width)?;
+            if i > 0 {
+                backward.push(recompute);
+            }
+            backward.push(Dispatch::new(
+                gpu,
+                SHADER,
+                "lce_grad",
+                &self.params(first, width)?,
+                &[
+                    (1, self.targets),
+                    (2, self.class_weight()),
+                    (3, &self.scratch),
+                    (4, &self.stats),
+                    (6, &self.denom),
+                ],
+                (n * width).div_ceil(256) as u64,
+            )?);
+            if let Some(db) = grads.dbias {
+                backward.push(column_sum_dispatch(gpu, &z, &db.view(first, &[width])?)?);
+            }
+            let dw = grads.dweight.view(first * d, &[width, d])?;
+            let trans_a = MatmulOptions {
+                trans_a: true,
+                ..Default::default()
+            };
+            backward.push(matmul_dispatch(gpu, &z, self.x, &dw, trans_a)?);
+            let Some(dx) = grads.dx else {
+                continue;
+            };
+            match share.filter(|_| i > 0) {
+                None => backward.push(matmul_dispatch(gpu, &z, &w, dx, Default::default())?),
+                Some(share) => {
+                    backward.push(matmul_dispatch(gpu, &z, &w, share, Default::default())?);
+                    backward.push(Dispatch::new(
+                        gpu,
+                        SHADER,
+                        "lce_accumulate",
+                        &(),
+                        &[(10, dx), (11, share)],
+                        (n * d).div_ceil(256) as u64,
+                    )?);
+                }
+            }
+        }
+        Ok(backward)
     }
 }
 
