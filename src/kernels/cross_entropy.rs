@@ -216,6 +216,119 @@ fn layout(logits: &Tensor, targets: Targets) -> Result<Layout> {
     })
 }
 
+/// PyTorch's checks of the options against the targets and the class count, in its words.
+fn check_options(opts: &CrossEntropyOptions, targets: Targets, classes: usize) -> Result<()> {
+    let eps = opts.label_smoothing;
+    if !(0.0..=1.0).contains(&eps) {
+        return Err(Error::invalid(format!(
+            "label_smoothing must be between 0.0 and 1.0. Got: {eps}"
+        )));
+    }
+    let probabilities = matches!(targets, Targets::Probabilities(_));
+    if probabilities && opts.ignore_index >= 0 {
+        return Err(Error::invalid(
+            "ignore_index is not supported for floating point target",
+        ));
+    }
+    if let Some(w) = opts.weight {
+        if w.len() != classes || w.shape().len() != 1 || w.dtype() != DType::F32 {
+            return Err(Error::shape(format!(
+                "weight tensor should be defined either for all {classes} classes or no \
+                 classes but got weight tensor of shape: {:?}",
+                w.shape()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The tensors one evaluation binds.
+struct Bound<'a> {
+    class_targets: &'a Tensor,
+    weight: &'a Tensor,
+    logits: &'a Tensor,
+    probs: &'a Tensor,
+    grad: &'a Tensor,
+    row_loss: &'a Tensor,
+    fault: &'a Tensor,
+    cursor: &'a Tensor,
+    out: &'a Tensor,
+}
+
+impl Bound<'_> {
+    /// What `ce_rows` and `ce_single` bind to compute rows' losses and gradients.
+    fn row_bindings(&self) -> Vec<(u32, &Tensor)> {
+        vec![
+            (1, self.class_targets),
+            (2, self.weight),
+            (5, self.logits),
+            (7, self.row_loss),
+            (8, self.grad),
+        ]
+    }
+
+    /// `ce_single`: the whole evaluation in one workgroup of `wg` invocations.
+    fn single_pass(&self, gpu: &Gpu, params: &Params, wg: u32) -> Result<Dispatch> {
+        let mut tensors = self.row_bindings();
+        tensors.extend([(4, self.fault), (10, self.cursor), (11, self.out)]);
+        let constants = [("WG", f64::from(wg)), ("TEAM", 1.0)];
+        Dispatch::specialized(gpu, SHADER, "ce_single", &constants, params, &tensors, 1)
+    }
+
+    /// `ce_denominator`, `ce_rows` with `team` invocations per row, `ce_total`; `extent` is
+    /// the larger of the row and class counts the one-workgroup passes loop over.
+    fn three_passes(
+        &self,
+        gpu: &Gpu,
+        params: &Params,
+        extent: usize,
+        team: usize,
+    ) -> Result<Program> {
+        let denom = Tensor::zeros(gpu, &[2], DType::F32)?;
+        // A serial sum when the loops are short, a workgroup's tree otherwise (Mesa's CPU
+        // adapters stop an invocation's loops after 65,535 iterations in all).
+        let reduce = [("WG", if extent <= SERIAL_ROWS { 1.0 } else { 256.0 })];
+        let denominator = [
+            (1, self.class_targets),
+            (2, self.weight),
+            (3, &denom),
+            (4, self.fault),
+        ];
+        let mut rows = self.row_bindings();
+        rows.extend([(6, &denom), (12, self.probs)]);
+        let total = [
+            (6, &denom),
+            (9, self.row_loss),
+            (10, self.cursor),
+            (11, self.out),
+        ];
+        let groups = (params.rows as usize).div_ceil(ROW_WG / team) as u64;
+        let mut program = Program::new();
+        program.push(Dispatch::specialized(
+            gpu,
+            SHADER,
+            "ce_denominator",
+            &reduce,
+            params,
+            &denominator,
+            1,
+        )?);
+        program.push(Dispatch::specialized(
+            gpu,
+            SHADER,
+            "ce_rows",
+            &[("TEAM", team as f64)],
+            params,
+            &rows,
+            groups,
+        )?);
+        program.push(Dispatch::specialized(
+            gpu, SHADER, "ce_total", &reduce, params, &total, 1,
+        )?);
+        Ok(program)
+    }
+}
+
 /// The prepared passes of one cross-entropy evaluation (one, or three for many rows or classes)
 /// and the buffers they share.
 pub struct CrossEntropyKernel {
@@ -247,27 +360,7 @@ impl CrossEntropyKernel {
             inner,
             loss_shape,
         } = layout(logits, targets)?;
-        let eps = opts.label_smoothing;
-        if !(0.0..=1.0).contains(&eps) {
-            return Err(Error::invalid(format!(
-                "label_smoothing must be between 0.0 and 1.0. Got: {eps}"
-            )));
-        }
-        let probabilities = matches!(targets, Targets::Probabilities(_));
-        if probabilities && opts.ignore_index >= 0 {
-            return Err(Error::invalid(
-                "ignore_index is not supported for floating point target",
-            ));
-        }
-        if let Some(w) = opts.weight {
-            if w.len() != classes || w.shape().len() != 1 || w.dtype() != DType::F32 {
-                return Err(Error::shape(format!(
-                    "weight tensor should be defined either for all {classes} classes or no \
-                     classes but got weight tensor of shape: {:?}",
-                    w.shape()
-                )));
-            }
-        }
+        check_options(&opts, targets, classes)?;
         if grad.shape() != logits.shape() || grad.dtype() != DType::F32 {
             return Err(Error::shape(format!(
                 "cross_entropy's gradient must be f32 {:?}, got {:?}",
@@ -275,6 +368,8 @@ impl CrossEntropyKernel {
                 grad.shape()
             )));
         }
+        let eps = opts.label_smoothing;
+        let probabilities = matches!(targets, Targets::Probabilities(_));
         out.expect_dtype(DType::F32)?;
         cursor.expect_dtype(DType::U32)?;
         let rows = n * inner;
@@ -288,75 +383,33 @@ impl CrossEntropyKernel {
                 | if probabilities { PROBABILITIES } else { 0 },
             smoothing: eps,
         };
+        let row_loss = Tensor::zeros(gpu, &loss_shape, DType::F32)?;
+        let targets_check = TargetCheck::new(gpu)?;
         // Unused bindings get the logits as a stand-in.
-        let weight = opts.weight.unwrap_or(logits);
         let (class_targets, probs) = match targets {
             Targets::Classes(t) => (t, logits),
             Targets::Probabilities(t) => (logits, t),
         };
-        let row_loss = Tensor::zeros(gpu, &loss_shape, DType::F32)?;
-        let targets_check = TargetCheck::new(gpu)?;
-        let fault = targets_check.tensor();
-        let mut program = Program::new();
+        let bound = Bound {
+            class_targets,
+            weight: opts.weight.unwrap_or(logits),
+            logits,
+            probs,
+            grad,
+            row_loss: &row_loss,
+            fault: targets_check.tensor(),
+            cursor,
+            out,
+        };
         // Few classes: a row per invocation; many: a workgroup of ROW_WG per row.
         let team = if classes <= ROW_WG { 1 } else { ROW_WG };
-        let row_bindings = [
-            (1, class_targets),
-            (2, weight),
-            (5, logits),
-            (7, &row_loss),
-            (8, grad),
-        ];
         // One workgroup can do it all (`ce_single`) for class targets of few classes.
         let (single_rows, single_wg) = policy::cross_entropy_single(gpu.profile());
-        if team == 1 && rows <= single_rows && !probabilities {
-            let mut tensors = row_bindings.to_vec();
-            tensors.extend([(4, fault), (10, cursor), (11, out)]);
-            program.push(Dispatch::specialized(
-                gpu,
-                SHADER,
-                "ce_single",
-                &[("WG", f64::from(single_wg)), ("TEAM", 1.0)],
-                &params,
-                &tensors,
-                1,
-            )?);
+        let program = if team == 1 && rows <= single_rows && !probabilities {
+            Program::from(bound.single_pass(gpu, &params, single_wg)?)
         } else {
-            let denom = Tensor::zeros(gpu, &[2], DType::F32)?;
-            // A serial sum for few rows and classes, a workgroup's tree otherwise (Mesa's CPU
-            // adapters stop an invocation's loops after 65,535 iterations in all).
-            let serial = rows.max(classes) <= SERIAL_ROWS;
-            let reduce = [("WG", if serial { 1.0 } else { 256.0 })];
-            program.push(Dispatch::specialized(
-                gpu,
-                SHADER,
-                "ce_denominator",
-                &reduce,
-                &params,
-                &[(1, class_targets), (2, weight), (3, &denom), (4, fault)],
-                1,
-            )?);
-            let mut tensors = row_bindings.to_vec();
-            tensors.extend([(6, &denom), (12, probs)]);
-            program.push(Dispatch::specialized(
-                gpu,
-                SHADER,
-                "ce_rows",
-                &[("TEAM", team as f64)],
-                &params,
-                &tensors,
-                rows.div_ceil(ROW_WG / team) as u64,
-            )?);
-            program.push(Dispatch::specialized(
-                gpu,
-                SHADER,
-                "ce_total",
-                &reduce,
-                &params,
-                &[(6, &denom), (9, &row_loss), (10, cursor), (11, out)],
-                1,
-            )?);
-        }
+            bound.three_passes(gpu, &params, rows.max(classes), team)?
+        };
         Ok(CrossEntropyKernel {
             program,
             row_loss,
