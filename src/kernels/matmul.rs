@@ -323,19 +323,10 @@ pub fn matmul_dispatch(
     c: &Tensor,
     opts: MatmulOptions,
 ) -> Result<Dispatch> {
-    let (m, n, k) = output_dims(a, b, &opts)?;
-    c.expect_dtype(DType::F32)?;
-    if c.shape() != [m, n] {
-        return Err(Error::shape(format!(
-            "matmul: output must be [{m}, {n}], got {:?}",
-            c.shape()
-        )));
-    }
-    if let Some(bias) = opts.bias {
-        super::expect_len(bias, n, "matmul's bias")?;
-    }
-    let kernel = opts.kernel.resolve(gpu, (m, n, k), &opts);
-    if !kernel.supports(gpu, (m, n, k), &opts) {
+    let dims = check(a, b, c, &opts)?;
+    let kernel = opts.kernel.resolve(gpu, dims, &opts);
+    if !kernel.supports(gpu, dims, &opts) {
+        let (m, n, k) = dims;
         return Err(Error::InvalidArgument(format!(
             "matmul: the {kernel:?} layout needs an adapter with 8-lane subgroups, 64-bit \
              integers and {SUBGROUP_STORAGE_BUFFERS} storage buffers per stage, op(B)'s \
@@ -344,31 +335,10 @@ pub fn matmul_dispatch(
         )));
     }
     let (shader, entry, tile_rows, tile_cols) = kernel.layout();
+    let (m, n, _) = dims;
     let tiles_n = n.div_ceil(tile_cols);
     let tiles = m.div_ceil(tile_rows) * tiles_n;
-    let (m32, n32, k32) = (u32_param(m, "M")?, u32_param(n, "N")?, u32_param(k, "K")?);
-    let (a_row, a_k) = if opts.trans_a { (1, m32) } else { (k32, 1) };
-    let (b_k, b_col) = if opts.trans_b { (1, k32) } else { (n32, 1) };
-    let params = Params {
-        m: m32,
-        n: n32,
-        k: k32,
-        a_row,
-        a_k,
-        b_k,
-        b_col,
-        tiles_n: u32_param(tiles_n, "tiles")?,
-        tiles: u32_param(tiles, "tiles")?,
-    };
-    if let Some(gate) = opts.gate {
-        gate.expect_dtype(DType::F32)?;
-        if gate.shape() != [m, n] {
-            return Err(Error::shape(format!(
-                "matmul: the gate must be [{m}, {n}] like the output, got {:?}",
-                gate.shape()
-            )));
-        }
-    }
+    let params = Params::new(dims, &opts, tiles_n, tiles)?;
     let flag = |on: bool| f64::from(u8::from(on));
     let mut constants = vec![
         ("BIAS", flag(opts.bias.is_some())),
@@ -376,36 +346,19 @@ pub fn matmul_dispatch(
         ("GATE", flag(opts.gate.is_some())),
     ];
     // Unused epilogue bindings get A as a stand-in.
+    let gate = opts.gate.unwrap_or(a);
     let mut tensors = vec![
         (1, a),
         (2, b),
         (3, opts.bias.unwrap_or(a)),
         (4, c),
-        (5, opts.gate.unwrap_or(a)),
+        (5, gate),
     ];
     if kernel.is_subgroup() {
-        // A_ALONG_K, A_ALONG_M or A_SCALAR: eight at a time along A's contiguous dimension
-        // when it holds whole groups of 8.
-        let a_read = match opts.trans_a {
-            false if k.is_multiple_of(8) => ARead::AlongK,
-            true if m.is_multiple_of(8) => ARead::AlongM,
-            _ => ARead::Scalar,
-        };
-        let b_read = match opts.trans_b {
-            false if n.is_multiple_of(8) => BRead::AlongN8,
-            false => BRead::AlongN,
-            true if k.is_multiple_of(8) => BRead::AlongK8,
-            true => BRead::AlongK,
-        };
-        constants.push(("A_READ", f64::from(a_read as u32)));
-        constants.push(("B_READ", f64::from(b_read as u32)));
-        constants.push(("C_VEC4", flag(n % 4 == 0)));
-        constants.push(("C_VEC8", flag(n % 8 == 0)));
-        // Groups of 16 rows per block of 64 (`matmul_subgroup128` takes two blocks of 4).
-        constants.push(("GROUPS", (tile_rows.min(64) / 16) as f64));
+        constants.extend(subgroup_constants(dims, &opts, tile_rows));
         // The same tensors seen another way: A and C as scalars, the gate as vec4s, B and C
         // as groups of eight.
-        tensors.extend([(6, a), (7, c), (8, opts.gate.unwrap_or(a)), (9, b), (10, c)]);
+        tensors.extend([(6, a), (7, c), (8, gate), (9, b), (10, c)]);
     }
     Dispatch::specialized(
         gpu,
@@ -416,6 +369,89 @@ pub fn matmul_dispatch(
         &tensors,
         tiles as u64,
     )
+}
+
+/// (M, N, K) of a product whose output `c` and epilogue tensors fit it.
+fn check(
+    a: &Tensor,
+    b: &Tensor,
+    c: &Tensor,
+    opts: &MatmulOptions,
+) -> Result<(usize, usize, usize)> {
+    let (m, n, k) = output_dims(a, b, opts)?;
+    c.expect_dtype(DType::F32)?;
+    if c.shape() != [m, n] {
+        return Err(Error::shape(format!(
+            "matmul: output must be [{m}, {n}], got {:?}",
+            c.shape()
+        )));
+    }
+    if let Some(bias) = opts.bias {
+        super::expect_len(bias, n, "matmul's bias")?;
+    }
+    if let Some(gate) = opts.gate {
+        gate.expect_dtype(DType::F32)?;
+        if gate.shape() != [m, n] {
+            return Err(Error::shape(format!(
+                "matmul: the gate must be [{m}, {n}] like the output, got {:?}",
+                gate.shape()
+            )));
+        }
+    }
+    Ok((m, n, k))
+}
+
+impl Params {
+    /// The uniform block of an M×N×K product covered by `tiles` tiles, `tiles_n` across N.
+    fn new(
+        (m, n, k): (usize, usize, usize),
+        opts: &MatmulOptions,
+        tiles_n: usize,
+        tiles: usize,
+    ) -> Result<Self> {
+        let (m32, n32, k32) = (u32_param(m, "M")?, u32_param(n, "N")?, u32_param(k, "K")?);
+        let (a_row, a_k) = if opts.trans_a { (1, m32) } else { (k32, 1) };
+        let (b_k, b_col) = if opts.trans_b { (1, k32) } else { (n32, 1) };
+        Ok(Params {
+            m: m32,
+            n: n32,
+            k: k32,
+            a_row,
+            a_k,
+            b_k,
+            b_col,
+            tiles_n: u32_param(tiles_n, "tiles")?,
+            tiles: u32_param(tiles, "tiles")?,
+        })
+    }
+}
+
+/// The subgroup layouts' override constants for this product: how A and B are read, C's
+/// store width, and 16-row groups per block of 64 (`matmul_subgroup128` takes two blocks).
+fn subgroup_constants(
+    (m, n, k): (usize, usize, usize),
+    opts: &MatmulOptions,
+    tile_rows: usize,
+) -> [(&'static str, f64); 5] {
+    let a_read = match opts.trans_a {
+        false if k.is_multiple_of(8) => ARead::AlongK,
+        true if m.is_multiple_of(8) => ARead::AlongM,
+        _ => ARead::Scalar,
+    };
+    let b_read = match opts.trans_b {
+        false if n.is_multiple_of(8) => BRead::AlongN8,
+        false => BRead::AlongN,
+        true if k.is_multiple_of(8) => BRead::AlongK8,
+        true => BRead::AlongK,
+    };
+    let flag = |on: bool| f64::from(u8::from(on));
+    [
+        ("A_READ", f64::from(a_read as u32)),
+        ("B_READ", f64::from(b_read as u32)),
+        ("C_VEC4", flag(n.is_multiple_of(4))),
+        ("C_VEC8", flag(n.is_multiple_of(8))),
+        ("GROUPS", (tile_rows.min(64) / 16) as f64),
+    ]
 }
 
 /// Computes op(A)·op(B) (+bias) (+ReLU) into a new M×N tensor.
