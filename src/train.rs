@@ -14,7 +14,7 @@ use crate::kernels::data::BatchLayout;
 use crate::kernels::linear_cross_entropy::LinearCrossEntropyKernel;
 use crate::kernels::reduce::count_correct_dispatch;
 use crate::loss::{CrossEntropyLoss, Reduction, Targets};
-use crate::nn::Sequential;
+use crate::nn::{LinearParams, Sequential, Workspace};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::rng::Rng;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -244,6 +244,137 @@ fn pass(len: usize, batch: usize, mut build: impl FnMut(usize) -> Result<Program
     })
 }
 
+/// A pass over one split in batches: the buffers each batch is gathered into, the model's
+/// workspace for it, and the steps both passes are built from.
+struct Batches<'a> {
+    gpu: &'a Gpu,
+    model: &'a Sequential,
+    config: &'a TrainConfig,
+    split: &'a GpuSplit,
+    /// Samples per full batch.
+    batch: usize,
+    layout: BatchLayout,
+    x: Tensor,
+    y: Tensor,
+    ws: Workspace,
+    /// The classifier head that trains fused with its loss, when asked for.
+    head: Option<(usize, &'a LinearParams)>,
+}
+
+impl<'a> Batches<'a> {
+    fn new(
+        gpu: &'a Gpu,
+        model: &'a Sequential,
+        config: &'a TrainConfig,
+        split: &'a GpuSplit,
+        batch: usize,
+        fused_head: bool,
+    ) -> Result<Self> {
+        let batch = batch.min(split.len());
+        let head = match (fused_head, model.classifier_head()) {
+            (false, _) => None,
+            (true, Some(head)) => Some(head),
+            (true, None) => {
+                return Err(Error::invalid(
+                    "a fused head needs a model whose last layer is Linear",
+                ))
+            }
+        };
+        // The fused loss reads its input row by row.
+        let layout = match head {
+            Some((0, _)) => BatchLayout::Rows,
+            _ => model.input_layout(gpu, batch),
+        };
+        Ok(Batches {
+            gpu,
+            model,
+            config,
+            split,
+            batch,
+            layout,
+            x: Tensor::zeros(gpu, &[batch * model.in_features()], DType::F32)?,
+            y: Tensor::zeros(gpu, &[batch], DType::I32)?,
+            ws: model.workspace(gpu, batch)?,
+            head,
+        })
+    }
+
+    /// The views a batch of `rows` samples is gathered into, and the gather.
+    fn gather(&self, rows: usize) -> Result<(Tensor, Tensor, Program)> {
+        let x = self
+            .x
+            .view(0, &self.layout.shape(rows, self.model.in_features()))?;
+        let y = self.y.rows(rows)?;
+        let norm = (self.config.scale, self.config.shift);
+        let gather = self
+            .split
+            .gather(self.gpu, (&x, self.layout), &y, self.batch, norm)?;
+        Ok((x, y, Program::from(gather)))
+    }
+
+    /// Training steps: gather, forward, loss and gradient (fused with the head when asked),
+    /// backward, optimizer, next batch; per-step losses into `losses`.
+    fn training(
+        self,
+        optimizer: &Optimizer,
+        losses: &Tensor,
+        kernels: &mut Vec<LossKernel>,
+    ) -> Result<Pass> {
+        let (gpu, model, ws) = (self.gpu, self.model, &self.ws);
+        let loss = CrossEntropyLoss::new().label_smoothing(self.config.label_smoothing);
+        pass(self.split.len(), self.batch, |rows| {
+            let (x, y, mut step) = self.gather(rows)?;
+            let input = (&x, self.layout);
+            let cursor = self.split.cursor();
+            if let Some((index, head)) = self.head {
+                let (forward, hidden) = model.forward_until(gpu, input, ws, index)?;
+                step.append(forward);
+                let dx = index.checked_sub(1).map(|i| ws.grad(i, rows)).transpose()?;
+                let opts = CrossEntropyOptions {
+                    label_smoothing: self.config.label_smoothing,
+                    ..Default::default()
+                };
+                let fused = head.fused_loss(gpu, &hidden, &y, opts, dx.as_ref(), losses, cursor)?;
+                step.append(fused.forward.clone());
+                step.append(fused.backward.clone().unwrap_or_default());
+                kernels.push(LossKernel::Fused(fused));
+                step.append(model.backward_until(gpu, input, ws, index)?);
+            } else {
+                let (forward, out) = model.forward_program(gpu, input, ws)?;
+                step.append(forward);
+                let targets = Targets::Classes(&y);
+                let grad = ws.output_grad(rows)?;
+                let ce = loss.prepare(gpu, &out, targets, &grad, losses, cursor)?;
+                step.append(ce.program.clone());
+                kernels.push(LossKernel::Plain(ce));
+                step.append(model.backward_program(gpu, input, ws)?);
+            }
+            step.append(optimizer.step_program(gpu, model.params())?);
+            step.push(self.split.next_batch(gpu)?);
+            Ok(step)
+        })
+    }
+
+    /// Evaluation steps: gather, forward, count correct predictions into `correct`, each
+    /// batch's summed loss into `losses`, next batch.
+    fn evaluation(self, correct: &Tensor, losses: &Tensor) -> Result<Pass> {
+        let (gpu, model, ws) = (self.gpu, self.model, &self.ws);
+        let sum = CrossEntropyLoss::new().reduction(Reduction::Sum);
+        pass(self.split.len(), self.batch, |rows| {
+            let (x, y, mut step) = self.gather(rows)?;
+            let (forward, out) = model.forward_program(gpu, (&x, self.layout), ws)?;
+            step.append(forward);
+            step.push(count_correct_dispatch(gpu, &out, &y, correct)?);
+            let grad = ws.output_grad(rows)?;
+            let cursor = self.split.cursor();
+            let ce = sum.prepare(gpu, &out, Targets::Classes(&y), &grad, losses, cursor)?;
+            step.append(ce.program);
+            step.push(self.split.next_batch(gpu)?);
+            Ok(step)
+        })
+    }
+}
+
 /// A training step's loss, kept for its check of the class targets.
 enum LossKernel {
     Plain(CrossEntropyKernel),
@@ -296,100 +427,24 @@ impl Trainer {
         let train = GpuSplit::upload(gpu, &data.train)?;
         let test = GpuSplit::upload(gpu, &data.test)?;
         let optimizer = Optimizer::new(gpu, model.params(), config.optimizer)?;
-        let norm = (config.scale, config.shift);
-
-        let batch = config.batch_size.min(train.len());
-        let ws = model.workspace(gpu, batch)?;
-        let head = match (config.fused_head, model.classifier_head()) {
-            (false, _) => None,
-            (true, Some(head)) => Some(head),
-            (true, None) => {
-                return Err(Error::invalid(
-                    "a fused head needs a model whose last layer is Linear",
-                ))
-            }
-        };
-        // The fused loss reads its input row by row.
-        let layout = match head {
-            Some((0, _)) => BatchLayout::Rows,
-            _ => model.input_layout(gpu, batch),
-        };
-        let x = Tensor::zeros(gpu, &[batch * features], DType::F32)?;
-        let y = Tensor::zeros(gpu, &[batch], DType::I32)?;
-        let steps = train.len().div_ceil(batch);
+        let steps = train.len().div_ceil(config.batch_size.min(train.len()));
         let losses = Tensor::zeros(gpu, &[steps], DType::F32)?;
-        let loss = CrossEntropyLoss::new().label_smoothing(config.label_smoothing);
         let mut loss_kernels = Vec::new();
-        let train_pass = pass(train.len(), batch, |rows| {
-            let x = x.view(0, &layout.shape(rows, features))?;
-            let y = y.rows(rows)?;
-            let mut step = Program::from(train.gather(gpu, (&x, layout), &y, batch, norm)?);
-            let input = (&x, layout);
-            if let Some((index, linear)) = head {
-                let (forward, hidden) = model.forward_until(gpu, input, &ws, index)?;
-                step.append(forward);
-                let dx = index.checked_sub(1).map(|i| ws.grad(i, rows)).transpose()?;
-                let opts = CrossEntropyOptions {
-                    label_smoothing: config.label_smoothing,
-                    ..Default::default()
-                };
-                let cursor = train.cursor();
-                let fused =
-                    linear.fused_loss(gpu, &hidden, &y, opts, dx.as_ref(), &losses, cursor)?;
-                step.append(fused.forward.clone());
-                step.append(fused.backward.clone().unwrap_or_default());
-                loss_kernels.push(LossKernel::Fused(fused));
-                step.append(model.backward_until(gpu, input, &ws, index)?);
-            } else {
-                let (forward, out) = model.forward_program(gpu, input, &ws)?;
-                step.append(forward);
-                let ce = loss.prepare(
-                    gpu,
-                    &out,
-                    Targets::Classes(&y),
-                    &ws.output_grad(rows)?,
-                    &losses,
-                    train.cursor(),
-                )?;
-                step.append(ce.program.clone());
-                loss_kernels.push(LossKernel::Plain(ce));
-                step.append(model.backward_program(gpu, input, &ws)?);
-            }
-            step.append(optimizer.step_program(gpu, model.params())?);
-            step.push(train.next_batch(gpu)?);
-            Ok(step)
-        })?;
-
-        let eval_batch = config.eval_batch_size.min(test.len());
-        let eval_ws = model.workspace(gpu, eval_batch)?;
-        let eval_layout = model.input_layout(gpu, eval_batch);
-        let ex = Tensor::zeros(gpu, &[eval_batch * features], DType::F32)?;
-        let ey = Tensor::zeros(gpu, &[eval_batch], DType::I32)?;
+        let train_pass = Batches::new(
+            gpu,
+            &model,
+            &config,
+            &train,
+            config.batch_size,
+            config.fused_head,
+        )?
+        .training(&optimizer, &losses, &mut loss_kernels)?;
         let correct = Tensor::zeros(gpu, &[1], DType::U32)?;
+        let eval_batch = config.eval_batch_size.min(test.len());
         let eval_losses = Tensor::zeros(gpu, &[test.len().div_ceil(eval_batch)], DType::F32)?;
-        let sum = CrossEntropyLoss::new().reduction(Reduction::Sum);
-        let eval_pass = pass(test.len(), eval_batch, |rows| {
-            let x = ex.view(0, &eval_layout.shape(rows, features))?;
-            let y = ey.rows(rows)?;
-            let batch = (&x, eval_layout);
-            let mut step = Program::from(test.gather(gpu, batch, &y, eval_batch, norm)?);
-            let (forward, out) = model.forward_program(gpu, batch, &eval_ws)?;
-            step.append(forward);
-            step.push(count_correct_dispatch(gpu, &out, &y, &correct)?);
-            let grad = eval_ws.output_grad(rows)?;
-            let ce = sum.prepare(
-                gpu,
-                &out,
-                Targets::Classes(&y),
-                &grad,
-                &eval_losses,
-                test.cursor(),
-            )?;
-            step.append(ce.program);
-            step.push(test.next_batch(gpu)?);
-            Ok(step)
-        })?;
-
+        // Evaluation counts correct predictions, so it keeps the logits.
+        let eval_pass = Batches::new(gpu, &model, &config, &test, config.eval_batch_size, false)?
+            .evaluation(&correct, &eval_losses)?;
         Ok(Trainer {
             gpu: gpu.clone(),
             model,
