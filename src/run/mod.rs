@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use wgml::checkpoint;
+use wgml::checkpoint::{self, TrainingState};
 use wgml::data::download::{self, FetchError, Source};
 use wgml::data::Mnist;
 use wgml::gpu::Gpu;
@@ -241,39 +241,12 @@ impl RunConfig {
 
 /// Runs `wgml train`.
 pub fn train(args: &TrainArgs) -> Result<()> {
-    // A resumed run is locked at once; a new run's folder appears once everything is in place.
-    let (config, resumed, state, mut rows) = match &args.resume {
-        Some(dir) => {
-            let given = args.settings_given();
-            if !given.is_empty() {
-                return Err(Error::invalid(format!(
-                    "--resume continues a run with the settings in its config.json; {} cannot \
-                     change them (only --epochs, --save and --json can be given): drop {}, or \
-                     start a new run with --out",
-                    given.join(", "),
-                    if given.len() == 1 { "it" } else { "them" },
-                )));
-            }
-            let folder = RunFolder::open(dir)?;
-            let mut config = folder.read_config()?;
-            if let Some(epochs) = args.epochs {
-                config.epochs = epochs as usize;
-            }
-            let (state, rows) = folder.progress()?;
-            (config, Some(folder), state, rows)
-        }
-        None => {
-            if let Some(dir) = &args.out {
-                if dir.join("config.json").exists() {
-                    return Err(Error::data(
-                        dir,
-                        "already holds a run: continue it with --resume, or choose another --out",
-                    ));
-                }
-            }
-            (RunConfig::from_args(args)?, None, None, Vec::new())
-        }
-    };
+    let RunPlan {
+        config,
+        resumed,
+        state,
+        mut rows,
+    } = plan(args)?;
     if let Some(save) = &args.save {
         check_writable(save)?;
     }
@@ -283,20 +256,8 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         config.data_dir.as_deref(),
     )?;
     let gpu = Gpu::from_env()?;
-    let info = gpu.info().clone();
-    let mut sizes = vec![data.train.features];
-    sizes.extend(&config.hidden);
-    sizes.push(wgml::data::CLASSES);
-    let model = Sequential::mlp(&gpu, &sizes, config.seed)?;
-    if let (Some(path), None) = (&config.init, &state) {
-        model
-            .params()
-            .load_state_dict(&gpu, &checkpoint::load_weights(path)?)?;
-    }
-    let mut trainer = Trainer::new(&gpu, model, &data, config.train_config())?;
-    if let Some(state) = &state {
-        trainer.restore(state)?;
-    }
+    let mut trainer = build(&gpu, &config, &data, state.as_ref())?;
+    // Everything is in place: only now does a new run's folder appear.
     let folder = match resumed {
         Some(folder) => folder,
         None => {
@@ -305,8 +266,6 @@ pub fn train(args: &TrainArgs) -> Result<()> {
             folder
         }
     };
-    let dir = folder.path().to_path_buf();
-
     let log = |line: String| {
         if args.json {
             eprintln!("{line}")
@@ -314,19 +273,20 @@ pub fn train(args: &TrainArgs) -> Result<()> {
             println!("{line}")
         }
     };
+    let info = gpu.info();
     log(format!(
         "training on {source}: {} train / {} test samples, {} on {:?}; run folder {}",
         data.train.len(),
         data.test.len(),
         info.name,
         info.backend,
-        dir.display()
+        folder.path().display()
     ));
     if let Some(state) = &state {
         log(format!("resuming after epoch {}", state.epoch));
     }
     let started = std::time::Instant::now();
-    let mut compile_seconds = if trainer.epochs_done() < config.epochs {
+    let compile_seconds = if trainer.epochs_done() < config.epochs {
         let spinner = spinner("compiling kernels (first run only)…");
         let seconds = trainer.warm_up()?;
         spinner.finish_and_clear();
@@ -335,27 +295,9 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     } else {
         0.0
     };
-    let compile_total = compile_seconds;
+    let mut compiling = compile_seconds;
     while trainer.epochs_done() < config.epochs {
-        let samples = data.train.len() as u64;
-        let batch = config.batch_size as u64;
-        let bar = progress_bar(samples, format!("epoch {}", trainer.epochs_done() + 1));
-        let stats = trainer.epoch_with_progress(Some(&mut |p: Progress| {
-            bar.set_position((p.steps as u64 * batch).min(samples));
-            if let Some(loss) = p.running_loss {
-                bar.set_message(format!("loss {loss:.4}"));
-            }
-        }))?;
-        bar.finish_and_clear();
-        let eval = trainer.evaluate()?;
-        let row = Row {
-            epoch: stats.epoch,
-            train_loss: f64::from(stats.train_loss),
-            test_loss: eval.loss,
-            test_accuracy: eval.accuracy,
-            seconds: stats.seconds,
-            compile_seconds: std::mem::take(&mut compile_seconds),
-        };
+        let row = epoch(&mut trainer, &config, data.train.len(), &mut compiling)?;
         log(format!(
             "epoch {:>3}/{}  train loss {:.4}  test loss {:.4}  test accuracy {:.2}%  {:.2}s",
             row.epoch,
@@ -369,28 +311,148 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         let weights = trainer.model().params().state_dict(&gpu)?;
         folder.commit_epoch(&rows, &weights, args.save.as_deref(), &trainer.state()?)?;
     }
+    let dir = folder.path();
     write_predictions(&gpu, trainer.model(), &data, &dir.join("predictions.png"))?;
     log(format!("run folder: {}", dir.display()));
     if args.json {
-        let mut secs: Vec<f64> = rows.iter().map(|r| r.seconds).collect();
-        secs.sort_by(f64::total_cmp);
-        let summary = serde_json::json!({
-            "epochs": rows.len(),
-            "train_samples": data.train.len(),
-            "sec_per_epoch_median": secs.get(secs.len() / 2).copied().unwrap_or(0.0),
-            "total_s": started.elapsed().as_secs_f64(),
-            "compile_s": compile_total,
-            "test_acc": rows.last().map(|r| r.test_accuracy),
-            "adapter": info.name,
-            "backend": format!("{:?}", info.backend).to_lowercase(),
-            "epoch_train_loss": rows.iter().map(|r| r.train_loss).collect::<Vec<_>>(),
-            "epoch_test_loss": rows.iter().map(|r| r.test_loss).collect::<Vec<_>>(),
-            "epoch_test_acc": rows.iter().map(|r| r.test_accuracy).collect::<Vec<_>>(),
-            "run": dir,
-        });
-        println!("{summary}");
+        let total = started.elapsed().as_secs_f64();
+        println!(
+            "{}",
+            summary(&rows, &data, info, (total, compile_seconds), dir)
+        );
     }
     Ok(())
+}
+
+/// `--json`'s summary line: the run's numbers and times, and where it is.
+fn summary(
+    rows: &[Row],
+    data: &Mnist,
+    info: &wgpu::AdapterInfo,
+    (total_s, compile_s): (f64, f64),
+    dir: &Path,
+) -> serde_json::Value {
+    let mut secs: Vec<f64> = rows.iter().map(|r| r.seconds).collect();
+    secs.sort_by(f64::total_cmp);
+    let column = |f: fn(&Row) -> f64| rows.iter().map(f).collect::<Vec<_>>();
+    serde_json::json!({
+        "epochs": rows.len(),
+        "train_samples": data.train.len(),
+        "sec_per_epoch_median": secs.get(secs.len() / 2).copied().unwrap_or(0.0),
+        "total_s": total_s,
+        "compile_s": compile_s,
+        "test_acc": rows.last().map(|r| r.test_accuracy),
+        "adapter": info.name,
+        "backend": format!("{:?}", info.backend).to_lowercase(),
+        "epoch_train_loss": column(|r| r.train_loss),
+        "epoch_test_loss": column(|r| r.test_loss),
+        "epoch_test_acc": column(|r| r.test_accuracy),
+        "run": dir,
+    })
+}
+
+/// What a `wgml train` command line asks for.
+struct RunPlan {
+    config: RunConfig,
+    /// A resumed run's folder (locked); a new run's folder comes once training can start.
+    resumed: Option<RunFolder>,
+    /// Where a resumed run stands, once it has committed an epoch.
+    state: Option<TrainingState>,
+    /// Its metrics so far.
+    rows: Vec<Row>,
+}
+
+/// The [`RunPlan`] of a command line: a new run's settings, or a resumed run's own.
+fn plan(args: &TrainArgs) -> Result<RunPlan> {
+    let Some(dir) = &args.resume else {
+        if let Some(dir) = &args.out {
+            if dir.join("config.json").exists() {
+                return Err(Error::data(
+                    dir,
+                    "already holds a run: continue it with --resume, or choose another --out",
+                ));
+            }
+        }
+        return Ok(RunPlan {
+            config: RunConfig::from_args(args)?,
+            resumed: None,
+            state: None,
+            rows: Vec::new(),
+        });
+    };
+    let given = args.settings_given();
+    if !given.is_empty() {
+        return Err(Error::invalid(format!(
+            "--resume continues a run with the settings in its config.json; {} cannot change \
+             them (only --epochs, --save and --json can be given): drop {}, or start a new run \
+             with --out",
+            given.join(", "),
+            if given.len() == 1 { "it" } else { "them" },
+        )));
+    }
+    let folder = RunFolder::open(dir)?;
+    let mut config = folder.read_config()?;
+    if let Some(epochs) = args.epochs {
+        config.epochs = epochs as usize;
+    }
+    let (state, rows) = folder.progress()?;
+    Ok(RunPlan {
+        config,
+        resumed: Some(folder),
+        state,
+        rows,
+    })
+}
+
+/// The model and its trainer for `config`, from `--init`'s weights or where `state` stands.
+fn build(
+    gpu: &Gpu,
+    config: &RunConfig,
+    data: &Mnist,
+    state: Option<&TrainingState>,
+) -> Result<Trainer> {
+    let mut sizes = vec![data.train.features];
+    sizes.extend(&config.hidden);
+    sizes.push(wgml::data::CLASSES);
+    let model = Sequential::mlp(gpu, &sizes, config.seed)?;
+    if let (Some(path), None) = (&config.init, state) {
+        model
+            .params()
+            .load_state_dict(gpu, &checkpoint::load_weights(path)?)?;
+    }
+    let mut trainer = Trainer::new(gpu, model, data, config.train_config())?;
+    if let Some(state) = state {
+        trainer.restore(state)?;
+    }
+    Ok(trainer)
+}
+
+/// Trains one epoch with a progress bar, evaluates, and returns its metrics row (with the
+/// compile time spent before it, taken from `compiling`).
+fn epoch(
+    trainer: &mut Trainer,
+    config: &RunConfig,
+    samples: usize,
+    compiling: &mut f64,
+) -> Result<Row> {
+    let (samples, batch) = (samples as u64, config.batch_size as u64);
+    let bar = progress_bar(samples, format!("epoch {}", trainer.epochs_done() + 1));
+    let stats = trainer.epoch_with_progress(Some(&mut |p: Progress| {
+        bar.set_position((p.steps as u64 * batch).min(samples));
+        if let Some(loss) = p.running_loss {
+            bar.set_message(format!("loss {loss:.4}"));
+        }
+    }))?;
+    bar.finish_and_clear();
+    let eval = trainer.evaluate()?;
+    Ok(Row {
+        epoch: stats.epoch,
+        train_loss: f64::from(stats.train_loss),
+        test_loss: eval.loss,
+        test_accuracy: eval.accuracy,
+        seconds: stats.seconds,
+        compile_seconds: std::mem::take(compiling),
+    })
 }
 
 /// An error unless `path` can be written: its folder exists and takes a new file. Checked
