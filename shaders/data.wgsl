@@ -18,8 +18,6 @@ struct Params {
 @group(0) @binding(4) var<storage, read> labels: array<i32>;   // samples
 @group(0) @binding(5) var<storage, read_write> x: array<f32>;  // rows × features, or features × rows
 @group(0) @binding(6) var<storage, read_write> y: array<i32>;  // rows
-// advance
-@group(0) @binding(7) var<storage, read_write> counter: array<u32>;
 // gather_words with QUADS: the same pixels and x, 16 bytes at a time
 @group(0) @binding(8) var<storage, read> pixels4: array<vec4<u32>>;
 @group(0) @binding(9) var<storage, read_write> x4: array<vec4<f32>>;
@@ -147,10 +145,4 @@ fn store_column_quad(at: u32, step: u32, r0: vec4<f32>, r1: vec4<f32>, r2: vec4<
 fn unpack(word: u32) -> vec4<f32> {
     let bytes = (vec4(word) >> vec4(0u, 8u, 16u, 24u)) & vec4(0xffu);
     return vec4<f32>(bytes) * p.scale + p.shift;
-}
-
-// counter[0] += 1: moves a step counter on between recorded steps, with no host round trip.
-@compute @workgroup_size(1)
-fn advance() {
-    counter[0] += 1u;
 }

@@ -3,9 +3,8 @@
 use super::Split;
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Dispatch, Gpu, Tensor};
-use crate::kernels::data::{
-    advance_dispatch, gather_dispatch, pack_bytes, BatchLayout, GatherSource,
-};
+use crate::kernels::counter::advance_dispatch;
+use crate::kernels::data::{gather_dispatch, pack_bytes, BatchLayout, GatherSource};
 
 /// A split uploaded once as packed bytes, with the permutation and batch cursor that
 /// [`GpuSplit::gather`] reads.

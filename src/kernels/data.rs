@@ -1,4 +1,4 @@
-//! `shaders/data.wgsl`: batch gather from a GPU-resident u8 dataset, and step counters.
+//! `shaders/data.wgsl`: batch gather from a GPU-resident u8 dataset.
 //!
 //! ```
 //! use wgml::gpu::{DType, Gpu, Tensor};
@@ -162,12 +162,6 @@ pub fn gather_dispatch(
         &tensors,
         (x.len() / per_invocation).div_ceil(256) as u64,
     )
-}
-
-/// A prepared `counter[0] += 1` on a 1-element u32 tensor.
-pub fn advance_dispatch(gpu: &Gpu, counter: &Tensor) -> Result<Dispatch> {
-    counter.expect_dtype(DType::U32)?;
-    Dispatch::new(gpu, SHADER, "advance", &(), &[(7, counter)], 1)
 }
 
 /// Packs bytes four to a u32 word, little-endian, zero-padded: the layout `gather` reads.

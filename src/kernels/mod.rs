@@ -5,6 +5,7 @@
 //! use), and a one-shot function that allocates its output, runs, and returns it (handy from Rust
 //! and in tests).
 
+pub mod counter;
 pub mod cross_entropy;
 pub mod data;
 pub mod elementwise;
@@ -67,7 +68,7 @@ pub fn shader_constants() -> Vec<(Shader, &'static str, u32)> {
 }
 
 /// Every shader in `shaders/`, for validation and tooling.
-pub const SHADERS: [Shader; 9] = [
+pub const SHADERS: [Shader; 10] = [
     matmul::SHADER,
     matmul::SUBGROUP_SHADER,
     elementwise::SHADER,
@@ -77,6 +78,7 @@ pub const SHADERS: [Shader; 9] = [
     optim::WIDE_SHADER,
     reduce::SHADER,
     data::SHADER,
+    counter::SHADER,
 ];
 
 /// The two dimensions of a matrix tensor, or a shape error naming `what`.
@@ -87,9 +89,8 @@ pub(crate) fn dims2(t: &Tensor, what: &str) -> Result<(usize, usize)> {
     }
 }
 
-/// An error unless `t` is an f32 tensor of exactly `len` elements.
-pub(crate) fn expect_len(t: &Tensor, len: usize, what: &str) -> Result<()> {
-    t.expect_dtype(DType::F32)?;
+/// An error unless `t` has exactly `len` elements (of any type).
+pub(crate) fn expect_len_of(t: &Tensor, len: usize, what: &str) -> Result<()> {
     if t.len() == len {
         Ok(())
     } else {
@@ -98,6 +99,12 @@ pub(crate) fn expect_len(t: &Tensor, len: usize, what: &str) -> Result<()> {
             t.shape()
         )))
     }
+}
+
+/// An error unless `t` is an f32 tensor of exactly `len` elements.
+pub(crate) fn expect_len(t: &Tensor, len: usize, what: &str) -> Result<()> {
+    t.expect_dtype(DType::F32)?;
+    expect_len_of(t, len, what)
 }
 
 /// `n` as a u32 kernel parameter, or an error naming `what`.

@@ -357,6 +357,6 @@ pub fn sgd_dispatch(gpu: &Gpu, config: &SgdConfig, state: &OptimState) -> Result
         s.param.len().div_ceil(256) as u64,
     )?;
     let mut program = Program::from(update);
-    program.push(super::data::advance_dispatch(gpu, s.step)?);
+    program.push(super::counter::advance_dispatch(gpu, s.step)?);
     Ok(program)
 }
