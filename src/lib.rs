@@ -3,11 +3,19 @@
 //! Train neural networks on any GPU — Vulkan, Metal, DX12, GL, or a software adapter — with
 //! hand-written WGSL compute kernels.
 //!
-//! Layers, bottom up: [`gpu`] (device, tensors, dispatches), [`kernels`] (one typed module per
-//! shader), [`nn`], [`loss`] and [`optim`] (the model API), [`data`] (IDX files, MNIST, downloads,
-//! pictures of digits), [`checkpoint`] (safetensors weights and training state), and [`train`]
-//! (the training loop). Beside them: [`reference`](mod@reference) (plain CPU versions of every kernel), [`plot`]
-//! (charts and digit grids) and [`bench`](mod@bench) (what `wgml bench` measures).
+//! Layers, bottom up, each calling only the ones below it:
+//!
+//! | layer | what |
+//! | --- | --- |
+//! | [`gpu`] | the device, its [`gpu::Profile`] (the facts kernel choices rest on), tensors, prepared dispatches and programs |
+//! | [`kernels`] | one typed module per shader in `shaders/`, each opening with a runnable example; [`kernels::policy`] makes every choice of variant by adapter |
+//! | [`nn`], [`loss`], [`optim`] | the model API: layers planned into forward and backward steps, `CrossEntropyLoss`, optimizers over a model or your own tensors |
+//! | [`data`], [`checkpoint`] | IDX files, MNIST, downloads, pictures of digits; safetensors weights and training state |
+//! | [`train`] | the training loop |
+//!
+//! Beside them: [`reference`](mod@reference) (plain CPU versions of every kernel), [`plot`]
+//! (charts and digit grids) and [`bench`](mod@bench) (what `wgml bench` measures). The semantics
+//! followed are PyTorch's, written down in `docs/semantics.md`.
 //!
 //! ```no_run
 //! use wgml::{data::Mnist, gpu::Gpu, nn::Sequential, train::{TrainConfig, Trainer}};

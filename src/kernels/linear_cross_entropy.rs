@@ -1,16 +1,6 @@
 //! `shaders/linear_cross_entropy.wgsl`: `cross_entropy(x·Wᵀ + b, y)` and its gradients without
 //! the N × V logits, for classifier heads over any number of classes.
 //!
-//! The classes stream through in chunks of [`LinearCrossEntropyKernel::chunk_classes`]
-//! columns. Forward, per chunk: the matmul kernel writes the chunk's logits into a scratch
-//! buffer of N × chunk, and `lce_stats` folds them into each row's running max and sum of
-//! exponentials (an online log-sum-exp); `lce_loss` then forms the losses. Backward, per chunk
-//! (last first, whose logits the forward left in the scratch): the logits again, `lce_grad`
-//! turns them into d(loss)/dz in place, and matmuls give the chunk's rows of dW (dzᵀ·x), its
-//! share of dx (dz·W, summed over chunks in a fixed order) and its bias gradient (column sums).
-//! Memory beyond inputs and outputs: N × chunk for the scratch, N × D for dx's shares, 9 floats
-//! per row; never N × V. Nothing uses float atomics: the same inputs give the same bits.
-//!
 //! ```
 //! use wgml::gpu::{Gpu, Tensor};
 //! use wgml::kernels::linear_cross_entropy::{linear_cross_entropy, LinearCrossEntropyOptions};
@@ -26,6 +16,16 @@
 //! assert_eq!(out.dweight.map(|t| t.shape().to_vec()), Some(vec![v, d]));
 //! # Ok::<(), wgml::Error>(())
 //! ```
+//!
+//! The classes stream through in chunks of [`LinearCrossEntropyKernel::chunk_classes`]
+//! columns. Forward, per chunk: the matmul kernel writes the chunk's logits into a scratch
+//! buffer of N × chunk, and `lce_stats` folds them into each row's running max and sum of
+//! exponentials (an online log-sum-exp); `lce_loss` then forms the losses. Backward, per chunk
+//! (last first, whose logits the forward left in the scratch): the logits again, `lce_grad`
+//! turns them into d(loss)/dz in place, and matmuls give the chunk's rows of dW (dzᵀ·x), its
+//! share of dx (dz·W, summed over chunks in a fixed order) and its bias gradient (column sums).
+//! Memory beyond inputs and outputs: N × chunk for the scratch, N × D for dx's shares, 9 floats
+//! per row; never N × V. Nothing uses float atomics: the same inputs give the same bits.
 
 use super::cross_entropy::{CrossEntropyOptions, Reduction, HAS_WEIGHT};
 use super::matmul::{matmul_dispatch, MatmulOptions};
