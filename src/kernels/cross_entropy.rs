@@ -144,8 +144,8 @@ pub fn shader_constants() -> Vec<(Shader, &'static str, u32)> {
 /// The uniform block of this module's shaders, as the host lays it out (checked against the
 /// WGSL in `tests/shaders.rs`).
 pub fn uniform_layouts() -> Vec<super::UniformLayout> {
-    vec![super::uniform_layout!(
-        SHADER,
+    super::layouts_of!(
+        [SHADER],
         Params {
             rows,
             classes,
@@ -155,7 +155,7 @@ pub fn uniform_layouts() -> Vec<super::UniformLayout> {
             flags,
             smoothing
         }
-    )]
+    )
 }
 
 /// The input seen as N × C × D, and the shape of the per-element loss.

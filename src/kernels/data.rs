@@ -43,8 +43,8 @@ struct Params {
 /// The uniform block of this module's shaders, as the host lays it out (checked against the
 /// WGSL in `tests/shaders.rs`).
 pub fn uniform_layouts() -> Vec<super::UniformLayout> {
-    vec![super::uniform_layout!(
-        SHADER,
+    super::layouts_of!(
+        [SHADER],
         Params {
             rows,
             features,
@@ -52,7 +52,7 @@ pub fn uniform_layouts() -> Vec<super::UniformLayout> {
             scale,
             shift
         }
-    )]
+    )
 }
 
 /// How a batch of samples lies in a 2-D tensor.

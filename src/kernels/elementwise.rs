@@ -32,7 +32,7 @@ struct Params {
 /// The uniform block of this module's shaders, as the host lays it out (checked against the
 /// WGSL in `tests/shaders.rs`).
 pub fn uniform_layouts() -> Vec<super::UniformLayout> {
-    vec![super::uniform_layout!(SHADER, Params { len })]
+    super::layouts_of!([SHADER], Params { len })
 }
 
 /// A prepared y = max(x, 0); `x` and `y` have the same element count.

@@ -98,8 +98,8 @@ pub fn shader_constants() -> Vec<(Shader, &'static str, u32)> {
 /// The uniform block of this module's shaders, as the host lays it out (checked against the
 /// WGSL in `tests/shaders.rs`).
 pub fn uniform_layouts() -> Vec<super::UniformLayout> {
-    vec![super::uniform_layout!(
-        SHADER,
+    super::layouts_of!(
+        [SHADER],
         Params {
             rows,
             classes,
@@ -110,7 +110,7 @@ pub fn uniform_layouts() -> Vec<super::UniformLayout> {
             flags,
             smoothing
         }
-    )]
+    )
 }
 
 /// The checked shapes of one fused loss: N rows, D features, V classes.

@@ -263,36 +263,20 @@ struct Params {
 /// The uniform block of this module's shaders, as the host lays it out (checked against the
 /// WGSL in `tests/shaders.rs`).
 pub fn uniform_layouts() -> Vec<super::UniformLayout> {
-    vec![
-        super::uniform_layout!(
-            SHADER,
-            Params {
-                m,
-                n,
-                k,
-                a_row,
-                a_k,
-                b_k,
-                b_col,
-                tiles_n,
-                tiles
-            }
-        ),
-        super::uniform_layout!(
-            SUBGROUP_SHADER,
-            Params {
-                m,
-                n,
-                k,
-                a_row,
-                a_k,
-                b_k,
-                b_col,
-                tiles_n,
-                tiles
-            }
-        ),
-    ]
+    super::layouts_of!(
+        [SHADER, SUBGROUP_SHADER],
+        Params {
+            m,
+            n,
+            k,
+            a_row,
+            a_k,
+            b_k,
+            b_col,
+            tiles_n,
+            tiles
+        }
+    )
 }
 
 /// (M, N, K) of op(A)·op(B), checking that the inner dimensions agree.

@@ -30,17 +30,20 @@ pub struct UniformLayout {
     pub fields: Vec<(&'static str, usize)>,
 }
 
-/// The [`UniformLayout`] of `$ty` with `$field`s for `$shader`.
-macro_rules! uniform_layout {
-    ($shader:expr, $ty:ident { $($field:ident),* $(,)? }) => {
-        $crate::kernels::UniformLayout {
-            shader: $shader,
-            size: std::mem::size_of::<$ty>(),
-            fields: vec![$((stringify!($field), std::mem::offset_of!($ty, $field))),*],
+/// The [`UniformLayout`]s of `$ty` with `$field`s, one for each shader that reads it.
+macro_rules! layouts_of {
+    ([$($shader:expr),+ $(,)?], $ty:ident { $($field:ident),* $(,)? }) => {
+        {
+            let fields = vec![$((stringify!($field), std::mem::offset_of!($ty, $field))),*];
+            vec![$($crate::kernels::UniformLayout {
+                shader: $shader,
+                size: std::mem::size_of::<$ty>(),
+                fields: fields.clone(),
+            }),+]
         }
     };
 }
-pub(crate) use uniform_layout;
+pub(crate) use layouts_of;
 
 /// Every shader's uniform block, for the test that holds host and WGSL to one layout.
 pub fn uniform_layouts() -> Vec<UniformLayout> {

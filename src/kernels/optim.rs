@@ -192,44 +192,24 @@ struct Params {
 /// The uniform block of this module's shaders, as the host lays it out (checked against the
 /// WGSL in `tests/shaders.rs`).
 pub fn uniform_layouts() -> Vec<super::UniformLayout> {
-    vec![
-        super::uniform_layout!(
-            SHADER,
-            Params {
-                len,
-                flags,
-                lr,
-                weight_decay,
-                decay,
-                beta2,
-                one_minus_beta1,
-                one_minus_beta2,
-                ln_beta1,
-                ln_beta2,
-                eps,
-                momentum,
-                one_minus_dampening
-            }
-        ),
-        super::uniform_layout!(
-            WIDE_SHADER,
-            Params {
-                len,
-                flags,
-                lr,
-                weight_decay,
-                decay,
-                beta2,
-                one_minus_beta1,
-                one_minus_beta2,
-                ln_beta1,
-                ln_beta2,
-                eps,
-                momentum,
-                one_minus_dampening
-            }
-        ),
-    ]
+    super::layouts_of!(
+        [SHADER, WIDE_SHADER],
+        Params {
+            len,
+            flags,
+            lr,
+            weight_decay,
+            decay,
+            beta2,
+            one_minus_beta1,
+            one_minus_beta2,
+            ln_beta1,
+            ln_beta2,
+            eps,
+            momentum,
+            one_minus_dampening
+        }
+    )
 }
 
 /// The f64 a user meant by an f32 hyper-parameter: its shortest decimal form (0.999f32 is

@@ -33,7 +33,7 @@ struct Params {
 /// The uniform block of this module's shaders, as the host lays it out (checked against the
 /// WGSL in `tests/shaders.rs`).
 pub fn uniform_layouts() -> Vec<super::UniformLayout> {
-    vec![super::uniform_layout!(SHADER, Params { rows, cols })]
+    super::layouts_of!([SHADER], Params { rows, cols })
 }
 
 fn params(x: &Tensor, what: &str) -> Result<(Params, usize, usize)> {
