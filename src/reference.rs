@@ -369,3 +369,57 @@ impl LinearCrossEntropy<'_> {
         out
     }
 }
+
+/// Max pooling of an NCHW `x` of `shape` as `torch.nn.functional.max_pool2d` with
+/// `return_indices` (docs/semantics.md): the output and each maximum's flat index in its plane.
+pub fn max_pool2d(
+    x: &[f32],
+    shape: [usize; 4],
+    pool: &crate::kernels::pool::MaxPool2d,
+) -> (Vec<f32>, Vec<u32>) {
+    let [n, c, h, w] = shape;
+    let (kh, kw) = pool.kernel;
+    let (sh, sw) = pool.stride.unwrap_or(pool.kernel);
+    let (ph, pw) = pool.padding;
+    let (dh, dw) = pool.dilation;
+    let oh = (h + 2 * ph - dh * (kh - 1) - 1) / sh + 1;
+    let ow = (w + 2 * pw - dw * (kw - 1) - 1) / sw + 1;
+    let (mut y, mut indices) = (Vec::new(), Vec::new());
+    for plane in 0..n * c {
+        for i in 0..oh {
+            for j in 0..ow {
+                let (mut best, mut at) = (f32::NEG_INFINITY, None);
+                for u in 0..kh {
+                    for v in 0..kw {
+                        let (r, s) = (
+                            (i * sh + u * dh) as i64 - ph as i64,
+                            (j * sw + v * dw) as i64 - pw as i64,
+                        );
+                        if r < 0 || s < 0 || r >= h as i64 || s >= w as i64 {
+                            continue;
+                        }
+                        let k = r as usize * w + s as usize;
+                        let value = x[plane * h * w + k];
+                        if at.is_none() || value > best || value.is_nan() {
+                            (best, at) = (value, Some(k));
+                        }
+                    }
+                }
+                y.push(best);
+                indices.push(at.unwrap_or(0) as u32);
+            }
+        }
+    }
+    (y, indices)
+}
+
+/// The input gradient of [`max_pool2d`]: each dy added, in f64, at its maximum's index.
+pub fn max_pool2d_backward(dy: &[f32], indices: &[u32], shape: [usize; 4]) -> Vec<f32> {
+    let [n, c, h, w] = shape;
+    let per_plane = dy.len() / (n * c).max(1);
+    let mut dx = vec![0f64; n * c * h * w];
+    for (o, (&g, &at)) in dy.iter().zip(indices).enumerate() {
+        dx[o / per_plane * h * w + at as usize] += f64::from(g);
+    }
+    dx.into_iter().map(|v| v as f32).collect()
+}

@@ -179,7 +179,11 @@ fn every_uniform_block_matches_its_wgsl_struct() {
         assert_eq!(wgsl, layout.fields, "{}: fields and offsets", shader.name);
         assert_eq!(*span as usize, layout.size, "{}: size", shader.name);
     }
-    assert_eq!(layouts.len(), 9, "a layout per shader with a uniform block");
+    assert_eq!(
+        layouts.len(),
+        10,
+        "a layout per shader with a uniform block"
+    );
 }
 
 /// The codes the host writes into uniforms and override constants (reductions, flag bits,

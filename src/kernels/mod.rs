@@ -13,6 +13,7 @@ pub mod linear_cross_entropy;
 pub mod matmul;
 pub mod optim;
 pub mod policy;
+pub mod pool;
 pub mod reduce;
 
 use crate::error::{Error, Result};
@@ -54,6 +55,7 @@ pub fn uniform_layouts() -> Vec<UniformLayout> {
         linear_cross_entropy::uniform_layouts(),
         matmul::uniform_layouts(),
         optim::uniform_layouts(),
+        pool::uniform_layouts(),
         reduce::uniform_layouts(),
     ]
     .concat()
@@ -71,7 +73,7 @@ pub fn shader_constants() -> Vec<(Shader, &'static str, u32)> {
 }
 
 /// Every shader in `shaders/`, for validation and tooling.
-pub const SHADERS: [Shader; 10] = [
+pub const SHADERS: [Shader; 11] = [
     matmul::SHADER,
     matmul::SUBGROUP_SHADER,
     elementwise::SHADER,
@@ -82,6 +84,7 @@ pub const SHADERS: [Shader; 10] = [
     reduce::SHADER,
     data::SHADER,
     counter::SHADER,
+    pool::SHADER,
 ];
 
 /// The two dimensions of a matrix tensor, or a shape error naming `what`.

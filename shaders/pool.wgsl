@@ -1,0 +1,118 @@
+// 2-D max pooling over NCHW tensors, as torch.nn.functional.max_pool2d (ceil_mode = False).
+//   max_pool_forward   one invocation per output: the window's maximum and its flat input index
+//                      (row-major over H × W). Padding counts as −∞; the first maximum in scan
+//                      order wins, and a NaN is taken as the maximum (as PyTorch's CPU kernel).
+//   max_pool_backward  one invocation per input: dx = Σ dy over the outputs whose index is this
+//                      input, visited in a fixed order (overlapping windows add up, no atomics).
+
+struct Params {
+    planes: u32,     // N · C
+    height: u32,
+    width: u32,
+    out_height: u32,
+    out_width: u32,
+    kernel_h: u32,
+    kernel_w: u32,
+    stride_h: u32,
+    stride_w: u32,
+    pad_h: u32,
+    pad_w: u32,
+    dilation_h: u32,
+    dilation_w: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;           // planes × H × W
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;     // planes × OH × OW
+@group(0) @binding(3) var<storage, read_write> index: array<u32>; // planes × OH × OW
+@group(0) @binding(4) var<storage, read> dy: array<f32>;          // planes × OH × OW
+@group(0) @binding(5) var<storage, read> index_in: array<u32>;    // planes × OH × OW
+@group(0) @binding(6) var<storage, read_write> dx: array<f32>;    // planes × H × W
+
+// By its bits: comparisons with NaN are not reliable across back ends.
+fn is_nan(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
+fn linear_index(wg: vec3<u32>, groups: vec3<u32>, lid: u32) -> u32 {
+    return (wg.x + wg.y * groups.x) * 256u + lid;
+}
+
+@compute @workgroup_size(256)
+fn max_pool_forward(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let o = linear_index(wg, groups, lid);
+    let outputs = p.out_height * p.out_width;
+    if o >= p.planes * outputs {
+        return;
+    }
+    let plane = o / outputs;
+    let oh = (o % outputs) / p.out_width;
+    let ow = o % p.out_width;
+    let base = plane * p.height * p.width;
+    var best = bitcast<f32>(0xff800000u); // −∞
+    var at = 0u;
+    var found = false;
+    for (var u = 0u; u < p.kernel_h; u++) {
+        // Signed arithmetic: the window may start in the padding.
+        let h = i32(oh * p.stride_h + u * p.dilation_h) - i32(p.pad_h);
+        if h < 0 || h >= i32(p.height) {
+            continue;
+        }
+        for (var v = 0u; v < p.kernel_w; v++) {
+            let w = i32(ow * p.stride_w + v * p.dilation_w) - i32(p.pad_w);
+            if w < 0 || w >= i32(p.width) {
+                continue;
+            }
+            let i = u32(h) * p.width + u32(w);
+            let value = x[base + i];
+            if !found || value > best || is_nan(value) {
+                best = value;
+                at = i;
+                found = true;
+            }
+        }
+    }
+    y[o] = best;
+    index[o] = at;
+}
+
+@compute @workgroup_size(256)
+fn max_pool_backward(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = linear_index(wg, groups, lid);
+    let inputs = p.height * p.width;
+    if i >= p.planes * inputs {
+        return;
+    }
+    let plane = i / inputs;
+    let at = i % inputs;
+    let h = at / p.width;
+    let w = at % p.width;
+    // The outputs whose windows can reach (h, w): oh·s − pad ≤ h ≤ oh·s − pad + d·(k − 1).
+    let reach_h = p.dilation_h * (p.kernel_h - 1u);
+    let reach_w = p.dilation_w * (p.kernel_w - 1u);
+    let top = h + p.pad_h;
+    let left = w + p.pad_w;
+    let oh0 = select(0u, (top - reach_h + p.stride_h - 1u) / p.stride_h, top > reach_h);
+    let ow0 = select(0u, (left - reach_w + p.stride_w - 1u) / p.stride_w, left > reach_w);
+    let oh1 = min(top / p.stride_h + 1u, p.out_height);
+    let ow1 = min(left / p.stride_w + 1u, p.out_width);
+    let outputs = p.out_height * p.out_width;
+    var sum = 0.0;
+    for (var oh = oh0; oh < oh1; oh++) {
+        for (var ow = ow0; ow < ow1; ow++) {
+            let o = plane * outputs + oh * p.out_width + ow;
+            if index_in[o] == at {
+                sum += dy[o];
+            }
+        }
+    }
+    dx[i] = sum;
+}
