@@ -8,6 +8,7 @@
 pub mod counter;
 pub mod cross_entropy;
 pub mod data;
+pub mod dropout;
 pub mod elementwise;
 pub mod linear_cross_entropy;
 pub mod matmul;
@@ -51,6 +52,7 @@ pub fn uniform_layouts() -> Vec<UniformLayout> {
     [
         cross_entropy::uniform_layouts(),
         data::uniform_layouts(),
+        dropout::uniform_layouts(),
         elementwise::uniform_layouts(),
         linear_cross_entropy::uniform_layouts(),
         matmul::uniform_layouts(),
@@ -73,7 +75,7 @@ pub fn shader_constants() -> Vec<(Shader, &'static str, u32)> {
 }
 
 /// Every shader in `shaders/`, for validation and tooling.
-pub const SHADERS: [Shader; 11] = [
+pub const SHADERS: [Shader; 12] = [
     matmul::SHADER,
     matmul::SUBGROUP_SHADER,
     elementwise::SHADER,
@@ -85,6 +87,7 @@ pub const SHADERS: [Shader; 11] = [
     data::SHADER,
     counter::SHADER,
     pool::SHADER,
+    dropout::SHADER,
 ];
 
 /// The two dimensions of a matrix tensor, or a shape error naming `what`.
