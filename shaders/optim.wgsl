@@ -1,7 +1,7 @@
 // Optimizers over one flat parameter buffer, as torch.optim computes them (docs/semantics.md).
 // The step count lives on the GPU. Adam runs as two dispatches: adam_prepare (one invocation)
 // advances the count to t and writes the step's factors, lr/(1 − β1ᵗ) and √(1 − β2ᵗ), and adam
-// applies them to every element. SGD reads the count before the caller advances it.
+// applies them to every element. SGD and Adadelta read the count before the caller advances it.
 //
 // PyTorch forms its scalar factors (1 − β, 1 − βᵗ, 1 − lr·wd, …) in double precision and rounds
 // each to f32 once; the host does the same for the constant ones, and the kernel computes
@@ -30,6 +30,8 @@ struct Params {
     eps: f32,
     momentum: f32,
     one_minus_dampening: f32, // sgd
+    rho: f32,                 // adadelta
+    one_minus_rho: f32,
 }
 
 const DECOUPLED: u32 = 1u;
@@ -40,8 +42,8 @@ const MAXIMIZE: u32 = 4u;
 @group(0) @binding(1) var<storage, read> step: array<u32>;
 @group(0) @binding(2) var<storage, read> grad: array<f32>;
 @group(0) @binding(3) var<storage, read_write> param: array<f32>;
-@group(0) @binding(4) var<storage, read_write> m: array<f32>;     // adam: first moment; sgd: momentum buffer
-@group(0) @binding(5) var<storage, read_write> v: array<f32>;     // adam: second moment
+@group(0) @binding(4) var<storage, read_write> m: array<f32>;     // adam: first moment; sgd: momentum buffer; adadelta: square average
+@group(0) @binding(5) var<storage, read_write> v: array<f32>;     // adam: second moment; adadelta: accumulated delta
 @group(0) @binding(6) var<storage, read_write> v_max: array<f32>; // adam with amsgrad
 // The same buffers four elements at a time (adam).
 @group(0) @binding(2) var<storage, read> grad4: array<vec4<f32>>;
@@ -196,4 +198,28 @@ fn sgd(
         g = select(buf, g + p.momentum * buf, (p.flags & NESTEROV) != 0u);
     }
     param[i] = w - p.lr * g;
+}
+
+// Adadelta, as torch.optim.Adadelta: a running average of squared gradients (m) and of squared
+// updates (v) scale each step.
+@compute @workgroup_size(256)
+fn adadelta(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = element(wg, groups, lid);
+    if i >= p.len {
+        return;
+    }
+    var g = signed_grad(i);
+    let w = param[i];
+    if p.weight_decay != 0.0 {
+        g += p.weight_decay * w;
+    }
+    let square_avg = m[i] * p.rho + p.one_minus_rho * g * g;
+    let delta = sqrt(v[i] + p.eps) / sqrt(square_avg + p.eps) * g;
+    m[i] = square_avg;
+    v[i] = v[i] * p.rho + p.one_minus_rho * delta * delta;
+    param[i] = w - p.lr * delta;
 }

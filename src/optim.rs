@@ -3,10 +3,10 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Program, Tensor};
-use crate::kernels::optim::{adam_dispatch, sgd_dispatch, OptimState};
+use crate::kernels::optim::{adadelta_dispatch, adam_dispatch, sgd_dispatch, OptimState};
 use crate::nn::{NamedTensor, Parameters};
 
-pub use crate::kernels::optim::{AdamConfig, SgdConfig};
+pub use crate::kernels::optim::{AdadeltaConfig, AdamConfig, SgdConfig};
 
 /// Which optimizer, with its hyper-parameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -15,6 +15,8 @@ pub enum OptimizerConfig {
     Adam(AdamConfig),
     /// `torch.optim.SGD`.
     Sgd(SgdConfig),
+    /// `torch.optim.Adadelta`.
+    Adadelta(AdadeltaConfig),
 }
 
 impl Default for OptimizerConfig {
@@ -30,6 +32,7 @@ impl OptimizerConfig {
         match self {
             OptimizerConfig::Adam(c) => c.lr,
             OptimizerConfig::Sgd(c) => c.lr,
+            OptimizerConfig::Adadelta(c) => c.lr,
         }
     }
 
@@ -38,6 +41,7 @@ impl OptimizerConfig {
         match self {
             OptimizerConfig::Adam(c) => c.validate(),
             OptimizerConfig::Sgd(c) => c.validate(),
+            OptimizerConfig::Adadelta(c) => c.validate(),
         }
     }
 }
@@ -63,6 +67,7 @@ impl Optimizer {
             OptimizerConfig::Adam(c) => 2 + usize::from(c.amsgrad),
             // The momentum buffer is bound even without momentum (then untouched).
             OptimizerConfig::Sgd(_) => 1,
+            OptimizerConfig::Adadelta(_) => 2,
         };
         let buffers = (0..count)
             .map(|_| Tensor::zeros(gpu, &[len], DType::F32))
@@ -102,6 +107,7 @@ impl Optimizer {
         match &self.config {
             OptimizerConfig::Adam(c) => adam_dispatch(gpu, c, &state),
             OptimizerConfig::Sgd(c) => sgd_dispatch(gpu, c, &state),
+            OptimizerConfig::Adadelta(c) => adadelta_dispatch(gpu, c, &state),
         }
     }
 

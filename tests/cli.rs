@@ -251,3 +251,32 @@ fn headless_commands_print_nothing_but_their_own_lines() {
         assert!(!stdout.contains("error"), "{args:?}: {stdout}");
     }
 }
+
+/// Adadelta from the command line: PyTorch's learning rate of 1.0, and a run that resumes.
+#[test]
+fn adadelta_trains_with_pytorchs_defaults_and_resumes() {
+    let dir = temp_dir("cli-adadelta");
+    write_small_mnist(&dir, 60);
+    let out = dir.join("run");
+    let data = dir.to_str().unwrap();
+    let run = out.to_str().unwrap();
+    let args = [
+        "train",
+        "--optimizer",
+        "adadelta",
+        "--epochs",
+        "1",
+        "--data",
+        data,
+    ];
+    let (ok, _, stderr) = wgml(&[&args[..], &["--out", run]].concat());
+    assert!(ok, "{stderr}");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        (config["optimizer"].as_str(), config["lr"].as_f64()),
+        (Some("adadelta"), Some(1.0))
+    );
+    let (ok, _, stderr) = wgml(&["train", "--resume", run, "--epochs", "2"]);
+    assert!(ok, "{stderr}");
+}

@@ -10,7 +10,9 @@ use wgml::checkpoint;
 use wgml::data::Mnist;
 use wgml::gpu::Tensor;
 use wgml::kernels::cross_entropy::{cross_entropy, CrossEntropyOptions, Reduction, Targets};
-use wgml::kernels::optim::{adam_dispatch, sgd_dispatch, AdamConfig, SgdConfig};
+use wgml::kernels::optim::{
+    adadelta_dispatch, adam_dispatch, sgd_dispatch, AdadeltaConfig, AdamConfig, SgdConfig,
+};
 use wgml::nn::Sequential;
 use wgml::optim::OptimizerConfig;
 use wgml::train::{TrainConfig, Trainer};
@@ -150,6 +152,13 @@ fn optimizer(config: &Value) -> OptimizerConfig {
             amsgrad: b("amsgrad"),
             maximize: b("maximize"),
         }),
+        "adadelta" => OptimizerConfig::Adadelta(AdadeltaConfig {
+            lr: f("lr"),
+            rho: f("rho"),
+            eps: f("eps"),
+            weight_decay: f("weight_decay"),
+            maximize: b("maximize"),
+        }),
         _ => OptimizerConfig::Sgd(SgdConfig {
             lr: f("lr"),
             momentum: f("momentum"),
@@ -164,10 +173,13 @@ fn optimizer(config: &Value) -> OptimizerConfig {
 #[test]
 fn optimizers_match_pytorch_over_every_option() {
     let g = gpu();
-    let cases = fixture("optim.json");
-    let cases = cases["cases"].as_array().unwrap();
+    let (optim, adadelta) = (fixture("optim.json"), fixture("adadelta.json"));
+    let cases: Vec<&Value> = [&optim, &adadelta]
+        .iter()
+        .flat_map(|f| f["cases"].as_array().unwrap())
+        .collect();
     let mut worst = std::collections::BTreeMap::<&str, f32>::new();
-    for case in cases {
+    for case in &cases {
         let name = case["name"].as_str().unwrap();
         let config = optimizer(&case["config"]);
         config.validate().unwrap();
@@ -175,6 +187,7 @@ fn optimizers_match_pytorch_over_every_option() {
         let params = run_optimizer(&f32s(&case["p0"]), &grads, |state| match &config {
             OptimizerConfig::Adam(c) => adam_dispatch(g, c, state),
             OptimizerConfig::Sgd(c) => sgd_dispatch(g, c, state),
+            OptimizerConfig::Adadelta(c) => adadelta_dispatch(g, c, state),
         });
         let err = torch_close(&params, &f32s(&case["expected"]), name);
         println!("ok  {name}  max |err| {err:.2e}");

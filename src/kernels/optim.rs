@@ -123,6 +123,51 @@ impl SgdConfig {
     }
 }
 
+/// Adadelta's hyper-parameters, as `torch.optim.Adadelta` names them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdadeltaConfig {
+    /// Learning rate (PyTorch's default 1.0).
+    pub lr: f32,
+    /// Decay of the running averages.
+    pub rho: f32,
+    /// Added inside both square roots.
+    pub eps: f32,
+    /// L2 penalty.
+    pub weight_decay: f32,
+    /// Ascend instead of descend.
+    pub maximize: bool,
+}
+
+impl Default for AdadeltaConfig {
+    /// `torch.optim.Adadelta`'s defaults.
+    fn default() -> Self {
+        AdadeltaConfig {
+            lr: 1.0,
+            rho: 0.9,
+            eps: 1e-6,
+            weight_decay: 0.0,
+            maximize: false,
+        }
+    }
+}
+
+impl AdadeltaConfig {
+    /// PyTorch's checks of the hyper-parameters, in its words.
+    pub fn validate(&self) -> Result<()> {
+        check_common(self.lr, self.weight_decay)?;
+        if !(0.0..=1.0).contains(&self.rho) {
+            return Err(Error::invalid(format!("Invalid rho value: {}", self.rho)));
+        }
+        if negative(self.eps) {
+            return Err(Error::invalid(format!(
+                "Invalid epsilon value: {}",
+                self.eps
+            )));
+        }
+        Ok(())
+    }
+}
+
 fn negative(x: f32) -> bool {
     x.is_nan() || x < 0.0
 }
@@ -187,6 +232,8 @@ struct Params {
     eps: f32,
     momentum: f32,
     one_minus_dampening: f32,
+    rho: f32,
+    one_minus_rho: f32,
 }
 
 /// The uniform block of this module's shaders, as the host lays it out (checked against the
@@ -207,7 +254,9 @@ pub fn uniform_layouts() -> Vec<super::UniformLayout> {
             ln_beta2,
             eps,
             momentum,
-            one_minus_dampening
+            one_minus_dampening,
+            rho,
+            one_minus_rho
         }
     )
 }
@@ -337,6 +386,34 @@ pub fn sgd_dispatch(gpu: &Gpu, config: &SgdConfig, state: &OptimState) -> Result
         s.param.len().div_ceil(256) as u64,
     )?;
     let mut program = Program::from(update);
+    program.push(super::counter::advance_dispatch(gpu, s.step)?);
+    Ok(program)
+}
+
+/// The prepared dispatches of one Adadelta step: update `state.param` in place (with `state.m`
+/// the square average and `state.v` the accumulated delta), then advance `state.step`.
+pub fn adadelta_dispatch(
+    gpu: &Gpu,
+    config: &AdadeltaConfig,
+    state: &OptimState,
+) -> Result<Program> {
+    config.validate()?;
+    let params = Params {
+        len: check(state, true, false)?,
+        flags: u32::from(config.maximize) << 2,
+        lr: config.lr,
+        weight_decay: config.weight_decay,
+        eps: config.eps,
+        rho: config.rho,
+        one_minus_rho: (1.0 - intended(config.rho)) as f32,
+        ..Params::default()
+    };
+    let s = state;
+    let bindings = [(2, s.grad), (3, s.param), (4, s.m), (5, s.v)];
+    let groups = s.param.len().div_ceil(256) as u64;
+    let mut program = Program::from(Dispatch::new(
+        gpu, SHADER, "adadelta", &params, &bindings, groups,
+    )?);
     program.push(super::counter::advance_dispatch(gpu, s.step)?);
     Ok(program)
 }

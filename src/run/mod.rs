@@ -15,7 +15,7 @@ use wgml::data::download::{self, FetchError, Source};
 use wgml::data::Mnist;
 use wgml::gpu::Gpu;
 use wgml::nn::Sequential;
-use wgml::optim::{AdamConfig, OptimizerConfig, SgdConfig};
+use wgml::optim::{AdadeltaConfig, AdamConfig, OptimizerConfig, SgdConfig};
 use wgml::train::{Progress, TrainConfig, Trainer};
 use wgml::{plot, Error, Result};
 
@@ -33,7 +33,7 @@ pub struct TrainArgs {
     /// Samples per step [default: 64].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     batch_size: Option<u64>,
-    /// The learning rate [default: 0.001].
+    /// The learning rate [default: 0.001; 1.0 for adadelta].
     #[arg(long)]
     lr: Option<f32>,
     /// Seed for initialisation and shuffling: same seed, same adapter, same numbers [default: 0].
@@ -140,6 +140,7 @@ enum OptimizerKind {
     Adam,
     Adamw,
     Sgd,
+    Adadelta,
 }
 
 /// Everything that determines a run's numbers, stored as the run folder's `config.json`.
@@ -188,7 +189,11 @@ impl RunConfig {
             data_dir: args.source.data_dir.clone(),
             epochs: args.epochs.map_or(10, |e| e as usize),
             batch_size: args.batch_size.map_or(64, |b| b as usize),
-            lr: args.lr.unwrap_or(1e-3),
+            // PyTorch's default learning rate of each optimizer.
+            lr: args.lr.unwrap_or(match optimizer {
+                OptimizerKind::Adadelta => 1.0,
+                _ => 1e-3,
+            }),
             seed: args.seed.unwrap_or(0),
             hidden,
             optimizer,
@@ -221,6 +226,11 @@ impl RunConfig {
                 momentum: self.momentum,
                 weight_decay: self.weight_decay.unwrap_or(0.0),
                 ..SgdConfig::default()
+            }),
+            OptimizerKind::Adadelta => OptimizerConfig::Adadelta(AdadeltaConfig {
+                lr: self.lr,
+                weight_decay: self.weight_decay.unwrap_or(0.0),
+                ..AdadeltaConfig::default()
             }),
         }
     }
