@@ -18,10 +18,8 @@ override AMSGRAD: bool = false;
 struct Params {
     len: u32,
     flags: u32,  // adam: bit 0 AdamW (decoupled decay), bit 1 amsgrad; sgd: bit 0 nesterov;
-                 // both: bit 2 maximize
-    lr: f32,
+                 // all: bit 2 maximize
     weight_decay: f32,
-    decay: f32,  // AdamW: 1 − lr·wd
     beta2: f32,  // adam
     one_minus_beta1: f32,
     one_minus_beta2: f32,
@@ -53,9 +51,10 @@ const MAXIMIZE: u32 = 4u;
 @group(0) @binding(6) var<storage, read_write> v_max4: array<vec4<f32>>;
 // adam_prepare
 @group(0) @binding(7) var<storage, read_write> step_count: array<u32>;
-@group(0) @binding(8) var<storage, read_write> factors_out: array<f32>; // [step size, √(1 − β2ᵗ)]
-// adam
-@group(0) @binding(9) var<storage, read> factors: array<vec2<f32>>; // one load for both
+@group(0) @binding(8) var<storage, read_write> factors_out: array<f32>; // [step size, √(1 − β2ᵗ), lr]
+// Every update: [(step size, √(1 − β2ᵗ)), (lr, AdamW's 1 − lr·wd)]. The second pair is the host's,
+// written when the dispatch is made and again by a learning-rate schedule between steps.
+@group(0) @binding(9) var<storage, read> factors: array<vec2<f32>>;
 
 fn element(wg: vec3<u32>, groups: vec3<u32>, lid: u32) -> u32 {
     return (wg.x + wg.y * groups.x) * 256u + lid;
@@ -71,7 +70,7 @@ fn adam_prepare() {
     let step = step_count[0] + 1u;
     step_count[0] = step;
     let t = f32(step);
-    factors_out[0] = p.lr / one_minus_power(p.ln_beta1, t);
+    factors_out[0] = factors_out[2] / one_minus_power(p.ln_beta1, t);
     factors_out[1] = sqrt(one_minus_power(p.ln_beta2, t));
 }
 
@@ -89,12 +88,12 @@ fn flush_subnormal(x: vec4<f32>) -> vec4<f32> {
     return select(x, vec4(0.0), abs(x) < vec4(MIN_NORMAL));
 }
 
-// f: the step's factors, [step size, √(1 − β2ᵗ)].
-fn adam_update(grad: vec4<f32>, s: AdamState, f: vec2<f32>) -> AdamState {
+// f: the step's factors, [step size, √(1 − β2ᵗ)]; decay: AdamW's 1 − lr·wd.
+fn adam_update(grad: vec4<f32>, s: AdamState, f: vec2<f32>, decay: f32) -> AdamState {
     var g = select(grad, -grad, (p.flags & MAXIMIZE) != 0u);
     var out = s;
     if (p.flags & DECOUPLED) != 0u {
-        out.w *= p.decay;
+        out.w *= decay;
     } else if p.weight_decay != 0.0 {
         g += p.weight_decay * s.w;
     }
@@ -117,7 +116,9 @@ fn adam(
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let f = factors[0]; // before any branch: one load for all lanes on CPU adapters
+    // Before any branch: one load for all lanes on CPU adapters.
+    let f = factors[0];
+    let decay = factors[1].y;
     let i = element(wg, groups, lid);
     if i >= p.len / 4u {
         return;
@@ -126,7 +127,7 @@ fn adam(
     if AMSGRAD {
         s.v_max = v_max4[i];
     }
-    s = adam_update(grad4[i], s, f);
+    s = adam_update(grad4[i], s, f, decay);
     param4[i] = s.w;
     m4[i] = s.m;
     v4[i] = s.v;
@@ -141,6 +142,7 @@ override TAIL_WIDTH: u32 = 4u;
 @compute @workgroup_size(8)
 fn adam_tail(@builtin(local_invocation_index) lid: u32) {
     let f = factors[0];
+    let decay = factors[1].y;
     let i = p.len / TAIL_WIDTH * TAIL_WIDTH + lid;
     if i >= p.len {
         return;
@@ -149,7 +151,7 @@ fn adam_tail(@builtin(local_invocation_index) lid: u32) {
     if AMSGRAD {
         s.v_max = vec4(v_max[i]);
     }
-    s = adam_update(vec4(grad[i]), s, f);
+    s = adam_update(vec4(grad[i]), s, f, decay);
     param[i] = s.w.x;
     m[i] = s.m.x;
     v[i] = s.v.x;
@@ -197,7 +199,7 @@ fn sgd(
         m[i] = buf;
         g = select(buf, g + p.momentum * buf, (p.flags & NESTEROV) != 0u);
     }
-    param[i] = w - p.lr * g;
+    param[i] = w - factors[1].x * g;
 }
 
 // Adadelta, as torch.optim.Adadelta: a running average of squared gradients (m) and of squared
@@ -221,5 +223,5 @@ fn adadelta(
     let delta = sqrt(v[i] + p.eps) / sqrt(square_avg + p.eps) * g;
     m[i] = square_avg;
     v[i] = v[i] * p.rho + p.one_minus_rho * delta * delta;
-    param[i] = w - p.lr * delta;
+    param[i] = w - factors[1].x * delta;
 }

@@ -15,7 +15,9 @@ fn adam_wide(
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let f = factors[0]; // before any branch: one load for all lanes on CPU adapters
+    // Before any branch: one load for all lanes on CPU adapters.
+    let f = factors[0];
+    let decay = factors[1].y;
     let i = element(wg, groups, lid);
     if i >= p.len / 8u {
         return;
@@ -28,8 +30,8 @@ fn adam_wide(
     if AMSGRAD {
         v_max = unpack(v_max8[i]);
     }
-    let low = adam_update(g.low, AdamState(w.low, m.low, v.low, v_max.low), f);
-    let high = adam_update(g.high, AdamState(w.high, m.high, v.high, v_max.high), f);
+    let low = adam_update(g.low, AdamState(w.low, m.low, v.low, v_max.low), f, decay);
+    let high = adam_update(g.high, AdamState(w.high, m.high, v.high, v_max.high), f, decay);
     param8[i] = pack(Eight(low.w, high.w));
     m8[i] = pack(Eight(low.m, high.m));
     v8[i] = pack(Eight(low.v, high.v));

@@ -3,7 +3,9 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Program, Tensor};
-use crate::kernels::optim::{adadelta_dispatch, adam_dispatch, sgd_dispatch, OptimState};
+use crate::kernels::optim::{
+    adadelta_dispatch, adam_dispatch, intended, sgd_dispatch, write_rate, OptimState,
+};
 use crate::nn::{NamedTensor, Parameters};
 
 pub use crate::kernels::optim::{AdadeltaConfig, AdamConfig, SgdConfig};
@@ -46,6 +48,37 @@ impl OptimizerConfig {
     }
 }
 
+/// `torch.optim.lr_scheduler.StepLR`: the learning rate times `gamma` every `step_size` epochs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepLr {
+    /// Epochs between decays.
+    pub step_size: usize,
+    /// The factor of each decay.
+    pub gamma: f32,
+}
+
+impl StepLr {
+    /// The learning rate for `epoch` (0-based) from `base`, multiplied step by step in double
+    /// precision from the decimals written (0.7, not 0.7f32's 0.69999998…), as PyTorch's
+    /// scheduler does.
+    pub fn lr(&self, base: f32, epoch: usize) -> f32 {
+        let decays = epoch.checked_div(self.step_size).unwrap_or(0);
+        let gamma = intended(self.gamma);
+        (0..decays).fold(intended(base), |lr, _| lr * gamma) as f32
+    }
+
+    /// An error unless the step size is positive and gamma a finite number.
+    pub fn validate(&self) -> Result<()> {
+        if self.step_size == 0 || !self.gamma.is_finite() {
+            return Err(Error::invalid(format!(
+                "StepLR needs a positive step size and a finite gamma, got {} and {}",
+                self.step_size, self.gamma
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// An optimizer's state on the GPU: its step count and per-parameter buffers.
 pub struct Optimizer {
     config: OptimizerConfig,
@@ -75,7 +108,7 @@ impl Optimizer {
         Ok(Optimizer {
             config,
             step: Tensor::zeros(gpu, &[1], DType::U32)?,
-            factors: Tensor::zeros(gpu, &[2], DType::F32)?,
+            factors: Tensor::zeros(gpu, &[4], DType::F32)?,
             buffers,
         })
     }
@@ -83,6 +116,16 @@ impl Optimizer {
     /// The configuration.
     pub fn config(&self) -> &OptimizerConfig {
         &self.config
+    }
+
+    /// Sets the learning rate of the steps submitted from now on (a schedule's move; the
+    /// recorded programs stay as they are: the rate lives on the GPU).
+    pub fn set_lr(&self, gpu: &Gpu, lr: f32) -> Result<()> {
+        let decoupled = match self.config {
+            OptimizerConfig::Adam(c) if c.decoupled => Some(c.weight_decay),
+            _ => None,
+        };
+        write_rate(gpu, &self.factors, lr, decoupled)
     }
 
     /// The dispatches of one step: every parameter updated, the step count advanced.
@@ -164,7 +207,7 @@ impl Optimizer {
 /// # Ok::<(), wgml::Error>(())
 /// ```
 pub struct TensorOptimizer {
-    _state: Vec<Optimizer>,
+    state: Vec<Optimizer>,
     program: Program,
 }
 
@@ -187,10 +230,7 @@ impl TensorOptimizer {
             program.append(optimizer.program(gpu, param, grad)?);
             state.push(optimizer);
         }
-        Ok(TensorOptimizer {
-            _state: state,
-            program,
-        })
+        Ok(TensorOptimizer { state, program })
     }
 
     /// The dispatches of one step.
@@ -201,5 +241,10 @@ impl TensorOptimizer {
     /// Takes one step now, and waits for it.
     pub fn step(&self, gpu: &Gpu) -> Result<()> {
         self.program.run(gpu)
+    }
+
+    /// Sets the learning rate of the steps from now on (see [`Optimizer::set_lr`]).
+    pub fn set_lr(&self, gpu: &Gpu, lr: f32) -> Result<()> {
+        self.state.iter().try_for_each(|o| o.set_lr(gpu, lr))
     }
 }

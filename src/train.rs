@@ -15,7 +15,7 @@ use crate::kernels::linear_cross_entropy::LinearCrossEntropyKernel;
 use crate::kernels::reduce::count_correct_dispatch;
 use crate::loss::{CrossEntropyLoss, Reduction, Targets};
 use crate::nn::{LinearParams, Sequential, Workspace};
-use crate::optim::{Optimizer, OptimizerConfig};
+use crate::optim::{Optimizer, OptimizerConfig, StepLr};
 use crate::rng::Rng;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -47,6 +47,8 @@ pub struct TrainConfig {
     /// Train the last Linear layer and the loss as one fused linear cross-entropy, which never
     /// holds the logits (for many classes); the same numbers up to rounding.
     pub fused_head: bool,
+    /// A learning-rate schedule stepped after every epoch, or a constant rate.
+    pub lr_schedule: Option<StepLr>,
 }
 
 impl Default for TrainConfig {
@@ -64,6 +66,7 @@ impl Default for TrainConfig {
             steps_per_submit: 64,
             stop_on_non_finite: true,
             fused_head: false,
+            lr_schedule: None,
         }
     }
 }
@@ -427,6 +430,9 @@ impl Trainer {
         let train = GpuSplit::upload(gpu, &data.train)?;
         let test = GpuSplit::upload(gpu, &data.test)?;
         let optimizer = Optimizer::new(gpu, model.params(), config.optimizer)?;
+        if let Some(schedule) = &config.lr_schedule {
+            schedule.validate()?;
+        }
         let steps = train.len().div_ceil(config.batch_size.min(train.len()));
         let losses = Tensor::zeros(gpu, &[steps], DType::F32)?;
         let mut loss_kernels = Vec::new();
@@ -522,6 +528,10 @@ impl Trainer {
         mut progress: Option<&mut dyn FnMut(Progress)>,
     ) -> Result<EpochStats> {
         let start = Instant::now();
+        if let Some(schedule) = &self.config.lr_schedule {
+            let lr = schedule.lr(self.config.optimizer.lr(), self.epoch);
+            self.optimizer.set_lr(&self.gpu, lr)?;
+        }
         let n = self.train.len();
         let order = if self.config.shuffle {
             self.rng.permutation(n)

@@ -299,3 +299,52 @@ fn pytorch_trained_weights_score_the_same_here() {
     );
     println!("PyTorch-trained weights: test accuracy {acc:.4} here, {expected:.4} in PyTorch");
 }
+
+#[test]
+fn step_lr_matches_pytorch_over_four_optimizers() {
+    use wgml::optim::{OptimizerConfig, StepLr, TensorOptimizer};
+    let g = gpu();
+    let cases = fixture("steplr.json");
+    for case in cases["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let config = match case["kind"].as_str().unwrap() {
+            "adadelta" => OptimizerConfig::Adadelta(AdadeltaConfig::default()),
+            "adam" => OptimizerConfig::Adam(AdamConfig {
+                lr: 0.01,
+                ..Default::default()
+            }),
+            "adamw" => OptimizerConfig::Adam(AdamConfig {
+                lr: 0.01,
+                weight_decay: 0.1,
+                ..AdamConfig::adamw()
+            }),
+            _ => OptimizerConfig::Sgd(SgdConfig {
+                lr: 0.05,
+                momentum: 0.9,
+                ..Default::default()
+            }),
+        };
+        let schedule = StepLr {
+            step_size: case["step_size"].as_u64().unwrap() as usize,
+            gamma: case["gamma"].as_f64().unwrap() as f32,
+        };
+        let lrs: Vec<f32> = (0..4).map(|e| schedule.lr(config.lr(), e)).collect();
+        assert_eq!(lrs, f32s(&case["lrs"]), "{name}: the schedule's rates");
+        let p0 = f32s(&case["p0"]);
+        let param = Tensor::from_slice(g, &p0, &[p0.len()]).unwrap();
+        let grad = Tensor::from_slice(g, &vec![0f32; p0.len()], &[p0.len()]).unwrap();
+        let optimizer = TensorOptimizer::new(g, &[(&param, &grad)], config).unwrap();
+        let grads = case["grads"].as_array().unwrap();
+        let per_epoch = case["per_epoch"].as_u64().unwrap() as usize;
+        for (step, gr) in grads.iter().enumerate() {
+            if step % per_epoch == 0 {
+                optimizer.set_lr(g, lrs[step / per_epoch]).unwrap();
+            }
+            grad.write(g, &f32s(gr)).unwrap();
+            optimizer.step(g).unwrap();
+        }
+        let got = param.to_vec::<f32>(g).unwrap();
+        let err = torch_close(&got, &f32s(&case["expected"]), name);
+        println!("ok  {name}  max |err| {err:.2e}");
+    }
+}

@@ -822,7 +822,7 @@ fn a_user_optimizes_their_own_tensors() {
 fn optimizer_dispatches_refuse_invalid_hyper_parameters() {
     let g = gpu();
     let t = |n| Tensor::zeros(g, &[n], DType::F32).unwrap();
-    let (p, gr, m, v, vm, f) = (t(4), t(4), t(4), t(4), t(4), t(2));
+    let (p, gr, m, v, vm, f) = (t(4), t(4), t(4), t(4), t(4), t(4));
     let step = Tensor::zeros(g, &[1], DType::U32).unwrap();
     let state = wgml::kernels::optim::OptimState {
         step: &step,

@@ -313,3 +313,33 @@ fn warming_up_changes_nothing() {
     };
     assert_eq!(run(true), run(false));
 }
+
+/// StepLR with gamma 0 stops training after the first epoch: the rate lives on the GPU and
+/// changes without re-recording a step, and the second epoch moves no weight.
+#[test]
+fn a_learning_rate_schedule_changes_the_rate_between_epochs() {
+    let full = Mnist::bundled().unwrap();
+    let data = Mnist {
+        train: head(&full.train, 300),
+        test: head(&full.test, 100),
+    };
+    let model = Sequential::mlp(gpu(), &[784, 16, 10], 1).unwrap();
+    let config = TrainConfig {
+        lr_schedule: Some(wgml::optim::StepLr {
+            step_size: 1,
+            gamma: 0.0,
+        }),
+        ..TrainConfig::default()
+    };
+    let mut trainer = Trainer::new(gpu(), model, &data, config).unwrap();
+    let before = trainer.state().unwrap().params;
+    trainer.epoch().unwrap();
+    let after_one = trainer.state().unwrap().params;
+    assert_ne!(before, after_one, "the first epoch trains at the base rate");
+    trainer.epoch().unwrap();
+    assert_eq!(
+        after_one,
+        trainer.state().unwrap().params,
+        "rate 0 from the second epoch"
+    );
+}

@@ -11,7 +11,7 @@
 //! let zeros = |n| Tensor::zeros(&gpu, &[n], DType::F32);
 //! let param = Tensor::from_slice(&gpu, &[1.0f32, 2.0], &[2])?;
 //! let grad = Tensor::from_slice(&gpu, &[0.5f32, -1.0], &[2])?;
-//! let (m, unused, factors) = (zeros(2)?, zeros(2)?, zeros(2)?);
+//! let (m, unused, factors) = (zeros(2)?, zeros(2)?, zeros(4)?);
 //! let step = Tensor::zeros(&gpu, &[1], DType::U32)?;
 //! let state = OptimState { step: &step, factors: &factors, grad: &grad, param: &param, m: &m, v: &unused, v_max: &unused };
 //! sgd_dispatch(&gpu, &SgdConfig { lr: 0.1, ..Default::default() }, &state)?.run(&gpu)?;
@@ -221,9 +221,7 @@ impl Default for SgdConfig {
 struct Params {
     len: u32,
     flags: u32,
-    lr: f32,
     weight_decay: f32,
-    decay: f32,
     beta2: f32,
     one_minus_beta1: f32,
     one_minus_beta2: f32,
@@ -244,9 +242,7 @@ pub fn uniform_layouts() -> Vec<super::UniformLayout> {
         Params {
             len,
             flags,
-            lr,
             weight_decay,
-            decay,
             beta2,
             one_minus_beta1,
             one_minus_beta2,
@@ -263,15 +259,26 @@ pub fn uniform_layouts() -> Vec<super::UniformLayout> {
 
 /// The f64 a user meant by an f32 hyper-parameter: its shortest decimal form (0.999f32 is
 /// 0.99900001287…, but was written as 0.999, which PyTorch would hold as a Python float).
-fn intended(x: f32) -> f64 {
+pub(crate) fn intended(x: f32) -> f64 {
     x.to_string().parse().unwrap_or(f64::from(x))
+}
+
+/// Sets the learning rate the optimizer's dispatches over `factors` use from the next
+/// submitted step on (a learning-rate schedule's move), with AdamW's decay factor 1 − lr·wd
+/// for a decoupled `weight_decay`, formed in double precision as PyTorch forms it.
+pub fn write_rate(gpu: &Gpu, factors: &Tensor, lr: f32, weight_decay: Option<f32>) -> Result<()> {
+    expect_len(factors, 4, "the optimizer's factors")?;
+    let decay = weight_decay.map_or(1.0, |wd| (1.0 - intended(lr) * intended(wd)) as f32);
+    factors.view(2, &[2])?.write(gpu, &[lr, decay])
 }
 
 /// The tensors one update touches; all f32 of one length except `step` and `factors`.
 pub struct OptimState<'a> {
     /// 1-element u32: steps taken so far (the update is step number step + 1).
     pub step: &'a Tensor,
-    /// 2-element f32 scratch for Adam's per-step factors (unused by SGD).
+    /// 4-element f32: Adam's per-step factors (scratch), then the learning rate and AdamW's
+    /// 1 − lr·wd, which each dispatch writes when made and [`write_rate`] rewrites for a
+    /// schedule.
     pub factors: &'a Tensor,
     /// Gradients.
     pub grad: &'a Tensor,
@@ -287,6 +294,7 @@ pub struct OptimState<'a> {
 
 fn check(state: &OptimState, with_v: bool, with_v_max: bool) -> Result<u32> {
     let len = state.param.len();
+    expect_len(state.factors, 4, "the optimizer's factors")?;
     expect_len(state.grad, len, "the gradient")?;
     expect_len(state.m, len, "the optimizer's first buffer")?;
     if with_v {
@@ -308,9 +316,7 @@ pub fn adam_dispatch(gpu: &Gpu, config: &AdamConfig, state: &OptimState) -> Resu
         flags: u32::from(config.decoupled)
             | u32::from(config.amsgrad) << 1
             | u32::from(config.maximize) << 2,
-        lr: config.lr,
         weight_decay: config.weight_decay,
-        decay: (1.0 - intended(config.lr) * intended(config.weight_decay)) as f32,
         beta2: config.betas.1,
         one_minus_beta1: (1.0 - intended(config.betas.0)) as f32,
         one_minus_beta2: (1.0 - intended(config.betas.1)) as f32,
@@ -319,7 +325,13 @@ pub fn adam_dispatch(gpu: &Gpu, config: &AdamConfig, state: &OptimState) -> Resu
         eps: config.eps,
         ..Params::default()
     };
-    expect_len(state.factors, 2, "adam's factors")?;
+
+    write_rate(
+        gpu,
+        state.factors,
+        config.lr,
+        config.decoupled.then_some(config.weight_decay),
+    )?;
     let s = state;
     let prepare = Dispatch::new(
         gpu,
@@ -369,14 +381,20 @@ pub fn sgd_dispatch(gpu: &Gpu, config: &SgdConfig, state: &OptimState) -> Result
     let params = Params {
         len: check(state, false, false)?,
         flags: u32::from(config.nesterov) | u32::from(config.maximize) << 2,
-        lr: config.lr,
         weight_decay: config.weight_decay,
         momentum: config.momentum,
         one_minus_dampening: (1.0 - intended(config.dampening)) as f32,
         ..Params::default()
     };
+    write_rate(gpu, state.factors, config.lr, None)?;
     let s = state;
-    let bindings = [(1, s.step), (2, s.grad), (3, s.param), (4, s.m)];
+    let bindings = [
+        (1, s.step),
+        (2, s.grad),
+        (3, s.param),
+        (4, s.m),
+        (9, s.factors),
+    ];
     let update = Dispatch::new(
         gpu,
         SHADER,
@@ -401,15 +419,21 @@ pub fn adadelta_dispatch(
     let params = Params {
         len: check(state, true, false)?,
         flags: u32::from(config.maximize) << 2,
-        lr: config.lr,
         weight_decay: config.weight_decay,
         eps: config.eps,
         rho: config.rho,
         one_minus_rho: (1.0 - intended(config.rho)) as f32,
         ..Params::default()
     };
+    write_rate(gpu, state.factors, config.lr, None)?;
     let s = state;
-    let bindings = [(2, s.grad), (3, s.param), (4, s.m), (5, s.v)];
+    let bindings = [
+        (2, s.grad),
+        (3, s.param),
+        (4, s.m),
+        (5, s.v),
+        (9, s.factors),
+    ];
     let groups = s.param.len().div_ceil(256) as u64;
     let mut program = Program::from(Dispatch::new(
         gpu, SHADER, "adadelta", &params, &bindings, groups,

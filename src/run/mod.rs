@@ -15,7 +15,7 @@ use wgml::data::download::{self, FetchError, Source};
 use wgml::data::Mnist;
 use wgml::gpu::Gpu;
 use wgml::nn::Sequential;
-use wgml::optim::{AdadeltaConfig, AdamConfig, OptimizerConfig, SgdConfig};
+use wgml::optim::{AdadeltaConfig, AdamConfig, OptimizerConfig, SgdConfig, StepLr};
 use wgml::train::{Progress, TrainConfig, Trainer};
 use wgml::{plot, Error, Result};
 
@@ -51,6 +51,12 @@ pub struct TrainArgs {
     /// SGD's momentum [default: 0].
     #[arg(long)]
     momentum: Option<f32>,
+    /// Multiply the learning rate by this every --lr-step epochs (PyTorch's StepLR).
+    #[arg(long)]
+    lr_gamma: Option<f32>,
+    /// Epochs between the learning rate's decays [default: 1].
+    #[arg(long, requires = "lr_gamma", value_parser = clap::value_parser!(u64).range(1..))]
+    lr_step: Option<u64>,
     /// Cross-entropy's label smoothing, in [0, 1] [default: 0].
     #[arg(long)]
     label_smoothing: Option<f32>,
@@ -96,6 +102,8 @@ impl TrainArgs {
             ("--optimizer", self.optimizer.is_some()),
             ("--weight-decay", self.weight_decay.is_some()),
             ("--momentum", self.momentum.is_some()),
+            ("--lr-gamma", self.lr_gamma.is_some()),
+            ("--lr-step", self.lr_step.is_some()),
             ("--label-smoothing", self.label_smoothing.is_some()),
             ("--init", self.init.is_some()),
             ("--no-shuffle", self.no_shuffle),
@@ -165,6 +173,9 @@ struct RunConfig {
     allow_non_finite: bool,
     #[serde(default)]
     fused_head: bool,
+    /// StepLR: (epochs between decays, gamma).
+    #[serde(default)]
+    lr_schedule: Option<(usize, f32)>,
 }
 
 impl RunConfig {
@@ -204,6 +215,7 @@ impl RunConfig {
             no_shuffle: args.no_shuffle,
             allow_non_finite: args.allow_non_finite,
             fused_head: args.fused_head,
+            lr_schedule: (args.lr_gamma).map(|g| (args.lr_step.map_or(1, |s| s as usize), g)),
         })
     }
 
@@ -244,6 +256,7 @@ impl RunConfig {
             label_smoothing: self.label_smoothing,
             stop_on_non_finite: !self.allow_non_finite,
             fused_head: self.fused_head,
+            lr_schedule: (self.lr_schedule).map(|(step_size, gamma)| StepLr { step_size, gamma }),
             ..TrainConfig::default()
         }
     }

@@ -73,7 +73,7 @@ pub fn run_optimizer(
     let zeros = || Tensor::zeros(gpu(), &[n], DType::F32).unwrap();
     let (m, v, v_max) = (zeros(), zeros(), zeros());
     let step = Tensor::zeros(gpu(), &[1], DType::U32).unwrap();
-    let factors = Tensor::zeros(gpu(), &[2], DType::F32).unwrap();
+    let factors = Tensor::zeros(gpu(), &[4], DType::F32).unwrap();
     let state = OptimState {
         step: &step,
         factors: &factors,
