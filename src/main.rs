@@ -32,7 +32,7 @@ enum Command {
         json: bool,
     },
     /// Train an MLP classifier (PyTorch's MNIST tutorial by default) into a run folder.
-    Train(run::TrainArgs),
+    Train(Box<run::TrainArgs>),
     /// Accuracy, per-class accuracy and confusion matrix of saved weights on a test split.
     Eval {
         /// Weights: a run folder, its model.safetensors or checkpoint.safetensors, or a
