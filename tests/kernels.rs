@@ -850,3 +850,39 @@ fn optimizer_dispatches_refuse_invalid_hyper_parameters() {
     };
     assert!(sgd_dispatch(g, &nesterov, &state).is_err());
 }
+/// Products over a K longer than a CPU adapter's loop budget (Mesa stops an invocation's
+/// loops after 65,535 iterations): Auto avoids the layouts that loop once per k there, and
+/// those layouts refuse such a K when asked for by name.
+#[test]
+fn matmul_over_a_k_past_the_loop_budget_is_right_or_refused() {
+    let g = gpu();
+    for (m, n, k, trans_a, trans_b) in [(2, 3, 70_000, false, false), (3, 2, 70_000, true, false)] {
+        let a = random(m * k, -1.0, 1.0, 1);
+        let b = random(k * n, -1.0, 1.0, 2);
+        let a_shape = if trans_a { [k, m] } else { [m, k] };
+        let b_shape = if trans_b { [n, k] } else { [k, n] };
+        let (at, bt) = (upload(&a, &a_shape), upload(&b, &b_shape));
+        let expected = reference::matmul(&a, &b, m, n, k, trans_a, trans_b, None, false);
+        for kernel in [MatmulKernel::Auto].into_iter().chain(MatmulKernel::ALL) {
+            let opts = MatmulOptions {
+                trans_a,
+                trans_b,
+                kernel,
+                ..Default::default()
+            };
+            match matmul(g, &at, &bt, opts) {
+                Ok(c) => assert_close(
+                    &c.to_vec::<f32>(g).unwrap(),
+                    &expected,
+                    1e-2,
+                    1e-4,
+                    &format!("{kernel:?}"),
+                ),
+                Err(e) => assert!(
+                    kernel != MatmulKernel::Auto && !kernel.supports(g, (m, n, k), &opts),
+                    "{kernel:?}: {e}"
+                ),
+            }
+        }
+    }
+}

@@ -112,6 +112,9 @@ impl MatmulKernel {
         (m, n, k): (usize, usize, usize),
         opts: &MatmulOptions,
     ) -> bool {
+        if !policy::loops_fit(profile, self, k) {
+            return false;
+        }
         if !self.is_subgroup() {
             return true;
         }
@@ -309,6 +312,14 @@ pub fn matmul_dispatch(
 ) -> Result<Dispatch> {
     let dims = check(a, b, c, &opts)?;
     let kernel = opts.kernel.resolve(gpu, dims, &opts);
+    if !policy::loops_fit(gpu.profile(), kernel, dims.2) {
+        return Err(Error::InvalidArgument(format!(
+            "matmul: the {kernel:?} layout loops once per k, and this adapter stops a shader's \
+             loops after 65,535 iterations: use it for K up to 32,767 (K = {}), or another \
+             layout",
+            dims.2
+        )));
+    }
     if !kernel.supports(gpu, dims, &opts) {
         let (m, n, k) = dims;
         return Err(Error::InvalidArgument(format!(
