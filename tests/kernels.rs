@@ -851,7 +851,7 @@ fn optimizer_dispatches_refuse_invalid_hyper_parameters() {
     assert!(sgd_dispatch(g, &nesterov, &state).is_err());
 }
 /// Products over a K longer than a CPU adapter's loop budget (Mesa stops an invocation's
-/// loops after 65,535 iterations): Auto avoids the layouts that loop once per k there, and
+/// loops after 65,535 iterations): Auto avoids the layouts that can loop once per k there, and
 /// those layouts refuse such a K when asked for by name.
 #[test]
 fn matmul_over_a_k_past_the_loop_budget_is_right_or_refused() {

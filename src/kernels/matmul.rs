@@ -314,9 +314,9 @@ pub fn matmul_dispatch(
     let kernel = opts.kernel.resolve(gpu, dims, &opts);
     if !policy::loops_fit(gpu.profile(), kernel, dims.2) {
         return Err(Error::InvalidArgument(format!(
-            "matmul: the {kernel:?} layout loops once per k, and this adapter stops a shader's \
-             loops after 65,535 iterations: use it for K up to 32,767 (K = {}), or another \
-             layout",
+            "matmul: the {kernel:?} layout can loop once per k, and this adapter stops a \
+             shader's loops after 65,535 iterations: use it for K up to 32,767 (K = {}), or \
+             another layout",
             dims.2
         )));
     }

@@ -53,19 +53,29 @@ pub fn matmul_layout(
         });
         return tallest.unwrap_or(MatmulKernel::Subgroup16);
     }
-    match (opts.trans_a, opts.trans_b) {
-        (_, false) if loops_fit(profile, MatmulKernel::Rows, k) => MatmulKernel::Rows,
-        (_, false) | (false, true) => MatmulKernel::Dot,
+    let layout = match (opts.trans_a, opts.trans_b) {
+        (_, false) => MatmulKernel::Rows,
+        (false, true) => MatmulKernel::Dot,
         (true, true) => MatmulKernel::Tiled,
+    };
+    if loops_fit(profile, layout, k) {
+        layout
+    } else {
+        MatmulKernel::Dot
     }
 }
 
-/// Whether a layout's loops over K fit the adapter's loop budget: `Rows` and `Wide` take an
-/// iteration of their own per k (per invocation), so on CPU adapters they need K within half
-/// the budget; the other layouts step through K eight or more at a time.
+/// Whether a layout's loops over K fit the adapter's loop budget. `Rows`, `Wide` and `Tiled`
+/// can take an iteration per k in each invocation (`Tiled` where the back end keeps its inner
+/// loops, as llvmpipe's GL path does), so on CPU adapters they need K within half the budget;
+/// `Dot` and the subgroup layouts step through K eight or more at a time.
 pub fn loops_fit(profile: &Profile, kernel: MatmulKernel, k: usize) -> bool {
-    match (kernel, loop_budget(profile)) {
-        (MatmulKernel::Rows | MatmulKernel::Wide, Some(budget)) => k <= budget / 2,
+    let per_k = matches!(
+        kernel,
+        MatmulKernel::Rows | MatmulKernel::Wide | MatmulKernel::Tiled
+    );
+    match loop_budget(profile) {
+        Some(budget) if per_k => k <= budget / 2,
         _ => true,
     }
 }
