@@ -65,6 +65,12 @@ fn signed_grad(i: u32) -> f32 {
     return select(grad[i], -grad[i], (p.flags & MAXIMIZE) != 0u);
 }
 
+// The gradient with the L2 penalty folded in (SGD, Adadelta): signed_grad + wd·w.
+fn penalized_grad(i: u32, w: f32) -> f32 {
+    let g = signed_grad(i);
+    return select(g, g + p.weight_decay * w, p.weight_decay != 0.0);
+}
+
 @compute @workgroup_size(1)
 fn adam_prepare() {
     let step = step_count[0] + 1u;
@@ -186,11 +192,8 @@ fn sgd(
     if i >= p.len {
         return;
     }
-    var g = signed_grad(i);
     let w = param[i];
-    if p.weight_decay != 0.0 {
-        g += p.weight_decay * w;
-    }
+    var g = penalized_grad(i, w);
     if p.momentum != 0.0 {
         var buf = g;
         if step[0] != 0u {
@@ -214,11 +217,8 @@ fn adadelta(
     if i >= p.len {
         return;
     }
-    var g = signed_grad(i);
     let w = param[i];
-    if p.weight_decay != 0.0 {
-        g += p.weight_decay * w;
-    }
+    let g = penalized_grad(i, w);
     let square_avg = m[i] * p.rho + p.one_minus_rho * g * g;
     let delta = sqrt(v[i] + p.eps) / sqrt(square_avg + p.eps) * g;
     m[i] = square_avg;
