@@ -217,7 +217,11 @@ fn layout(logits: &Tensor, targets: Targets) -> Result<Layout> {
 }
 
 /// PyTorch's checks of the options against the targets and the class count, in its words.
-fn check_options(opts: &CrossEntropyOptions, targets: Targets, classes: usize) -> Result<()> {
+pub(crate) fn check_options(
+    opts: &CrossEntropyOptions,
+    targets: Targets,
+    classes: usize,
+) -> Result<()> {
     let eps = opts.label_smoothing;
     if !(0.0..=1.0).contains(&eps) {
         return Err(Error::invalid(format!(

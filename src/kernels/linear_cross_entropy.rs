@@ -27,7 +27,7 @@
 //! Memory beyond inputs and outputs: N × chunk for the scratch, N × D for dx's shares, 9 floats
 //! per row; never N × V. Nothing uses float atomics: the same inputs give the same bits.
 
-use super::cross_entropy::{CrossEntropyOptions, Reduction, HAS_WEIGHT};
+use super::cross_entropy::{check_options, CrossEntropyOptions, Reduction, Targets, HAS_WEIGHT};
 use super::matmul::{matmul_dispatch, MatmulOptions};
 use super::reduce::column_sum_dispatch;
 use super::{dims2, expect_len, policy, u32_param, TargetCheck};
@@ -149,22 +149,7 @@ fn check_inputs(
     if let Some(bias) = opts.bias {
         expect_len(bias, v, "linear_cross_entropy's bias")?;
     }
-    let loss = &opts.loss;
-    if let Some(w) = loss.weight {
-        if w.len() != v || w.shape().len() != 1 || w.dtype() != DType::F32 {
-            return Err(Error::shape(format!(
-                "weight tensor should be defined either for all {v} classes or no classes but \
-                 got weight tensor of shape: {:?}",
-                w.shape()
-            )));
-        }
-    }
-    if !(0.0..=1.0).contains(&loss.label_smoothing) {
-        return Err(Error::invalid(format!(
-            "label_smoothing must be between 0.0 and 1.0. Got: {}",
-            loss.label_smoothing
-        )));
-    }
+    check_options(&opts.loss, Targets::Classes(targets), v)?;
     Ok(Dims { n, d, v })
 }
 
