@@ -423,3 +423,86 @@ pub fn max_pool2d_backward(dy: &[f32], indices: &[u32], shape: [usize; 4]) -> Ve
     }
     dx.into_iter().map(|v| v as f32).collect()
 }
+
+/// conv2d of an NCHW `x` by `weight` (`[out, in, kh, kw]`) + `bias`, in f64, as
+/// `torch.nn.functional.conv2d` with zero padding.
+pub fn conv2d(
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    shape: &crate::kernels::conv::Conv2dShape,
+    opts: &crate::kernels::conv::Conv2dOptions,
+) -> Vec<f32> {
+    let mut y = vec![0f64; shape.output().iter().product()];
+    for_each_tap(shape, opts, |yi, xi, wi| {
+        y[yi] += f64::from(x[xi]) * f64::from(weight[wi]);
+    });
+    let plane = shape.out_height * shape.out_width;
+    y.iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let o = i / plane % shape.out_channels;
+            (v + bias.map_or(0.0, |b| f64::from(b[o]))) as f32
+        })
+        .collect()
+}
+
+/// The gradients of [`conv2d`] from dy, in f64: (dx, dweight, dbias).
+pub fn conv2d_backward(
+    x: &[f32],
+    weight: &[f32],
+    dy: &[f32],
+    shape: &crate::kernels::conv::Conv2dShape,
+    opts: &crate::kernels::conv::Conv2dOptions,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let mut dx = vec![0f64; x.len()];
+    let mut dw = vec![0f64; weight.len()];
+    let mut db = vec![0f64; shape.out_channels];
+    for_each_tap(shape, opts, |yi, xi, wi| {
+        dx[xi] += f64::from(dy[yi]) * f64::from(weight[wi]);
+        dw[wi] += f64::from(dy[yi]) * f64::from(x[xi]);
+    });
+    let plane = shape.out_height * shape.out_width;
+    for (i, &g) in dy.iter().enumerate() {
+        db[i / plane % shape.out_channels] += f64::from(g);
+    }
+    let f32s = |v: Vec<f64>| v.into_iter().map(|v| v as f32).collect();
+    (f32s(dx), f32s(dw), f32s(db))
+}
+
+/// Calls `f(output index, input index, weight index)` for every tap of every output of a
+/// convolution that lands inside the input (padding contributes zeros).
+fn for_each_tap(
+    shape: &crate::kernels::conv::Conv2dShape,
+    opts: &crate::kernels::conv::Conv2dOptions,
+    mut f: impl FnMut(usize, usize, usize),
+) {
+    let s = shape;
+    let (kh, kw) = s.kernel;
+    for n in 0..s.batch {
+        for o in 0..s.out_channels {
+            for i in 0..s.out_height {
+                for j in 0..s.out_width {
+                    let yi = ((n * s.out_channels + o) * s.out_height + i) * s.out_width + j;
+                    for c in 0..s.channels {
+                        for u in 0..kh {
+                            for v in 0..kw {
+                                let r = (i * opts.stride.0 + u * opts.dilation.0) as i64
+                                    - opts.padding.0 as i64;
+                                let q = (j * opts.stride.1 + v * opts.dilation.1) as i64
+                                    - opts.padding.1 as i64;
+                                if r < 0 || q < 0 || r >= s.height as i64 || q >= s.width as i64 {
+                                    continue;
+                                }
+                                let xi = ((n * s.channels + c) * s.height + r as usize) * s.width
+                                    + q as usize;
+                                let wi = ((o * s.channels + c) * kh + u) * kw + v;
+                                f(yi, xi, wi);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

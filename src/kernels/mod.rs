@@ -5,6 +5,7 @@
 //! use), and a one-shot function that allocates its output, runs, and returns it (handy from Rust
 //! and in tests).
 
+pub mod conv;
 pub mod counter;
 pub mod cross_entropy;
 pub mod data;
@@ -50,6 +51,7 @@ pub(crate) use layouts_of;
 /// Every shader's uniform block, for the test that holds host and WGSL to one layout.
 pub fn uniform_layouts() -> Vec<UniformLayout> {
     [
+        conv::uniform_layouts(),
         cross_entropy::uniform_layouts(),
         data::uniform_layouts(),
         dropout::uniform_layouts(),
@@ -75,7 +77,7 @@ pub fn shader_constants() -> Vec<(Shader, &'static str, u32)> {
 }
 
 /// Every shader in `shaders/`, for validation and tooling.
-pub const SHADERS: [Shader; 12] = [
+pub const SHADERS: [Shader; 13] = [
     matmul::SHADER,
     matmul::SUBGROUP_SHADER,
     elementwise::SHADER,
@@ -88,6 +90,7 @@ pub const SHADERS: [Shader; 12] = [
     counter::SHADER,
     pool::SHADER,
     dropout::SHADER,
+    conv::SHADER,
 ];
 
 /// The two dimensions of a matrix tensor, or a shape error naming `what`.

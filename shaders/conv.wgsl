@@ -1,0 +1,201 @@
+// 2-D convolution over NCHW tensors (torch.nn.functional.conv2d, groups = 1) as matrix products
+// around the matmul kernels. With P = N·OH·OW output positions and K = C·KH·KW taps:
+//
+//   forward        col = im2col(x)                      [K, P]
+//                  y' = W · col                          [O, P]    (matmul)
+//                  y  = to_nchw(y') + bias, ReLU         [N, O, OH, OW]
+//   backward       dy' = from_nchw(dy)                   [O, P]
+//                  db = row_sum(dy')                     [O]
+//                  dW = dy' · colᵀ                       [O, K]    (matmul)
+//                  col = Wᵀ · dy'                        [K, P]    (matmul, over the forward's col)
+//                  dx = col2im(col), ⊙ gate              [N, C, H, W]
+//
+// Column p of col is output position (n, oh, ow) = (p / (OH·OW), …); row k is tap (c, u, v) =
+// (k / (KH·KW), …). Every kernel here moves or sums values in a fixed order: no atomics, and
+// runs are bit-identical.
+
+struct Params {
+    batch: u32,
+    channels: u32,     // C, input channels
+    height: u32,
+    width: u32,
+    out_channels: u32, // O
+    out_height: u32,
+    out_width: u32,
+    kernel_h: u32,
+    kernel_w: u32,
+    stride_h: u32,
+    stride_w: u32,
+    pad_h: u32,
+    pad_w: u32,
+    dilation_h: u32,
+    dilation_w: u32,
+}
+
+override BIAS: bool = false; // to_nchw adds bias[o]
+override RELU: bool = false; // to_nchw applies max(·, 0) after the bias
+override GATE: bool = false; // col2im zeroes dx where gate ≤ 0 (the backward of a ReLU before)
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>; // O
+@group(0) @binding(4) var<storage, read> gate: array<f32>; // like dst
+
+fn linear_index(wg: vec3<u32>, groups: vec3<u32>, lid: u32) -> u32 {
+    return (wg.x + wg.y * groups.x) * 256u + lid;
+}
+
+fn positions() -> u32 {
+    return p.batch * p.out_height * p.out_width;
+}
+
+// src = x [N, C, H, W], dst = col [C·KH·KW, P]: one invocation per element of col.
+@compute @workgroup_size(256)
+fn im2col(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = linear_index(wg, groups, lid);
+    let cols = positions();
+    let taps = p.kernel_h * p.kernel_w;
+    if i >= p.channels * taps * cols {
+        return;
+    }
+    let k = i / cols;
+    let col = i % cols;
+    let plane = p.out_height * p.out_width;
+    let n = col / plane;
+    let oh = (col % plane) / p.out_width;
+    let ow = col % p.out_width;
+    let c = k / taps;
+    let u = (k % taps) / p.kernel_w;
+    let v = k % p.kernel_w;
+    // Signed: the window may start in the padding.
+    let h = i32(oh * p.stride_h + u * p.dilation_h) - i32(p.pad_h);
+    let w = i32(ow * p.stride_w + v * p.dilation_w) - i32(p.pad_w);
+    let inside = h >= 0 && h < i32(p.height) && w >= 0 && w < i32(p.width);
+    let at = ((n * p.channels + c) * p.height + u32(max(h, 0))) * p.width + u32(max(w, 0));
+    dst[i] = select(0.0, src[min(at, arrayLength(&src) - 1u)], inside);
+}
+
+// src = col [C·KH·KW, P], dst = dx [N, C, H, W]: one invocation per input element, the sum
+// over the taps that read it, in tap order.
+@compute @workgroup_size(256)
+fn col2im(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = linear_index(wg, groups, lid);
+    let image = p.height * p.width;
+    if i >= p.batch * p.channels * image {
+        return;
+    }
+    let n = i / (p.channels * image);
+    let c = (i / image) % p.channels;
+    let h = (i % image) / p.width;
+    let w = i % p.width;
+    let cols = positions();
+    let plane = p.out_height * p.out_width;
+    var sum = 0.0;
+    for (var u = 0u; u < p.kernel_h; u++) {
+        // oh·stride = h + pad − u·dilation, when that is a whole step inside the output.
+        let th = i32(h + p.pad_h) - i32(u * p.dilation_h);
+        if th < 0 || u32(th) % p.stride_h != 0u || u32(th) / p.stride_h >= p.out_height {
+            continue;
+        }
+        let oh = u32(th) / p.stride_h;
+        for (var v = 0u; v < p.kernel_w; v++) {
+            let tw = i32(w + p.pad_w) - i32(v * p.dilation_w);
+            if tw < 0 || u32(tw) % p.stride_w != 0u || u32(tw) / p.stride_w >= p.out_width {
+                continue;
+            }
+            let ow = u32(tw) / p.stride_w;
+            let k = (c * p.kernel_h + u) * p.kernel_w + v;
+            sum += src[k * cols + n * plane + oh * p.out_width + ow];
+        }
+    }
+    if GATE {
+        sum = select(0.0, sum, gate[i] > 0.0);
+    }
+    dst[i] = sum;
+}
+
+// src = y' [O, P], dst = y [N, O, OH, OW]: one invocation per element of y, then the bias and
+// the ReLU.
+@compute @workgroup_size(256)
+fn to_nchw(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = linear_index(wg, groups, lid);
+    let plane = p.out_height * p.out_width;
+    if i >= p.batch * p.out_channels * plane {
+        return;
+    }
+    let n = i / (p.out_channels * plane);
+    let o = (i / plane) % p.out_channels;
+    let s = i % plane;
+    var v = src[o * positions() + n * plane + s];
+    if BIAS {
+        v += bias[o];
+    }
+    if RELU {
+        v = max(v, 0.0);
+    }
+    dst[i] = v;
+}
+
+// src = dy [N, O, OH, OW], dst = dy' [O, P]: one invocation per element of dy'.
+@compute @workgroup_size(256)
+fn from_nchw(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = linear_index(wg, groups, lid);
+    let cols = positions();
+    if i >= p.out_channels * cols {
+        return;
+    }
+    let o = i / cols;
+    let col = i % cols;
+    let plane = p.out_height * p.out_width;
+    let n = col / plane;
+    dst[i] = src[(n * p.out_channels + o) * plane + col % plane];
+}
+
+const SUM_LANES: u32 = 64u;
+
+var<workgroup> partial: array<f32, 64>;
+
+// src = dy' [O, P], dst = db [O]: a workgroup per row; each lane sums every 64th value, then
+// lane 0 adds the 64 partial sums in lane order.
+@compute @workgroup_size(64)
+fn row_sum(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+) {
+    let row = wg.x + wg.y * groups.x;
+    if row >= p.out_channels {
+        return;
+    }
+    let cols = positions();
+    var sum = 0.0;
+    for (var j = lane; j < cols; j += SUM_LANES) {
+        sum += src[row * cols + j];
+    }
+    partial[lane] = sum;
+    workgroupBarrier();
+    if lane == 0u {
+        var total = 0.0;
+        for (var l = 0u; l < SUM_LANES; l++) {
+            total += partial[l];
+        }
+        dst[row] = total;
+    }
+}

@@ -1,0 +1,555 @@
+//! `shaders/conv.wgsl` with [`matmul`](super::matmul): 2-D convolution over NCHW tensors and
+//! its gradients, as `torch.nn.functional.conv2d` with `groups = 1` (docs/semantics.md).
+//!
+//! The products run on the matmul kernels, so a convolution gets the adapter's fastest matmul
+//! layout; around them, `conv.wgsl` gathers the input's taps into a scratch matrix (`im2col`)
+//! and scatters them back (`col2im`, a gather in fixed order, no atomics). The scratch is
+//! allocated once per shape and may be shared by every convolution of a model.
+//!
+//! ```
+//! use wgml::gpu::{Gpu, Tensor};
+//! use wgml::kernels::conv::{conv2d, Conv2dOptions};
+//!
+//! let gpu = Gpu::from_env()?;
+//! let x = Tensor::from_slice(&gpu, &[1.0f32, 2.0, 3.0, 4.0], &[1, 1, 2, 2])?;
+//! let w = Tensor::from_slice(&gpu, &[1.0f32, 10.0], &[2, 1, 1, 1])?; // [out, in, kh, kw]
+//! let b = Tensor::from_slice(&gpu, &[0.5f32, 0.0], &[2])?;
+//! let opts = Conv2dOptions { stride: (2, 1), ..Default::default() };
+//! let y = conv2d(&gpu, &x, &w, Some(&b), &opts)?;
+//! assert_eq!(y.shape(), [1, 2, 1, 2]);
+//! assert_eq!(y.to_vec::<f32>(&gpu)?, [1.5, 2.5, 10.0, 20.0]);
+//! # Ok::<(), wgml::Error>(())
+//! ```
+
+use super::matmul::{matmul_dispatch, MatmulOptions};
+use super::{policy, u32_param};
+use crate::error::{Error, Result};
+use crate::gpu::{DType, Dispatch, Gpu, Program, Shader, Tensor};
+
+/// The convolution shader.
+pub const SHADER: Shader = Shader {
+    name: "conv.wgsl",
+    source: include_str!("../../shaders/conv.wgsl"),
+};
+
+/// `torch.nn.Conv2d`'s options besides the sizes (`groups = 1`, zero padding), each
+/// (height, width). The kernel's size comes from the weight, `[out, in, kh, kw]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dOptions {
+    /// Step between windows.
+    pub stride: (usize, usize),
+    /// Zeros added on each side.
+    pub padding: (usize, usize),
+    /// Spacing of the window's taps.
+    pub dilation: (usize, usize),
+}
+
+impl Default for Conv2dOptions {
+    /// Stride 1, no padding, dilation 1, as `nn.Conv2d`'s defaults.
+    fn default() -> Self {
+        Conv2dOptions {
+            stride: (1, 1),
+            padding: (0, 0),
+            dilation: (1, 1),
+        }
+    }
+}
+
+/// The sizes of one convolution: input `[batch, channels, height, width]`, weight
+/// `[out_channels, channels, kernel.0, kernel.1]`, output `[batch, out_channels, out_height,
+/// out_width]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dShape {
+    /// N.
+    pub batch: usize,
+    /// Input channels.
+    pub channels: usize,
+    /// Input height.
+    pub height: usize,
+    /// Input width.
+    pub width: usize,
+    /// Output channels.
+    pub out_channels: usize,
+    /// Kernel (height, width).
+    pub kernel: (usize, usize),
+    /// Output height.
+    pub out_height: usize,
+    /// Output width.
+    pub out_width: usize,
+}
+
+impl Conv2dShape {
+    /// The sizes of a convolution of an input of `input` shape by a weight of `weight` shape,
+    /// with PyTorch's checks.
+    pub fn new(input: &[usize], weight: &[usize], opts: &Conv2dOptions) -> Result<Self> {
+        let [batch, channels, height, width] = *input else {
+            return Err(Error::shape(format!(
+                "conv2d takes (N, C, H, W) inputs, got shape {input:?}"
+            )));
+        };
+        let [out_channels, in_channels, kh, kw] = *weight else {
+            return Err(Error::shape(format!(
+                "conv2d's weight must be [out, in, kh, kw], got shape {weight:?}"
+            )));
+        };
+        if in_channels != channels {
+            return Err(Error::shape(format!(
+                "conv2d: the weight {weight:?} expects {in_channels} input channels, but the \
+                 input {input:?} has {channels}"
+            )));
+        }
+        if out_channels == 0 || in_channels == 0 || kh == 0 || kw == 0 {
+            return Err(Error::shape(format!(
+                "conv2d's weight must have no zero dimension, got shape {weight:?}"
+            )));
+        }
+        let (out_height, out_width) = output_size((height, width), (kh, kw), opts)?;
+        Ok(Conv2dShape {
+            batch,
+            channels,
+            height,
+            width,
+            out_channels,
+            kernel: (kh, kw),
+            out_height,
+            out_width,
+        })
+    }
+
+    /// The input's shape.
+    pub fn input(&self) -> [usize; 4] {
+        [self.batch, self.channels, self.height, self.width]
+    }
+
+    /// The weight's shape.
+    pub fn weight(&self) -> [usize; 4] {
+        [
+            self.out_channels,
+            self.channels,
+            self.kernel.0,
+            self.kernel.1,
+        ]
+    }
+
+    /// The output's shape.
+    pub fn output(&self) -> [usize; 4] {
+        [
+            self.batch,
+            self.out_channels,
+            self.out_height,
+            self.out_width,
+        ]
+    }
+
+    /// Taps per output: channels · kh · kw (the products' inner dimension).
+    pub fn taps(&self) -> usize {
+        self.channels * self.kernel.0 * self.kernel.1
+    }
+
+    /// Output positions: batch · out_height · out_width.
+    pub fn positions(&self) -> usize {
+        self.batch * self.out_height * self.out_width
+    }
+
+    /// Multiply-adds of the forward pass (each gradient takes as many).
+    pub fn macs(&self) -> usize {
+        self.positions() * self.out_channels * self.taps()
+    }
+
+    /// The same convolution over a batch of `batch`.
+    pub fn with_batch(&self, batch: usize) -> Self {
+        Conv2dShape { batch, ..*self }
+    }
+}
+
+/// The output (height, width) of a convolution over (height, width) with a kernel of
+/// (kh, kw), with PyTorch's checks.
+pub fn output_size(
+    (h, w): (usize, usize),
+    (kh, kw): (usize, usize),
+    opts: &Conv2dOptions,
+) -> Result<(usize, usize)> {
+    let dims = [
+        (h, kh, opts.stride.0, opts.padding.0, opts.dilation.0),
+        (w, kw, opts.stride.1, opts.padding.1, opts.dilation.1),
+    ];
+    let mut out = [0; 2];
+    for (i, (size, kernel, stride, pad, dilation)) in dims.into_iter().enumerate() {
+        if stride == 0 || dilation == 0 {
+            return Err(Error::invalid(format!(
+                "conv2d: stride and dilation must be positive, got stride {:?}, dilation {:?}",
+                opts.stride, opts.dilation
+            )));
+        }
+        let span = dilation * (kernel - 1) + 1;
+        if size + 2 * pad < span {
+            return Err(Error::shape(format!(
+                "conv2d: an input of {h}×{w} (padding {:?}) is smaller than the {kh}×{kw} \
+                 kernel (dilation {:?})",
+                opts.padding, opts.dilation
+            )));
+        }
+        out[i] = (size + 2 * pad - span) / stride + 1;
+    }
+    Ok((out[0], out[1]))
+}
+
+/// The matrices a convolution works in, allocated once: the input's taps `[taps, positions]`
+/// (and, in backward, their gradient) and the product `[out_channels, positions]`. One scratch
+/// serves every convolution it is large enough for.
+pub struct Conv2dScratch {
+    col: Tensor,
+    product: Tensor,
+}
+
+impl Conv2dScratch {
+    /// Scratch for convolutions of up to `taps × positions` and `out_channels × positions`
+    /// values (`[Conv2dScratch::for_shapes]` sizes it for several).
+    pub fn new(gpu: &Gpu, taps: usize, product: usize) -> Result<Self> {
+        Ok(Conv2dScratch {
+            col: Tensor::zeros(gpu, &[taps.max(1)], DType::F32)?,
+            product: Tensor::zeros(gpu, &[product.max(1)], DType::F32)?,
+        })
+    }
+
+    /// Scratch large enough for each of `shapes`.
+    pub fn for_shapes(gpu: &Gpu, shapes: &[Conv2dShape]) -> Result<Self> {
+        let col = shapes.iter().map(|s| s.taps() * s.positions()).max();
+        let product = shapes.iter().map(|s| s.out_channels * s.positions()).max();
+        Self::new(gpu, col.unwrap_or(0), product.unwrap_or(0))
+    }
+
+    /// Bytes it holds.
+    pub fn bytes(&self) -> u64 {
+        4 * (self.col.len() + self.product.len()) as u64
+    }
+
+    /// The views for `shape`: col `[taps, positions]`, product `[out_channels, positions]`.
+    fn views(&self, shape: &Conv2dShape) -> Result<(Tensor, Tensor)> {
+        let (taps, positions) = (shape.taps(), shape.positions());
+        let fits = taps * positions <= self.col.len()
+            && shape.out_channels * positions <= self.product.len();
+        if !fits {
+            return Err(Error::shape(format!(
+                "conv2d: the scratch holds {} and {} values, too few for {shape:?}",
+                self.col.len(),
+                self.product.len()
+            )));
+        }
+        Ok((
+            self.col.view(0, &[taps, positions])?,
+            self.product.view(0, &[shape.out_channels, positions])?,
+        ))
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    batch: u32,
+    channels: u32,
+    height: u32,
+    width: u32,
+    out_channels: u32,
+    out_height: u32,
+    out_width: u32,
+    kernel_h: u32,
+    kernel_w: u32,
+    stride_h: u32,
+    stride_w: u32,
+    pad_h: u32,
+    pad_w: u32,
+    dilation_h: u32,
+    dilation_w: u32,
+}
+
+/// The uniform block of this module's shaders, as the host lays it out (checked against the
+/// WGSL in `tests/shaders.rs`).
+pub fn uniform_layouts() -> Vec<super::UniformLayout> {
+    super::layouts_of!(
+        [SHADER],
+        Params {
+            batch,
+            channels,
+            height,
+            width,
+            out_channels,
+            out_height,
+            out_width,
+            kernel_h,
+            kernel_w,
+            stride_h,
+            stride_w,
+            pad_h,
+            pad_w,
+            dilation_h,
+            dilation_w
+        }
+    )
+}
+
+impl Params {
+    fn new(shape: &Conv2dShape, opts: &Conv2dOptions) -> Result<Self> {
+        // Every index the kernels form stays below N·C·H·W, taps·positions or O·positions.
+        let largest = [
+            shape.batch * shape.channels * shape.height * shape.width,
+            shape.taps() * shape.positions(),
+            shape.out_channels * shape.positions(),
+        ];
+        u32_param(
+            largest.into_iter().max().unwrap_or(0),
+            "conv2d's largest tensor",
+        )?;
+        let v = |x: usize, what: &str| u32_param(x, what);
+        Ok(Params {
+            batch: v(shape.batch, "batch")?,
+            channels: v(shape.channels, "channels")?,
+            height: v(shape.height, "height")?,
+            width: v(shape.width, "width")?,
+            out_channels: v(shape.out_channels, "out channels")?,
+            out_height: v(shape.out_height, "output height")?,
+            out_width: v(shape.out_width, "output width")?,
+            kernel_h: v(shape.kernel.0, "kernel")?,
+            kernel_w: v(shape.kernel.1, "kernel")?,
+            stride_h: v(opts.stride.0, "stride")?,
+            stride_w: v(opts.stride.1, "stride")?,
+            pad_h: v(opts.padding.0, "padding")?,
+            pad_w: v(opts.padding.1, "padding")?,
+            dilation_h: v(opts.dilation.0, "dilation")?,
+            dilation_w: v(opts.dilation.1, "dilation")?,
+        })
+    }
+}
+
+fn expect(t: &Tensor, shape: &[usize], what: &str) -> Result<()> {
+    t.expect_dtype(DType::F32)?;
+    if t.shape() != shape {
+        return Err(Error::shape(format!(
+            "conv2d's {what} must be {shape:?}, got {:?}",
+            t.shape()
+        )));
+    }
+    Ok(())
+}
+
+/// One of `conv.wgsl`'s entries over `shape`, one invocation per element of `elements`.
+fn dispatch(
+    gpu: &Gpu,
+    entry: &'static str,
+    constants: &[(&'static str, f64)],
+    params: &Params,
+    tensors: &[(u32, &Tensor)],
+    elements: usize,
+) -> Result<Dispatch> {
+    let groups = elements.div_ceil(256) as u64;
+    Dispatch::specialized(gpu, SHADER, entry, constants, params, tensors, groups)
+}
+
+fn flag(on: bool) -> f64 {
+    f64::from(u8::from(on))
+}
+
+/// The shape of a convolution of `x` by `weight`, checked.
+fn shape_of(x: &Tensor, weight: &Tensor, opts: &Conv2dOptions) -> Result<Conv2dShape> {
+    x.expect_dtype(DType::F32)?;
+    weight.expect_dtype(DType::F32)?;
+    Conv2dShape::new(x.shape(), weight.shape(), opts)
+}
+
+/// A prepared forward pass: y = conv2d(x, weight) (+ bias) (then ReLU when `relu`), y
+/// `[N, O, OH, OW]`. Three dispatches: im2col, the product, and the NCHW store with the
+/// epilogue.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_forward(
+    gpu: &Gpu,
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    relu: bool,
+    y: &Tensor,
+    scratch: &Conv2dScratch,
+    opts: &Conv2dOptions,
+) -> Result<Program> {
+    let shape = shape_of(x, weight, opts)?;
+    expect(y, &shape.output(), "output")?;
+    if let Some(b) = bias {
+        expect(b, &[shape.out_channels], "bias")?;
+    }
+    let params = Params::new(&shape, opts)?;
+    let (col, product) = scratch.views(&shape)?;
+    let w = weight.reshape(&[shape.out_channels, shape.taps()])?;
+    let mut program = Program::new();
+    program.push(dispatch(
+        gpu,
+        "im2col",
+        &[],
+        &params,
+        &[(1, x), (2, &col)],
+        col.len(),
+    )?);
+    program.push(matmul_dispatch(
+        gpu,
+        &w,
+        &col,
+        &product,
+        MatmulOptions::default(),
+    )?);
+    let constants = [("BIAS", flag(bias.is_some())), ("RELU", flag(relu))];
+    let tensors = [(1, &product), (2, y), (3, bias.unwrap_or(&product))];
+    program.push(dispatch(
+        gpu,
+        "to_nchw",
+        &constants,
+        &params,
+        &tensors,
+        y.len(),
+    )?);
+    Ok(program)
+}
+
+/// Where a convolution's backward pass writes.
+#[derive(Clone, Copy)]
+pub struct Conv2dGrads<'a> {
+    /// d(loss)/dx, the input's shape; `None` when nothing needs it (a first layer).
+    pub dx: Option<&'a Tensor>,
+    /// Zeroes dx where this tensor (the input's shape) is ≤ 0: the backward of a ReLU whose
+    /// output is the input, fused.
+    pub gate: Option<&'a Tensor>,
+    /// d(loss)/d(weight).
+    pub dweight: &'a Tensor,
+    /// d(loss)/d(bias), when the layer has one.
+    pub dbias: Option<&'a Tensor>,
+}
+
+/// A prepared backward pass from dy (`[N, O, OH, OW]`): the weight's and bias's gradients and,
+/// when asked, the input's. It recomputes the input's taps, so it needs nothing the forward
+/// pass left in the scratch. Up to six dispatches: im2col, dy to `[O, positions]`, the bias's
+/// row sums, dW = dy·colᵀ, col = Wᵀ·dy, and col2im with the gate.
+pub fn conv2d_backward(
+    gpu: &Gpu,
+    x: &Tensor,
+    weight: &Tensor,
+    dy: &Tensor,
+    grads: Conv2dGrads,
+    scratch: &Conv2dScratch,
+    opts: &Conv2dOptions,
+) -> Result<Program> {
+    let shape = shape_of(x, weight, opts)?;
+    expect(dy, &shape.output(), "output gradient")?;
+    expect(grads.dweight, &shape.weight(), "weight gradient")?;
+    if let Some(db) = grads.dbias {
+        expect(db, &[shape.out_channels], "bias gradient")?;
+    }
+    if let Some(dx) = grads.dx {
+        expect(dx, &shape.input(), "input gradient")?;
+    }
+    if let Some(gate) = grads.gate {
+        expect(gate, &shape.input(), "gate")?;
+        if grads.dx.is_none() {
+            return Err(Error::invalid(
+                "conv2d: a gate applies to dx, and no dx was given",
+            ));
+        }
+    }
+    if let Some(budget) = policy::loop_budget(gpu.profile()) {
+        // row_sum's lanes each walk every 64th position.
+        if shape.positions().div_ceil(64) > budget {
+            return Err(Error::invalid(format!(
+                "conv2d: {} output positions per channel exceed what this adapter's loop \
+                 budget lets the bias gradient sum ({}); use smaller batches",
+                shape.positions(),
+                budget * 64
+            )));
+        }
+    }
+    let params = Params::new(&shape, opts)?;
+    let (col, product) = scratch.views(&shape)?;
+    let w = weight.reshape(&[shape.out_channels, shape.taps()])?;
+    let dw = grads.dweight.reshape(&[shape.out_channels, shape.taps()])?;
+    let mut program = Program::new();
+    program.push(dispatch(
+        gpu,
+        "im2col",
+        &[],
+        &params,
+        &[(1, x), (2, &col)],
+        col.len(),
+    )?);
+    program.push(dispatch(
+        gpu,
+        "from_nchw",
+        &[],
+        &params,
+        &[(1, dy), (2, &product)],
+        product.len(),
+    )?);
+    if let Some(db) = grads.dbias {
+        let groups = shape.out_channels as u64;
+        let tensors = [(1, &product), (2, db)];
+        program.push(Dispatch::new(
+            gpu, SHADER, "row_sum", &params, &tensors, groups,
+        )?);
+    }
+    let weight_grad = MatmulOptions {
+        trans_b: true,
+        ..Default::default()
+    };
+    program.push(matmul_dispatch(gpu, &product, &col, &dw, weight_grad)?);
+    if let Some(dx) = grads.dx {
+        let input_grad = MatmulOptions {
+            trans_a: true,
+            ..Default::default()
+        };
+        program.push(matmul_dispatch(gpu, &w, &product, &col, input_grad)?);
+        let tensors = [(1, &col), (2, dx), (4, grads.gate.unwrap_or(&col))];
+        let constants = [("GATE", flag(grads.gate.is_some()))];
+        program.push(dispatch(
+            gpu,
+            "col2im",
+            &constants,
+            &params,
+            &tensors,
+            dx.len(),
+        )?);
+    }
+    Ok(program)
+}
+
+/// conv2d(x, weight) + bias in one call (allocates).
+pub fn conv2d(
+    gpu: &Gpu,
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    opts: &Conv2dOptions,
+) -> Result<Tensor> {
+    let shape = shape_of(x, weight, opts)?;
+    let y = Tensor::zeros(gpu, &shape.output(), DType::F32)?;
+    let scratch = Conv2dScratch::for_shapes(gpu, &[shape])?;
+    conv2d_forward(gpu, x, weight, bias, false, &y, &scratch, opts)?.run(gpu)?;
+    Ok(y)
+}
+
+/// The gradients of conv2d(x, weight) + bias from dy in one call (allocates): (dx, dweight,
+/// dbias).
+pub fn conv2d_gradients(
+    gpu: &Gpu,
+    x: &Tensor,
+    weight: &Tensor,
+    dy: &Tensor,
+    opts: &Conv2dOptions,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let shape = shape_of(x, weight, opts)?;
+    let dx = Tensor::zeros(gpu, &shape.input(), DType::F32)?;
+    let dw = Tensor::zeros(gpu, &shape.weight(), DType::F32)?;
+    let db = Tensor::zeros(gpu, &[shape.out_channels], DType::F32)?;
+    let scratch = Conv2dScratch::for_shapes(gpu, &[shape])?;
+    let grads = Conv2dGrads {
+        dx: Some(&dx),
+        gate: None,
+        dweight: &dw,
+        dbias: Some(&db),
+    };
+    conv2d_backward(gpu, x, weight, dy, grads, &scratch, opts)?.run(gpu)?;
+    Ok((dx, dw, db))
+}
