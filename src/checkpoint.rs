@@ -8,7 +8,7 @@
 //! earlier versions carry `wgml.crc32`, a CRC-32 of the tensor data alone, still checked.
 
 use crate::error::{Error, Result};
-use crate::nn::NamedTensor;
+use crate::nn::{ModelSpec, NamedTensor};
 use safetensors::tensor::{Dtype, Metadata, SafeTensors, TensorView};
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -271,6 +271,8 @@ pub struct TrainingState {
     pub optimizer_step: u32,
     /// The optimizer's buffers (`optimizer.0`, …).
     pub optimizer: Vec<NamedTensor>,
+    /// The model's architecture (absent from checkpoints of earlier versions).
+    pub model: Option<ModelSpec>,
 }
 
 /// Writes a [`TrainingState`] atomically: tensors plus `wgml.epoch`, `wgml.rng` and
@@ -282,7 +284,7 @@ pub fn save_training(path: &Path, state: &TrainingState) -> Result<()> {
         .chain(&state.optimizer)
         .cloned()
         .collect();
-    let metadata = HashMap::from([
+    let mut metadata = HashMap::from([
         ("wgml.epoch".to_string(), state.epoch.to_string()),
         ("wgml.rng".to_string(), state.rng.to_string()),
         (
@@ -290,6 +292,9 @@ pub fn save_training(path: &Path, state: &TrainingState) -> Result<()> {
             state.optimizer_step.to_string(),
         ),
     ]);
+    if let Some(spec) = &state.model {
+        metadata.insert(MODEL_KEY.to_string(), spec.to_json());
+    }
     save_with_metadata(path, &tensors, metadata)
 }
 
@@ -311,7 +316,36 @@ pub fn load_training(path: &Path) -> Result<TrainingState> {
         params,
         optimizer_step: field("wgml.optimizer_step")? as u32,
         optimizer,
+        model: model_spec(path, &metadata)?,
     })
+}
+
+/// The metadata key of a weight file's architecture ([`ModelSpec`] as JSON).
+pub const MODEL_KEY: &str = "wgml.model";
+
+/// Writes a model's weights with its architecture, so that the file alone rebuilds it
+/// (`wgml eval`, `wgml predict`); PyTorch reads the tensors as a state_dict.
+pub fn save_model(path: &Path, weights: &[NamedTensor], spec: &ModelSpec) -> Result<()> {
+    let metadata = HashMap::from([(MODEL_KEY.to_string(), spec.to_json())]);
+    save_with_metadata(path, weights, metadata)
+}
+
+/// The architecture stored with the weights at `path` (a run folder, a checkpoint or a weight
+/// file), or `None` for files without one (PyTorch's, earlier versions').
+pub fn load_model_spec(path: &Path) -> Result<Option<ModelSpec>> {
+    let file = if path.is_dir() {
+        path.join("model.safetensors")
+    } else {
+        path.to_path_buf()
+    };
+    let (_, metadata) = load_with_metadata(&file)?;
+    model_spec(&file, &metadata)
+}
+
+fn model_spec(path: &Path, metadata: &HashMap<String, String>) -> Result<Option<ModelSpec>> {
+    (metadata.get(MODEL_KEY))
+        .map(|text| ModelSpec::from_json(text).map_err(|e| Error::data(path, e.to_string())))
+        .transpose()
 }
 
 fn to_f32(view: &TensorView) -> Option<Vec<f32>> {

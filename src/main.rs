@@ -168,16 +168,31 @@ fn devices(json: bool) -> wgml::Result<()> {
     Ok(())
 }
 
-/// Loads weights and infers the model they belong to.
+/// Loads weights and the model they belong to: the architecture stored with them, else the
+/// MLP their shapes describe.
 fn load_model(gpu: &Gpu, path: &std::path::Path) -> wgml::Result<Sequential> {
-    Sequential::from_state_dict(gpu, &checkpoint::load_weights(path)?)
+    let weights = checkpoint::load_weights(path)?;
+    match checkpoint::load_model_spec(path)? {
+        Some(spec) => {
+            let model = spec.build(gpu, 0)?;
+            model.params().load_state_dict(gpu, &weights)?;
+            Ok(model)
+        }
+        None => Sequential::from_state_dict(gpu, &weights),
+    }
+}
+
+/// Samples per forward pass at inference: at most 1000, fewer where a model's scratch grows
+/// past the device's binding size.
+fn inference_batch(gpu: &Gpu, model: &Sequential) -> usize {
+    model.max_batch(gpu).min(1000)
 }
 
 /// Logits for `images` (bytes, `features` per sample) scaled as in training (÷255).
 fn logits(gpu: &Gpu, model: &Sequential, images: &[u8], features: usize) -> wgml::Result<Vec<f32>> {
     check_features(model, features)?;
     let mut out = Vec::new();
-    for chunk in images.chunks(1000 * features) {
+    for chunk in images.chunks(inference_batch(gpu, model) * features) {
         let x = normalised(gpu, chunk, features)?;
         out.extend(model.forward(gpu, &x)?.to_vec::<f32>(gpu)?);
     }
@@ -208,7 +223,10 @@ pub(crate) fn predictions(
 ) -> wgml::Result<Vec<usize>> {
     check_features(model, split.features)?;
     let mut out = Vec::new();
-    for chunk in split.images.chunks(1000 * split.features) {
+    for chunk in split
+        .images
+        .chunks(inference_batch(gpu, model) * split.features)
+    {
         let x = normalised(gpu, chunk, split.features)?;
         let predicted = wgml::kernels::reduce::argmax(gpu, &model.forward(gpu, &x)?)?;
         out.extend(predicted.into_iter().map(|c| c as usize));

@@ -113,6 +113,12 @@ impl Optimizer {
         })
     }
 
+    /// The step counter on the GPU (u32), advanced by every step: what dropout masks are
+    /// keyed by in training ([`crate::nn::Workspace::key_dropout_by`]).
+    pub fn step_counter(&self) -> &Tensor {
+        &self.step
+    }
+
     /// The configuration.
     pub fn config(&self) -> &OptimizerConfig {
         &self.config

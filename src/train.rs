@@ -265,15 +265,18 @@ struct Batches<'a> {
 }
 
 impl<'a> Batches<'a> {
+    /// Batches for training when `optimizer` is given (its step counter keys dropout), else
+    /// for evaluation.
     fn new(
         gpu: &'a Gpu,
         model: &'a Sequential,
         config: &'a TrainConfig,
         split: &'a GpuSplit,
         batch: usize,
-        fused_head: bool,
+        optimizer: Option<&Optimizer>,
     ) -> Result<Self> {
         let batch = batch.min(split.len());
+        let fused_head = optimizer.is_some() && config.fused_head;
         let head = match (fused_head, model.classifier_head()) {
             (false, _) => None,
             (true, Some(head)) => Some(head),
@@ -297,7 +300,14 @@ impl<'a> Batches<'a> {
             layout,
             x: Tensor::zeros(gpu, &[batch * model.in_features()], DType::F32)?,
             y: Tensor::zeros(gpu, &[batch], DType::I32)?,
-            ws: model.workspace(gpu, batch)?,
+            ws: match optimizer {
+                Some(optimizer) => {
+                    let mut ws = model.workspace(gpu, batch)?;
+                    ws.key_dropout_by(optimizer.step_counter())?;
+                    ws
+                }
+                None => model.eval_workspace(gpu, batch)?,
+            },
             head,
         })
     }
@@ -442,14 +452,15 @@ impl Trainer {
             &config,
             &train,
             config.batch_size,
-            config.fused_head,
+            Some(&optimizer),
         )?
         .training(&optimizer, &losses, &mut loss_kernels)?;
         let correct = Tensor::zeros(gpu, &[1], DType::U32)?;
-        let eval_batch = config.eval_batch_size.min(test.len());
+        // Convolutions' scratch grows with the batch: evaluation takes no more than fits.
+        let eval_batch = (config.eval_batch_size.min(test.len())).min(model.max_batch(gpu));
         let eval_losses = Tensor::zeros(gpu, &[test.len().div_ceil(eval_batch)], DType::F32)?;
         // Evaluation counts correct predictions, so it keeps the logits.
-        let eval_pass = Batches::new(gpu, &model, &config, &test, config.eval_batch_size, false)?
+        let eval_pass = Batches::new(gpu, &model, &config, &test, eval_batch, None)?
             .evaluation(&correct, &eval_losses)?;
         Ok(Trainer {
             gpu: gpu.clone(),
@@ -595,11 +606,21 @@ impl Trainer {
             params: self.model.params().state_dict(&self.gpu)?,
             optimizer_step,
             optimizer,
+            model: Some(self.model.spec().clone()),
         })
     }
 
     /// Continues from a saved state: parameters, optimizer, epoch count and shuffle order.
     pub fn restore(&mut self, state: &TrainingState) -> Result<()> {
+        if state
+            .model
+            .as_ref()
+            .is_some_and(|spec| spec != self.model.spec())
+        {
+            return Err(Error::invalid(
+                "the training state belongs to a model of another architecture",
+            ));
+        }
         self.model
             .params()
             .load_state_dict(&self.gpu, &state.params)?;

@@ -348,3 +348,96 @@ fn step_lr_matches_pytorch_over_four_optimizers() {
         println!("ok  {name}  max |err| {err:.2e}");
     }
 }
+
+/// examples/mnist's `Net` with dropout off, from generate_cnn.py's initial weights: each step's
+/// loss within 1e-4 of PyTorch's (float64) over the whole of each stored trajectory, and the
+/// final weights' sums and first values close.
+#[test]
+fn cnn_follows_pytorchs_trajectories() {
+    use wgml::nn::ModelSpec;
+    let expected = fixture("cnn_trajectory.json");
+    let batch = expected["batch_size"].as_u64().unwrap() as usize;
+    let optimizers = [
+        (
+            "adam",
+            OptimizerConfig::Adam(AdamConfig {
+                lr: 1e-4,
+                ..Default::default()
+            }),
+            2e-4,
+        ),
+        (
+            "adadelta",
+            OptimizerConfig::Adadelta(AdadeltaConfig {
+                lr: 1.0,
+                ..Default::default()
+            }),
+            1e-3,
+        ),
+    ];
+    for (name, optimizer, weight_tolerance) in optimizers {
+        let trajectory = &expected["trajectories"][name];
+        let steps = trajectory["steps"].as_u64().unwrap() as usize;
+        // One epoch is the trajectory: its steps' batches of the first samples, in file order.
+        let mut data = Mnist::bundled().unwrap();
+        data.train
+            .images
+            .truncate(steps * batch * data.train.features);
+        data.train.labels.truncate(steps * batch);
+        let model = ModelSpec::mnist_cnn_with_dropout(0.0, 0.0)
+            .build(gpu(), 0)
+            .unwrap();
+        let initial: Vec<_> = (model.params().infos().iter().enumerate())
+            .map(|(i, info)| {
+                let layer = info.name.split('.').next().unwrap();
+                let weight = (model.params().infos().iter())
+                    .find(|p| p.name == format!("{layer}.weight"))
+                    .unwrap();
+                let fan_in: usize = weight.shape[1..].iter().product();
+                let scale = (2.0 / (fan_in as f64).sqrt()) as f32;
+                let v = common::values(info.len(), i as u32 + 1, scale);
+                (info.name.clone(), info.shape.clone(), v)
+            })
+            .collect();
+        model.params().load_state_dict(gpu(), &initial).unwrap();
+        let config = TrainConfig {
+            shuffle: false,
+            optimizer,
+            batch_size: batch,
+            ..TrainConfig::default()
+        };
+        let mut trainer = Trainer::new(gpu(), model, &data, config).unwrap();
+        let losses = trainer.epoch().unwrap().step_losses;
+        let want = f32s(&trajectory["losses"]);
+        assert_eq!(losses.len(), want.len());
+        let mut worst = 0.0f32;
+        for (i, (&a, &e)) in losses.iter().zip(&want).enumerate() {
+            let rel = (a - e).abs() / e.abs();
+            assert!(rel <= 1e-4, "{name} step {}: loss {a}, PyTorch {e}", i + 1);
+            worst = worst.max(rel);
+        }
+        let ours = trainer.model().params().state_dict(gpu()).unwrap();
+        let mut worst_w = 0.0f64;
+        for (tensor, digest) in trajectory["final"].as_object().unwrap() {
+            let (_, _, got) = ours.iter().find(|(n, _, _)| n == tensor).unwrap();
+            let head = f32s(&digest["head"]);
+            for (i, (&a, &e)) in got.iter().zip(&head).enumerate() {
+                let err = f64::from((a - e).abs());
+                assert!(err <= weight_tolerance, "{name} {tensor}[{i}]: {a} vs {e}");
+                worst_w = worst_w.max(err);
+            }
+            // Per-weight errors within the tolerance, adding up as a random walk.
+            let sum: f64 = got.iter().map(|&v| f64::from(v)).sum();
+            let want_sum = digest["sum"].as_f64().unwrap();
+            assert!(
+                (sum - want_sum).abs() <= weight_tolerance * (got.len() as f64).sqrt(),
+                "{name} {tensor}: sum {sum} vs {want_sum}"
+            );
+        }
+        println!(
+            "cnn {name}: {steps} steps, largest relative loss error {worst:.2e}, largest \
+             weight error {worst_w:.2e} (PyTorch float32 vs float64: {})",
+            trajectory["float32_vs_float64"]
+        );
+    }
+}

@@ -156,6 +156,7 @@ fn cpu_stack_loss(layers: &[Layer], p: &[Vec<f64>], x: &[f32], y: &[i32]) -> f64
                         .collect()
                 }
                 Layer::Relu => h.iter().map(|v| v.max(0.0)).collect(),
+                _ => panic!("this test stacks Linear and ReLU layers"),
             };
         }
         let m = h.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
@@ -231,4 +232,223 @@ fn unusual_layer_orders_match_finite_differences() {
             );
         }
     }
+}
+
+/// f64 forward of one sample (`shape`, values `h`) through an image model's `layers`, `p` its
+/// state_dict in order; dropout keeps element `row · features + j` as `keeps` says.
+fn cpu_image_forward(
+    layers: &[Layer],
+    p: &[Vec<f64>],
+    mut shape: Vec<usize>,
+    mut h: Vec<f64>,
+    keeps: &dyn Fn(usize, usize) -> f64,
+) -> Vec<f64> {
+    let mut k = 0;
+    for (index, layer) in layers.iter().enumerate() {
+        h = match *layer {
+            Layer::Conv2d {
+                in_channels,
+                out_channels,
+                kernel: (kh, kw),
+                options,
+            } => {
+                let (w, b) = (&p[k], &p[k + 1]);
+                k += 2;
+                let (ih, iw) = (shape[1], shape[2]);
+                let (sh, sw) = options.stride;
+                let (ph, pw) = options.padding;
+                let (dh, dw) = options.dilation;
+                let oh = (ih + 2 * ph - dh * (kh - 1) - 1) / sh + 1;
+                let ow = (iw + 2 * pw - dw * (kw - 1) - 1) / sw + 1;
+                let mut y = vec![0.0; out_channels * oh * ow];
+                for o in 0..out_channels {
+                    for i in 0..oh {
+                        for j in 0..ow {
+                            let mut s = b[o];
+                            for c in 0..in_channels {
+                                for u in 0..kh {
+                                    for v in 0..kw {
+                                        let r = (i * sh + u * dh) as i64 - ph as i64;
+                                        let q = (j * sw + v * dw) as i64 - pw as i64;
+                                        if r >= 0 && q >= 0 && r < ih as i64 && q < iw as i64 {
+                                            let x = h[(c * ih + r as usize) * iw + q as usize];
+                                            s += w[((o * in_channels + c) * kh + u) * kw + v] * x;
+                                        }
+                                    }
+                                }
+                            }
+                            y[(o * oh + i) * ow + j] = s;
+                        }
+                    }
+                }
+                shape = vec![out_channels, oh, ow];
+                y
+            }
+            Layer::MaxPool2d(pool) => {
+                let (c, ih, iw) = (shape[0], shape[1], shape[2]);
+                let (oh, ow) = pool.output_size((ih, iw)).unwrap();
+                let (kh, kw) = pool.kernel;
+                let (sh, sw) = pool.stride.unwrap_or(pool.kernel);
+                let mut y = vec![f64::NEG_INFINITY; c * oh * ow];
+                for ch in 0..c {
+                    for i in 0..oh {
+                        for j in 0..ow {
+                            for u in 0..kh {
+                                for v in 0..kw {
+                                    let x = h[(ch * ih + i * sh + u) * iw + j * sw + v];
+                                    let at = (ch * oh + i) * ow + j;
+                                    y[at] = y[at].max(x);
+                                }
+                            }
+                        }
+                    }
+                }
+                shape = vec![c, oh, ow];
+                y
+            }
+            Layer::Linear {
+                in_features,
+                out_features,
+            } => {
+                let (w, b) = (&p[k], &p[k + 1]);
+                k += 2;
+                shape = vec![out_features];
+                (0..out_features)
+                    .map(|o| {
+                        (0..in_features)
+                            .map(|i| w[o * in_features + i] * h[i])
+                            .sum::<f64>()
+                            + b[o]
+                    })
+                    .collect()
+            }
+            Layer::Relu => h.iter().map(|v| v.max(0.0)).collect(),
+            Layer::Dropout { .. } => (h.iter().enumerate())
+                .map(|(j, v)| v * keeps(index, j))
+                .collect(),
+            Layer::Flatten => {
+                shape = vec![h.len()];
+                h
+            }
+        };
+    }
+    h
+}
+
+/// Conv2d, pooling, Flatten and dropout through the planner: the GPU's gradients against
+/// central differences of an f64 forward with the same dropout masks.
+#[test]
+fn image_models_match_finite_differences() {
+    use wgml::kernels::conv::Conv2dOptions;
+    use wgml::kernels::pool::MaxPool2d;
+    use wgml::nn::Module;
+    let g = gpu();
+    let input = [2usize, 7, 6];
+    let layers = [
+        Layer::Conv2d {
+            in_channels: 2,
+            out_channels: 3,
+            kernel: (3, 3),
+            options: Conv2dOptions {
+                padding: (1, 1),
+                ..Default::default()
+            },
+        },
+        Layer::Relu,
+        Layer::MaxPool2d(MaxPool2d::default()),
+        Layer::Conv2d {
+            in_channels: 3,
+            out_channels: 4,
+            kernel: (2, 3),
+            options: Conv2dOptions::default(),
+        },
+        Layer::Relu,
+        Layer::Flatten,
+        Layer::Dropout { p: 0.3 },
+        Layer::Linear {
+            in_features: 8,
+            out_features: 5,
+        },
+    ];
+    let model = Sequential::with_input(g, &input, &layers, 5).unwrap();
+    let rows = 3;
+    let features: usize = input.iter().product();
+    let x_host = random(rows * features, -1.0, 1.0, 21);
+    let y_host = [4i32, 0, 2];
+    let x = Tensor::from_slice(g, &x_host, &[rows, 2, 7, 6]).unwrap();
+    let x = (&x, BatchLayout::Rows);
+    let y = Tensor::from_slice(g, &y_host, &[rows]).unwrap();
+    let ws = model.workspace(g, rows).unwrap();
+    let (forward, out) = model.forward_program(g, x, &ws).unwrap();
+    let (loss_out, cursor) = (
+        Tensor::zeros(g, &[1], DType::F32).unwrap(),
+        Tensor::zeros(g, &[1], DType::U32).unwrap(),
+    );
+    let ce = CrossEntropyLoss::new()
+        .prepare(
+            g,
+            &out,
+            Targets::Classes(&y),
+            &ws.output_grad(rows).unwrap(),
+            &loss_out,
+            &cursor,
+        )
+        .unwrap();
+    let mut program = forward;
+    program.append(ce.program.clone());
+    program.append(model.backward_program(g, x, &ws).unwrap());
+    program.run(g).unwrap();
+
+    let Module::Dropout(dropout) = model.modules()[6].clone() else {
+        panic!("module 6 is the dropout");
+    };
+    let loss = |p: &[Vec<f64>]| -> f64 {
+        let mut total = 0.0;
+        for r in 0..rows {
+            let sample = x_host[r * features..(r + 1) * features].iter();
+            // The workspace's own counter, never advanced: step 0.
+            let keeps = |_: usize, j: usize| {
+                let kept = dropout.keeps((r * 8 + j) as u32, 0);
+                if kept {
+                    1.0 / (1.0 - f64::from(dropout.p))
+                } else {
+                    0.0
+                }
+            };
+            let h = sample.map(|&v| f64::from(v)).collect();
+            let z = cpu_image_forward(&layers, p, input.to_vec(), h, &keeps);
+            let m = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let lse = m + z.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+            total += lse - z[y_host[r] as usize];
+        }
+        total / rows as f64
+    };
+    let state = model.params().state_dict(g).unwrap();
+    let mut p: Vec<Vec<f64>> = (state.iter())
+        .map(|(_, _, v)| v.iter().map(|&f| f64::from(f)).collect())
+        .collect();
+    let gpu_loss = f64::from(loss_out.to_vec::<f32>(g).unwrap()[0]);
+    let cpu = loss(&p);
+    assert!((gpu_loss - cpu).abs() < 1e-5, "loss {gpu_loss} vs {cpu}");
+    let mut checked = 0;
+    for (k, (name, _, _)) in state.iter().enumerate() {
+        let grad = model.params().grad(name).unwrap().to_vec::<f32>(g).unwrap();
+        for i in 0..grad.len() {
+            let orig = p[k][i];
+            p[k][i] = orig + 1e-5;
+            let up = loss(&p);
+            p[k][i] = orig - 1e-5;
+            let down = loss(&p);
+            p[k][i] = orig;
+            let fd = (up - down) / 2e-5;
+            assert!(
+                (f64::from(grad[i]) - fd).abs() < 1e-4,
+                "{name}[{i}]: {} vs {fd}",
+                grad[i]
+            );
+            checked += usize::from(fd != 0.0);
+        }
+    }
+    // Dropout and ReLU zero some gradients, but most must be live for the test to mean much.
+    assert!(checked > 100, "only {checked} nonzero gradients");
 }

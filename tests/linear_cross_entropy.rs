@@ -2,7 +2,7 @@
 //! reference, its memory formula, determinism and its errors.
 
 mod common;
-use common::gpu;
+use common::{gpu, hash, values};
 use serde_json::Value;
 use wgml::gpu::{DType, Gpu, GpuOptions, Tensor};
 use wgml::kernels::cross_entropy::CrossEntropyOptions;
@@ -11,23 +11,6 @@ use wgml::kernels::linear_cross_entropy::{
     LinearCrossEntropyOptions, LinearCrossEntropyOutput,
 };
 use wgml::reference;
-
-/// lowbias32 of (i ^ seed·0x9E3779B9), as generate_lce.py's `hashes`.
-fn hash(i: u32, seed: u32) -> u32 {
-    let mut x = i ^ seed.wrapping_mul(0x9E37_79B9);
-    x ^= x >> 16;
-    x = x.wrapping_mul(0x7FEB_352D);
-    x ^= x >> 15;
-    x = x.wrapping_mul(0x846C_A68B);
-    x ^ (x >> 16)
-}
-
-/// generate_lce.py's `values`: the same f32 bits.
-fn values(count: usize, seed: u32, scale: f32) -> Vec<f32> {
-    (0..count as u32)
-        .map(|i| ((hash(i, seed) >> 8) as f32 * 2f32.powi(-24) - 0.5) * scale)
-        .collect()
-}
 
 /// generate_lce.py's `targets`.
 fn targets(n: usize, v: usize, seed: u32, ignore_every: u32) -> Vec<i32> {

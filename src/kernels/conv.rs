@@ -34,7 +34,7 @@ pub const SHADER: Shader = Shader {
 
 /// `torch.nn.Conv2d`'s options besides the sizes (`groups = 1`, zero padding), each
 /// (height, width). The kernel's size comes from the weight, `[out, in, kh, kw]`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Conv2dOptions {
     /// Step between windows.
     pub stride: (usize, usize),

@@ -28,7 +28,7 @@ pub const SHADER: Shader = Shader {
 };
 
 /// `torch.nn.MaxPool2d`'s options (ceil_mode false), each (height, width).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MaxPool2d {
     /// Window size.
     pub kernel: (usize, usize),

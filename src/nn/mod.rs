@@ -6,12 +6,16 @@
 //! Backward overwrites the gradients (it does not accumulate as PyTorch's `.grad` does), so no
 //! `zero_grad` is needed.
 
+mod conv;
 mod linear;
 mod params;
 mod relu;
 mod sequential;
+mod spec;
 
+pub use conv::{Conv2d, Conv2dParams};
 pub use linear::{Linear, LinearParams};
 pub use params::{NamedTensor, ParamInfo, Parameters};
 pub use relu::Relu;
 pub use sequential::{Layer, Module, Sequential, Workspace};
+pub use spec::ModelSpec;

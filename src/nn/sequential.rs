@@ -1,28 +1,108 @@
 //! `Sequential`: layers applied in order, with PyTorch's `nn.Sequential` parameter names.
+//!
+//! Samples flow as tensors of any shape: `(features)` rows for Linear layers, `(C, H, W)` images
+//! for Conv2d and MaxPool2d; each layer's shape is inferred and checked when the model is built.
+//! Forward and backward are planned once as explicit steps, where a ReLU after a Linear or
+//! Conv2d layer joins that layer's epilogue and its backward joins the next layer's gradient.
 
-use super::{Linear, LinearParams, NamedTensor, Parameters, Relu};
+use super::{Conv2d, Conv2dParams, Linear, LinearParams, ModelSpec, NamedTensor, Parameters, Relu};
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Program, Tensor};
+use crate::kernels::conv::{Conv2dOptions, Conv2dScratch, Conv2dShape};
 use crate::kernels::data::BatchLayout;
+use crate::kernels::dropout::{dropout_dispatch, Dropout};
 use crate::kernels::policy;
+use crate::kernels::pool::{max_pool2d_backward_dispatch, max_pool2d_dispatch, MaxPool2d};
 use crate::rng::Rng;
 
 /// The most parameter bytes a model may have on the host, where they are initialised.
 const HOST_PARAM_BYTES: u64 = 16 << 30;
 
-/// An error unless the parameters of `layers` fit one buffer and binding of the device (they
-/// live in one flat buffer) and the host budget, checked before anything is allocated.
-fn check_size(gpu: &Gpu, layers: &[Layer]) -> Result<()> {
-    let count = layers.iter().try_fold(0u64, |total, layer| match *layer {
+/// A layer as the user describes it.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum Layer {
+    /// `nn.Linear(in_features, out_features)`, over flat samples.
+    Linear {
+        /// Input features.
+        in_features: usize,
+        /// Output features.
+        out_features: usize,
+    },
+    /// `nn.Conv2d(in_channels, out_channels, kernel, stride, padding, dilation)` over
+    /// `(C, H, W)` samples.
+    Conv2d {
+        /// Input channels.
+        in_channels: usize,
+        /// Output channels.
+        out_channels: usize,
+        /// Kernel (height, width).
+        kernel: (usize, usize),
+        /// Stride, padding and dilation.
+        options: Conv2dOptions,
+    },
+    /// `nn.ReLU()`.
+    Relu,
+    /// `nn.MaxPool2d(...)` over `(C, H, W)` samples.
+    MaxPool2d(MaxPool2d),
+    /// `nn.Dropout(p)`: in training, zeroes each element with probability p and scales the
+    /// rest by 1/(1 − p); the identity in evaluation.
+    Dropout {
+        /// The probability of zeroing an element.
+        p: f32,
+    },
+    /// `nn.Flatten()`: `(C, H, W)` samples as `C·H·W` features, in that order.
+    Flatten,
+}
+
+impl Layer {
+    /// `nn.Conv2d(in_channels, out_channels, kernel)` with a square kernel and PyTorch's
+    /// defaults (stride 1, no padding).
+    pub fn conv2d(in_channels: usize, out_channels: usize, kernel: usize) -> Self {
+        Layer::Conv2d {
+            in_channels,
+            out_channels,
+            kernel: (kernel, kernel),
+            options: Conv2dOptions::default(),
+        }
+    }
+
+    /// `nn.Linear(in_features, out_features)`.
+    pub fn linear(in_features: usize, out_features: usize) -> Self {
         Layer::Linear {
             in_features,
             out_features,
-        } => (in_features as u64)
-            .checked_add(1)
-            .and_then(|fan_in| fan_in.checked_mul(out_features as u64))
-            .and_then(|n| total.checked_add(n)),
-        Layer::Relu => Some(total),
-    });
+        }
+    }
+
+    /// How many parameters it has (`None` on overflow).
+    fn parameters(&self) -> Option<u64> {
+        let (fan_in, out) = match *self {
+            Layer::Linear {
+                in_features,
+                out_features,
+            } => (in_features as u64, out_features as u64),
+            Layer::Conv2d {
+                in_channels,
+                out_channels,
+                kernel,
+                ..
+            } => (
+                (in_channels as u64)
+                    .checked_mul(kernel.0 as u64)?
+                    .checked_mul(kernel.1 as u64)?,
+                out_channels as u64,
+            ),
+            _ => return Some(0),
+        };
+        fan_in.checked_add(1)?.checked_mul(out)
+    }
+}
+
+/// An error unless the parameters of `layers` fit one buffer and binding of the device (they
+/// live in one flat buffer) and the host budget, checked before anything is allocated.
+fn check_size(gpu: &Gpu, layers: &[Layer]) -> Result<()> {
+    let count =
+        (layers.iter()).try_fold(0u64, |total, layer| total.checked_add(layer.parameters()?));
     let needed = count.and_then(|c| c.checked_mul(4)).unwrap_or(u64::MAX);
     let limits = gpu.limits();
     let (limit, max) = [
@@ -47,40 +127,50 @@ fn check_size(gpu: &Gpu, layers: &[Layer]) -> Result<()> {
     Ok(())
 }
 
-/// A layer as the user describes it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Layer {
-    /// `nn.Linear(in_features, out_features)`.
-    Linear {
-        /// Input features.
-        in_features: usize,
-        /// Output features.
-        out_features: usize,
-    },
-    /// `nn.ReLU()`.
-    Relu,
-}
-
 /// A built layer of a [`Sequential`].
 #[derive(Clone, Debug)]
 pub enum Module {
     /// A fully connected layer.
     Linear(Linear),
+    /// A convolution.
+    Conv2d(Conv2d),
     /// A rectifier.
     Relu(Relu),
+    /// Max pooling.
+    MaxPool2d(MaxPool2d),
+    /// Dropout, with the seed of its masks.
+    Dropout(Dropout),
+    /// A view of `(C, H, W)` samples as flat features.
+    Flatten,
+}
+
+impl Module {
+    /// Whether it has parameters.
+    fn weighted(&self) -> bool {
+        matches!(self, Module::Linear(_) | Module::Conv2d(_))
+    }
+}
+
+/// A module's parameters, resolved once.
+#[derive(Clone, Debug)]
+enum Bound {
+    None,
+    Linear(LinearParams),
+    Conv2d(Conv2dParams),
 }
 
 /// Layers applied in order. Parameters are named as PyTorch's `nn.Sequential` names them: the
 /// layer's index, then `weight` or `bias` (`0.weight`, `0.bias`, `2.weight`, …).
 pub struct Sequential {
+    spec: ModelSpec,
     modules: Vec<Module>,
-    /// Each Linear module's parameters, resolved once (`None` for other modules).
-    bound: Vec<Option<LinearParams>>,
-    widths: Vec<usize>,
+    bound: Vec<Bound>,
+    /// Per-sample shapes: `shapes[0]` the input's, `shapes[i + 1]` module i's output's.
+    shapes: Vec<Vec<usize>>,
     params: Parameters,
 }
 
-/// Where a step reads its input: the model's input, or a module's output in the workspace.
+/// Where a step reads its input: the model's input, or a module's output buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Slot {
     Input,
@@ -91,9 +181,9 @@ enum Slot {
 /// and which epilogue it fuses.
 #[derive(Clone, Copy, Debug)]
 enum Forward {
-    /// Linear module `module` from `input` into `output`: the module's own slot, or the next
-    /// module's when that module is a ReLU fused into the matmul's epilogue.
-    Linear {
+    /// Linear or Conv2d module `module` from `input` into buffer `output`: the module's own, or
+    /// the next module's when that module is a ReLU fused into the epilogue.
+    Weighted {
         module: usize,
         input: Slot,
         output: usize,
@@ -101,47 +191,73 @@ enum Forward {
     },
     /// A ReLU module on its own.
     Relu { module: usize, input: Slot },
+    /// Max pooling, keeping the maxima's indices for backward.
+    Pool { module: usize, input: Slot },
+    /// Dropout in training (in evaluation it is no step: its output is its input).
+    Dropout { module: usize, input: Slot },
 }
 
-/// One step of a backward pass, the mirror of the forward plan: gradients flow from slot `dy`
-/// into slot `dx`.
+/// One step of a backward pass, the mirror of the forward plan: gradients flow from gradient
+/// buffer `dy` into gradient buffer `dx`.
 #[derive(Clone, Copy, Debug)]
 enum Backward {
-    /// Linear module `module`: its parameters' gradients and, when some module needs it, dx;
-    /// a ReLU just before it is done here too, as the gate on dx (`gate`: that ReLU's output).
-    Linear {
+    /// Linear or Conv2d module `module`: its parameters' gradients and, when some module before
+    /// needs it, dx; a ReLU just before it is done here too, as the gate on dx (`gate`: that
+    /// ReLU's output buffer).
+    Weighted {
         module: usize,
         input: Slot,
         dy: usize,
         dx: Option<usize>,
         gate: Option<usize>,
     },
-    /// A ReLU module no Linear module's gate covers.
+    /// A ReLU no weighted module's gate covers.
     Relu { module: usize, dy: usize, dx: usize },
+    /// Max pooling's gradient, routed through the forward's indices.
+    Pool { module: usize, dy: usize, dx: usize },
+    /// Dropout's gradient: the forward's mask, drawn again.
+    Dropout { module: usize, dy: usize, dx: usize },
 }
 
-/// Per-layer outputs and their gradients for batches of up to `rows` rows, allocated once.
+/// Per-module outputs, gradients and scratch for batches of up to `rows` samples, allocated
+/// once. A training workspace holds every gradient and applies dropout; an evaluation one
+/// ([`Sequential::eval_workspace`]) holds only the output's gradient (for a loss) and skips
+/// dropout.
 pub struct Workspace {
-    outputs: Vec<Tensor>,
-    grads: Vec<Tensor>,
+    outputs: Vec<Option<Tensor>>,
+    grads: Vec<Option<Tensor>>,
+    /// Each pooling module's maxima indices (u32).
+    indices: Vec<Option<Tensor>>,
+    scratch: Option<Conv2dScratch>,
+    /// The step counter dropout masks are keyed by; `None` in evaluation.
+    dropout_step: Option<Tensor>,
+    /// Which gradient buffer holds d(loss)/d(output of module i) (a Flatten shares its input's).
+    grad_buffer: Vec<Option<usize>>,
+    /// Features per sample of each module's output.
+    sizes: Vec<usize>,
     rows: usize,
 }
 
 impl Workspace {
-    /// Where the loss writes d(loss)/d(model output) for the first `rows` rows.
+    /// Where the loss writes d(loss)/d(model output) for the first `rows` rows (`[rows, out]`).
     pub fn output_grad(&self, rows: usize) -> Result<Tensor> {
-        match self.grads.last() {
-            Some(g) => g.rows(rows),
+        match self.sizes.len().checked_sub(1) {
+            Some(last) => self.grad(last, rows),
             None => Err(Error::shape("an empty model has no output gradient")),
         }
     }
 
-    /// d(loss)/d(output of module `index`) for the first `rows` rows: where the backward pass
-    /// of the modules after it writes, and the backward pass of the modules up to it reads.
+    /// d(loss)/d(output of module `index`) for the first `rows` rows, as `[rows, features]`:
+    /// where the backward pass of the modules after it writes, and the backward pass of the
+    /// modules up to it reads.
     pub fn grad(&self, index: usize, rows: usize) -> Result<Tensor> {
-        match self.grads.get(index) {
-            Some(g) => g.rows(rows),
-            None => Err(Error::shape(format!("the model has no module {index}"))),
+        let buffer = (self.grad_buffer.get(index).copied().flatten())
+            .and_then(|b| self.grads.get(b).cloned().flatten());
+        match (buffer, self.sizes.get(index)) {
+            (Some(g), Some(&size)) => g.view(0, &[rows, size]),
+            _ => Err(Error::shape(format!(
+                "the workspace holds no gradient of module {index}'s output"
+            ))),
         }
     }
 
@@ -149,56 +265,105 @@ impl Workspace {
     pub fn rows(&self) -> usize {
         self.rows
     }
+
+    /// Keys the dropout masks of training steps by `step` (a 1-element u32 counter, usually
+    /// the optimizer's, which advances once per step) instead of the workspace's own counter,
+    /// which nothing advances.
+    pub fn key_dropout_by(&mut self, step: &Tensor) -> Result<()> {
+        step.expect_dtype(DType::U32)?;
+        crate::kernels::expect_len_of(step, 1, "a dropout step counter")?;
+        match &mut self.dropout_step {
+            Some(counter) => *counter = step.clone(),
+            None => return Err(Error::invalid("an evaluation workspace applies no dropout")),
+        }
+        Ok(())
+    }
+
+    fn output(&self, module: usize, rows: usize, shape: &[usize]) -> Result<Tensor> {
+        match self.outputs.get(module) {
+            Some(Some(t)) => t.view(0, &batch_shape(rows, shape)),
+            _ => Err(Error::shape(format!("module {module} keeps no output"))),
+        }
+    }
+
+    fn grad_buffer(&self, buffer: usize, rows: usize, shape: &[usize]) -> Result<Tensor> {
+        match self.grads.get(buffer) {
+            Some(Some(t)) => t.view(0, &batch_shape(rows, shape)),
+            _ => Err(Error::shape(format!("no gradient buffer {buffer}"))),
+        }
+    }
+
+    fn scratch(&self) -> Result<&Conv2dScratch> {
+        (self.scratch.as_ref()).ok_or_else(|| Error::invalid("the model has no convolution"))
+    }
+}
+
+/// `[rows, shape…]`.
+fn batch_shape(rows: usize, shape: &[usize]) -> Vec<usize> {
+    std::iter::once(rows).chain(shape.iter().copied()).collect()
+}
+
+/// `(64, 12, 12)`: a per-sample shape as PyTorch prints one.
+fn show(shape: &[usize]) -> String {
+    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
+    format!("({})", dims.join(", "))
 }
 
 impl Sequential {
-    /// Builds `layers` on `gpu` with PyTorch's default initialisation drawn from `seed`.
+    /// Builds `layers` over flat samples on `gpu` with PyTorch's default initialisation drawn
+    /// from `seed`. The first layer must be Linear (it gives the input's width); models of
+    /// images start from [`Sequential::with_input`].
     pub fn new(gpu: &Gpu, layers: &[Layer], seed: u64) -> Result<Self> {
         let Some(Layer::Linear { in_features, .. }) = layers.first() else {
             return Err(Error::invalid(
-                "a Sequential model must start with a Linear layer",
+                "a Sequential model must start with a Linear layer, or be built with \
+                 Sequential::with_input and its input's shape",
             ));
         };
+        Self::with_input(gpu, &[*in_features], layers, seed)
+    }
+
+    /// Builds `layers` over samples of `input` shape (`[features]`, or `[C, H, W]` for images),
+    /// inferring and checking each layer's shape, with PyTorch's default initialisation drawn
+    /// from `seed`.
+    pub fn with_input(gpu: &Gpu, input: &[usize], layers: &[Layer], seed: u64) -> Result<Self> {
+        if input.is_empty() || input.contains(&0) {
+            return Err(Error::shape(format!(
+                "a model's input shape needs positive dimensions, got {input:?}"
+            )));
+        }
         check_size(gpu, layers)?;
-        let mut widths = vec![*in_features];
+        let mut shapes = vec![input.to_vec()];
         let mut modules = Vec::with_capacity(layers.len());
         let mut init = Vec::new();
         let mut rng = Rng::new(seed);
         for (i, layer) in layers.iter().enumerate() {
-            let width = *widths.last().unwrap_or(&0);
-            match *layer {
-                Layer::Linear {
-                    in_features,
-                    out_features,
-                } => {
-                    if in_features != width || in_features == 0 || out_features == 0 {
-                        return Err(Error::shape(format!(
-                            "layer {i}: Linear({in_features}, {out_features}) follows a layer \
-                             with {width} outputs"
-                        )));
-                    }
-                    let linear = Linear::new(&i.to_string(), in_features, out_features);
-                    init.extend(linear.init(&mut rng));
-                    modules.push(Module::Linear(linear));
-                    widths.push(out_features);
-                }
-                Layer::Relu => {
-                    modules.push(Module::Relu(Relu));
-                    widths.push(width);
-                }
+            let shape = shapes.last().cloned().unwrap_or_default();
+            let (module, out) = build(i, layer, &shape, seed)?;
+            match &module {
+                Module::Linear(linear) => init.extend(linear.init(&mut rng)),
+                Module::Conv2d(conv) => init.extend(conv.init(&mut rng)),
+                _ => {}
             }
+            modules.push(module);
+            shapes.push(out);
         }
         let params = Parameters::new(gpu, init)?;
         let bound = (modules.iter())
             .map(|m| match m {
-                Module::Linear(linear) => linear.bind(&params).map(Some),
-                Module::Relu(_) => Ok(None),
+                Module::Linear(linear) => linear.bind(&params).map(Bound::Linear),
+                Module::Conv2d(conv) => conv.bind(&params).map(Bound::Conv2d),
+                _ => Ok(Bound::None),
             })
             .collect::<Result<_>>()?;
         Ok(Sequential {
+            spec: ModelSpec {
+                input: input.to_vec(),
+                layers: layers.to_vec(),
+            },
             modules,
             bound,
-            widths,
+            shapes,
             params,
         })
     }
@@ -211,17 +376,7 @@ impl Sequential {
                 "an MLP needs at least input and output sizes",
             ));
         }
-        let mut layers = Vec::new();
-        for (i, pair) in sizes.windows(2).enumerate() {
-            if i > 0 {
-                layers.push(Layer::Relu);
-            }
-            layers.push(Layer::Linear {
-                in_features: pair[0],
-                out_features: pair[1],
-            });
-        }
-        Self::new(gpu, &layers, seed)
+        ModelSpec::mlp(sizes).build(gpu, seed)
     }
 
     /// The MLP a state_dict describes (`0.weight` `[out, in]`, `0.bias`, then the next Linear
@@ -255,6 +410,11 @@ impl Sequential {
         Ok(model)
     }
 
+    /// The architecture it was built from.
+    pub fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
     /// The layers.
     pub fn modules(&self) -> &[Module] {
         &self.modules
@@ -265,25 +425,110 @@ impl Sequential {
         &self.params
     }
 
-    /// Features the model takes.
+    /// The shape of one input sample (`[features]`, or `[C, H, W]`).
+    pub fn input_shape(&self) -> &[usize] {
+        &self.shapes[0]
+    }
+
+    /// Values per input sample.
     pub fn in_features(&self) -> usize {
-        self.widths[0]
+        self.shapes[0].iter().product()
     }
 
-    /// Features the model returns.
+    /// Values per output sample.
     pub fn out_features(&self) -> usize {
-        *self.widths.last().unwrap_or(&0)
+        self.shapes.last().map_or(0, |s| s.iter().product())
     }
 
-    /// Allocates every intermediate tensor for batches of up to `rows` rows.
+    /// The shapes of the convolutions for batches of `rows`.
+    fn conv_shapes(&self, rows: usize) -> Result<Vec<Conv2dShape>> {
+        let mut shapes = Vec::new();
+        for (i, bound) in self.bound.iter().enumerate() {
+            if let Bound::Conv2d(conv) = bound {
+                let input = batch_shape(rows, &self.shapes[i]);
+                let weight = conv.weight.shape();
+                shapes.push(Conv2dShape::new(&input, weight, &conv.options)?);
+            }
+        }
+        Ok(shapes)
+    }
+
+    /// The largest batch whose every tensor fits one binding of `gpu` (convolutions' scratch
+    /// grows with the batch: a few hundred samples for `examples/mnist`'s CNN on lavapipe).
+    pub fn max_batch(&self, gpu: &Gpu) -> usize {
+        let per_sample = self.shapes.iter().map(|s| s.iter().product::<usize>());
+        let scratch = (self.conv_shapes(1).unwrap_or_default().into_iter())
+            .flat_map(|s| [s.taps() * s.positions(), s.out_channels * s.positions()]);
+        let largest = per_sample.chain(scratch).max().unwrap_or(1).max(1) as u64 * 4;
+        let limit = gpu.limits().max_storage_buffer_binding_size;
+        usize::try_from(limit / largest)
+            .unwrap_or(usize::MAX)
+            .max(1)
+    }
+
+    /// Allocates every intermediate tensor of training for batches of up to `rows` samples.
     pub fn workspace(&self, gpu: &Gpu, rows: usize) -> Result<Workspace> {
-        let alloc = |w: &usize| Tensor::zeros(gpu, &[rows, *w], DType::F32);
-        let widths = &self.widths[1..];
+        self.allocate(gpu, rows, true)
+    }
+
+    /// Allocates the tensors of evaluation (no dropout, no gradients but the output's) for
+    /// batches of up to `rows` samples.
+    pub fn eval_workspace(&self, gpu: &Gpu, rows: usize) -> Result<Workspace> {
+        self.allocate(gpu, rows, false)
+    }
+
+    fn allocate(&self, gpu: &Gpu, rows: usize, training: bool) -> Result<Workspace> {
+        let sizes: Vec<usize> = (self.shapes[1..].iter())
+            .map(|s| s.iter().product())
+            .collect();
+        let grad_buffer: Vec<Option<usize>> =
+            (0..self.modules.len()).map(|i| self.grad_of(i)).collect();
+        let flat = |size: usize| Tensor::zeros(gpu, &[rows * size], DType::F32);
+        let last_grad = grad_buffer.last().copied().flatten();
+        let mut outputs = Vec::new();
+        let mut grads = Vec::new();
+        let mut indices = Vec::new();
+        for (i, module) in self.modules.iter().enumerate() {
+            let own = !matches!(module, Module::Flatten);
+            outputs.push(own.then(|| flat(sizes[i])).transpose()?);
+            let grad = own && (training || Some(i) == last_grad);
+            grads.push(grad.then(|| flat(sizes[i])).transpose()?);
+            indices.push(match module {
+                Module::MaxPool2d(_) => Some(Tensor::zeros(gpu, &[rows * sizes[i]], DType::U32)?),
+                _ => None,
+            });
+        }
+        let convs = self.conv_shapes(rows)?;
+        let scratch = if convs.is_empty() {
+            None
+        } else {
+            Some(Conv2dScratch::for_shapes(gpu, &convs)?)
+        };
+        let dropout_step = training
+            .then(|| Tensor::zeros(gpu, &[1], DType::U32))
+            .transpose()?;
         Ok(Workspace {
-            outputs: widths.iter().map(alloc).collect::<Result<_>>()?,
-            grads: widths.iter().map(alloc).collect::<Result<_>>()?,
+            outputs,
+            grads,
+            indices,
+            scratch,
+            dropout_step,
+            grad_buffer,
+            sizes,
             rows,
         })
+    }
+
+    /// The gradient buffer of module `i`'s output: its own, or for a Flatten its input's
+    /// (`None` when that is the model's input).
+    fn grad_of(&self, i: usize) -> Option<usize> {
+        let mut i = i;
+        loop {
+            match self.modules.get(i)? {
+                Module::Flatten => i = i.checked_sub(1)?,
+                _ => return Some(i),
+            }
+        }
     }
 
     /// The layout of input batches of `rows` samples that `gpu` computes the first layer from
@@ -304,21 +549,25 @@ impl Sequential {
         }
     }
 
+    /// The batch's rows: x must be `[rows, features]` or `[rows, …input shape]` (`[features,
+    /// rows]` feature-major).
     fn check_input(&self, (x, layout): (&Tensor, BatchLayout), ws: &Workspace) -> Result<usize> {
         x.expect_dtype(DType::F32)?;
+        let features = self.in_features();
         let rows = match (x.shape(), layout) {
             (&[rows, f], BatchLayout::Rows) | (&[f, rows], BatchLayout::Columns)
-                if f == self.in_features() =>
+                if f == features =>
             {
                 Some(rows)
             }
+            ([rows, rest @ ..], BatchLayout::Rows) if rest == self.input_shape() => Some(*rows),
             _ => None,
         };
         match rows {
             Some(rows) if rows <= ws.rows => Ok(rows),
             _ => Err(Error::shape(format!(
                 "model input ({layout:?}) must be {:?} with rows ≤ {}, got {:?}",
-                layout.shape(ws.rows, self.in_features()),
+                layout.shape(ws.rows, features),
                 ws.rows,
                 x.shape()
             ))),
@@ -332,9 +581,9 @@ impl Sequential {
         self.linear_params(last).ok().map(|params| (last, params))
     }
 
-    /// The forward pass over x (rows samples of in_features, laid out as its layout says) as
-    /// dispatches, and the output view (`[rows, out_features]`). A Linear layer followed by a
-    /// ReLU runs as one matmul with the ReLU fused in.
+    /// The forward pass over x (rows samples, laid out as its layout says) as dispatches, and
+    /// the output view (`[rows, out_features]`). A Linear or Conv2d layer followed by a ReLU
+    /// runs with the ReLU fused in; dropout applies in a training workspace only.
     pub fn forward_program(
         &self,
         gpu: &Gpu,
@@ -345,7 +594,7 @@ impl Sequential {
     }
 
     /// [`Sequential::forward_program`] through the modules before `end` only, and the output
-    /// of the last of them (x itself when `end` is 0).
+    /// of the last of them as `[rows, features]` (x itself when `end` is 0).
     pub fn forward_until(
         &self,
         gpu: &Gpu,
@@ -354,44 +603,121 @@ impl Sequential {
         end: usize,
     ) -> Result<(Program, Tensor)> {
         let rows = self.check_input(x, ws)?;
-        let plan = self.forward_plan(end)?;
-        let slot = |s: Slot| -> Result<(Tensor, BatchLayout)> {
-            match s {
-                Slot::Input => Ok((x.0.clone(), x.1)),
-                Slot::Output(i) => Ok((ws.outputs[i].rows(rows)?, BatchLayout::Rows)),
-            }
-        };
+        let (plan, output) = self.forward_plan(end, ws.dropout_step.is_some())?;
         let mut program = Program::new();
         for step in &plan {
-            match *step {
-                Forward::Linear {
-                    module,
-                    input,
-                    output,
-                    relu,
-                } => {
-                    let (x, layout) = slot(input)?;
-                    let y = ws.outputs[output].rows(rows)?;
-                    let params = self.linear_params(module)?;
-                    program.append(params.forward(gpu, (&x, layout), &y, relu)?);
-                }
-                Forward::Relu { module, input } => {
-                    let (x, _) = slot(input)?;
-                    let y = ws.outputs[module].rows(rows)?;
-                    program.append(Relu.forward(gpu, &x, &y)?);
-                }
-            }
+            program.append(self.forward_step(gpu, x, ws, rows, *step)?);
         }
-        let output = match end.checked_sub(1) {
-            Some(last) => ws.outputs[last].rows(rows)?,
-            None => x.0.clone(),
+        let size = self.shapes[end].iter().product();
+        let output = match output {
+            Slot::Input => self.input_view(x, rows, &[size])?,
+            Slot::Output(i) => ws.output(i, rows, &[size])?,
         };
         Ok((program, output))
     }
 
+    /// x viewed as `[rows, shape…]` (a feature-major x stays as it is: only a first Linear
+    /// layer reads it).
+    fn input_view(
+        &self,
+        (x, layout): (&Tensor, BatchLayout),
+        rows: usize,
+        shape: &[usize],
+    ) -> Result<Tensor> {
+        match layout {
+            BatchLayout::Rows => x.view(0, &batch_shape(rows, shape)),
+            BatchLayout::Columns => Ok(x.clone()),
+        }
+    }
+
+    /// The buffer `slot` viewed as module `module`'s input.
+    fn input_of(
+        &self,
+        x: (&Tensor, BatchLayout),
+        ws: &Workspace,
+        rows: usize,
+        slot: Slot,
+        module: usize,
+    ) -> Result<Tensor> {
+        let shape = &self.shapes[module];
+        match slot {
+            Slot::Input => self.input_view(x, rows, shape),
+            Slot::Output(i) => ws.output(i, rows, shape),
+        }
+    }
+
+    fn forward_step(
+        &self,
+        gpu: &Gpu,
+        x: (&Tensor, BatchLayout),
+        ws: &Workspace,
+        rows: usize,
+        step: Forward,
+    ) -> Result<Program> {
+        let out_shape = |module: usize| &self.shapes[module + 1];
+        Ok(match step {
+            Forward::Weighted {
+                module,
+                input,
+                output,
+                relu,
+            } => {
+                let y = ws.output(output, rows, out_shape(module))?;
+                let input_tensor = self.input_of(x, ws, rows, input, module)?;
+                match &self.bound[module] {
+                    Bound::Linear(params) => {
+                        let layout = if input == Slot::Input {
+                            x.1
+                        } else {
+                            BatchLayout::Rows
+                        };
+                        params.forward(gpu, (&input_tensor, layout), &y, relu)?
+                    }
+                    Bound::Conv2d(params) => {
+                        params.forward(gpu, &input_tensor, &y, relu, ws.scratch()?)?
+                    }
+                    Bound::None => return Err(Error::invalid("planned a layer with no weights")),
+                }
+            }
+            Forward::Relu { module, input } => {
+                let x = self.input_of(x, ws, rows, input, module)?;
+                let y = ws.output(module, rows, out_shape(module))?;
+                Relu.forward(gpu, &x, &y)?
+            }
+            Forward::Pool { module, input } => {
+                let Module::MaxPool2d(pool) = &self.modules[module] else {
+                    return Err(Error::invalid("planned pooling for another layer"));
+                };
+                let x = self.input_of(x, ws, rows, input, module)?;
+                let y = ws.output(module, rows, out_shape(module))?;
+                let indices = self.pool_indices(ws, module, rows)?;
+                max_pool2d_dispatch(gpu, &x, &y, &indices, pool)?.into()
+            }
+            Forward::Dropout { module, input } => {
+                let Module::Dropout(dropout) = &self.modules[module] else {
+                    return Err(Error::invalid("planned dropout for another layer"));
+                };
+                let x = self.input_of(x, ws, rows, input, module)?;
+                let y = ws.output(module, rows, out_shape(module))?;
+                let step = (ws.dropout_step.as_ref())
+                    .ok_or_else(|| Error::invalid("dropout in an evaluation workspace"))?;
+                dropout_dispatch(gpu, &x, &y, step, dropout)?.into()
+            }
+        })
+    }
+
+    fn pool_indices(&self, ws: &Workspace, module: usize, rows: usize) -> Result<Tensor> {
+        match ws.indices.get(module) {
+            Some(Some(t)) => t.view(0, &batch_shape(rows, &self.shapes[module + 1])),
+            _ => Err(Error::invalid(format!(
+                "module {module} keeps no pooling indices"
+            ))),
+        }
+    }
+
     /// The backward pass as dispatches: from d(loss)/d(output) in [`Workspace::output_grad`]
     /// to every parameter's gradient. `x` is the forward pass's input. A ReLU followed by a
-    /// Linear layer runs its backward inside the Linear layer's input-gradient matmul.
+    /// Linear or Conv2d layer runs its backward inside that layer's input gradient.
     pub fn backward_program(
         &self,
         gpu: &Gpu,
@@ -411,106 +737,208 @@ impl Sequential {
         end: usize,
     ) -> Result<Program> {
         let rows = self.check_input(x, ws)?;
-        let plan = self.backward_plan(end)?;
-        let grad = |i: usize| ws.grads[i].rows(rows);
-        let output = |i: usize| ws.outputs[i].rows(rows);
+        if ws.dropout_step.is_none() {
+            return Err(Error::invalid(
+                "backward needs a training workspace (Sequential::workspace)",
+            ));
+        }
+        let (forward, _) = self.forward_plan(end, true)?;
+        let plan = self.backward_plan(end, &forward)?;
         let mut program = Program::new();
-        for step in &plan {
-            match *step {
-                Backward::Linear {
-                    module,
-                    input,
-                    dy,
-                    dx,
-                    gate,
-                } => {
-                    let input = match input {
-                        Slot::Input => (x.0.clone(), x.1),
-                        Slot::Output(i) => (output(i)?, BatchLayout::Rows),
-                    };
-                    let dx = dx.map(grad).transpose()?;
-                    let gate = gate.map(output).transpose()?;
-                    let params = self.linear_params(module)?;
-                    let (input, dy) = ((&input.0, input.1), grad(dy)?);
-                    program.append(params.backward(gpu, input, &dy, dx.as_ref(), gate.as_ref())?);
-                }
-                Backward::Relu { module, dy, dx } => {
-                    program.append(Relu.backward(gpu, &output(module)?, &grad(dy)?, &grad(dx)?)?);
-                }
-            }
+        for step in plan {
+            program.append(self.backward_step(gpu, x, ws, rows, step)?);
         }
         Ok(program)
     }
 
-    /// The forward steps of the modules before `end`: each Linear module fuses a ReLU that
-    /// follows it (writing into the ReLU's slot); other ReLUs run alone.
-    fn forward_plan(&self, end: usize) -> Result<Vec<Forward>> {
+    fn backward_step(
+        &self,
+        gpu: &Gpu,
+        x: (&Tensor, BatchLayout),
+        ws: &Workspace,
+        rows: usize,
+        step: Backward,
+    ) -> Result<Program> {
+        let in_shape = |module: usize| &self.shapes[module];
+        let out_shape = |module: usize| &self.shapes[module + 1];
+        Ok(match step {
+            Backward::Weighted {
+                module,
+                input,
+                dy,
+                dx,
+                gate,
+            } => {
+                let input_tensor = self.input_of(x, ws, rows, input, module)?;
+                let dy = ws.grad_buffer(dy, rows, out_shape(module))?;
+                let dx = dx
+                    .map(|b| ws.grad_buffer(b, rows, in_shape(module)))
+                    .transpose()?;
+                let gate = gate
+                    .map(|b| ws.output(b, rows, in_shape(module)))
+                    .transpose()?;
+                match &self.bound[module] {
+                    Bound::Linear(params) => {
+                        let layout = if input == Slot::Input {
+                            x.1
+                        } else {
+                            BatchLayout::Rows
+                        };
+                        let input = (&input_tensor, layout);
+                        params.backward(gpu, input, &dy, dx.as_ref(), gate.as_ref())?
+                    }
+                    Bound::Conv2d(params) => params.backward(
+                        gpu,
+                        &input_tensor,
+                        &dy,
+                        dx.as_ref(),
+                        gate.as_ref(),
+                        ws.scratch()?,
+                    )?,
+                    Bound::None => return Err(Error::invalid("planned a layer with no weights")),
+                }
+            }
+            Backward::Relu { module, dy, dx } => {
+                let y = ws.output(module, rows, out_shape(module))?;
+                let dy = ws.grad_buffer(dy, rows, out_shape(module))?;
+                let dx = ws.grad_buffer(dx, rows, in_shape(module))?;
+                Relu.backward(gpu, &y, &dy, &dx)?
+            }
+            Backward::Pool { module, dy, dx } => {
+                let Module::MaxPool2d(pool) = &self.modules[module] else {
+                    return Err(Error::invalid("planned pooling for another layer"));
+                };
+                let indices = self.pool_indices(ws, module, rows)?;
+                let dy = ws.grad_buffer(dy, rows, out_shape(module))?;
+                let dx = ws.grad_buffer(dx, rows, in_shape(module))?;
+                max_pool2d_backward_dispatch(gpu, &dy, &indices, &dx, pool)?.into()
+            }
+            Backward::Dropout { module, dy, dx } => {
+                let Module::Dropout(dropout) = &self.modules[module] else {
+                    return Err(Error::invalid("planned dropout for another layer"));
+                };
+                let step = (ws.dropout_step.as_ref())
+                    .ok_or_else(|| Error::invalid("dropout in an evaluation workspace"))?;
+                let dy = ws.grad_buffer(dy, rows, out_shape(module))?;
+                let dx = ws.grad_buffer(dx, rows, in_shape(module))?;
+                dropout_dispatch(gpu, &dy, &dx, step, dropout)?.into()
+            }
+        })
+    }
+
+    /// The forward steps of the modules before `end`, and where the last one's output lies.
+    /// A Linear or Conv2d module fuses a ReLU that follows it (writing into the ReLU's buffer);
+    /// a Flatten, and dropout outside training, are no step: their output is their input.
+    fn forward_plan(&self, end: usize, training: bool) -> Result<(Vec<Forward>, Slot)> {
         let modules = self.modules_before(end)?;
         let mut plan = Vec::new();
         let mut input = Slot::Input;
         let mut i = 0;
         while i < modules.len() {
-            let step = match modules[i] {
-                Module::Linear(_) => {
+            let (step, last) = match modules[i] {
+                Module::Linear(_) | Module::Conv2d(_) => {
                     let relu = matches!(modules.get(i + 1), Some(Module::Relu(_)));
                     let output = if relu { i + 1 } else { i };
-                    Forward::Linear {
+                    let step = Forward::Weighted {
                         module: i,
                         input,
                         output,
                         relu,
-                    }
+                    };
+                    (Some(step), output)
                 }
-                Module::Relu(_) => Forward::Relu { module: i, input },
+                Module::Relu(_) => (Some(Forward::Relu { module: i, input }), i),
+                Module::MaxPool2d(_) => (Some(Forward::Pool { module: i, input }), i),
+                Module::Dropout(_) if training => (Some(Forward::Dropout { module: i, input }), i),
+                Module::Dropout(_) | Module::Flatten => (None, i),
             };
-            let output = match step {
-                Forward::Linear { output, .. } => output,
-                Forward::Relu { module, .. } => module,
-            };
-            plan.push(step);
-            input = Slot::Output(output);
-            i = output + 1;
+            if let Some(step) = step {
+                plan.push(step);
+                input = Slot::Output(last);
+            }
+            i = last + 1;
         }
-        Ok(plan)
+        Ok((plan, input))
     }
 
-    /// The backward steps of the modules before `end`, last module first, from the gradient in
-    /// slot `end - 1`. Slot i's gradient is with respect to module i's output; a Linear module
-    /// with a ReLU before it writes the gradient before that ReLU (slot i − 2), its gate the
-    /// ReLU's output, and the ReLU needs no step of its own.
-    fn backward_plan(&self, end: usize) -> Result<Vec<Backward>> {
+    /// The backward steps of the modules before `end`, last module first, from the gradient of
+    /// module `end - 1`'s output; `forward` is the training forward plan of those modules
+    /// (where each module's input lies). Modules before the first with weights need no
+    /// gradient. A weighted module after a ReLU (a Flatten may sit between) writes the
+    /// gradient before that ReLU, gated by the ReLU's output, and the ReLU needs no step.
+    fn backward_plan(&self, end: usize, forward: &[Forward]) -> Result<Vec<Backward>> {
         let modules = self.modules_before(end)?;
+        let input_slot = |module: usize| -> Slot {
+            // The slot the forward plan reads for `module`'s first step at or after it.
+            (forward.iter())
+                .find_map(|step| match *step {
+                    Forward::Weighted {
+                        module: m, input, ..
+                    }
+                    | Forward::Relu { module: m, input }
+                    | Forward::Pool { module: m, input }
+                    | Forward::Dropout { module: m, input }
+                        if m == module =>
+                    {
+                        Some(input)
+                    }
+                    _ => None,
+                })
+                .unwrap_or(Slot::Input)
+        };
+        let weighted_before = |i: usize| modules[..i].iter().any(Module::weighted);
+        let grad = |i: usize| -> Result<usize> {
+            self.grad_of(i).ok_or_else(|| {
+                Error::invalid(format!("module {i}'s output gradient has no buffer"))
+            })
+        };
         let mut plan = Vec::new();
         let mut i = modules.len();
         while i > 0 {
             i -= 1;
+            if !weighted_before(i + 1) {
+                break;
+            }
+            // The module before i, looking through a Flatten.
+            let previous = (0..i)
+                .rev()
+                .find(|&j| !matches!(modules[j], Module::Flatten));
             match modules[i] {
-                Module::Linear(_) => {
-                    let relu_before = i > 0 && matches!(modules[i - 1], Module::Relu(_));
-                    let input = if i == 0 {
-                        Slot::Input
+                Module::Flatten => {}
+                Module::Linear(_) | Module::Conv2d(_) => {
+                    let relu_before = previous.filter(|&j| matches!(modules[j], Module::Relu(_)));
+                    let below = relu_before.unwrap_or(i);
+                    let dx = if weighted_before(below) {
+                        Some(grad(below - 1)?)
                     } else {
-                        Slot::Output(i - 1)
+                        None
                     };
-                    let absorbed = if relu_before { i - 1 } else { i };
-                    plan.push(Backward::Linear {
+                    plan.push(Backward::Weighted {
                         module: i,
-                        input,
-                        dy: i,
-                        dx: absorbed.checked_sub(1),
-                        gate: relu_before.then(|| i - 1),
+                        input: input_slot(i),
+                        dy: grad(i)?,
+                        dx,
+                        gate: relu_before.filter(|_| dx.is_some()),
                     });
-                    i = absorbed;
-                }
-                Module::Relu(_) => {
-                    if i > 0 {
-                        plan.push(Backward::Relu {
-                            module: i,
-                            dy: i,
-                            dx: i - 1,
-                        });
+                    if let Some(j) = relu_before {
+                        i = j;
                     }
                 }
+                Module::Relu(_) => plan.push(Backward::Relu {
+                    module: i,
+                    dy: grad(i)?,
+                    dx: grad(i - 1)?,
+                }),
+                Module::MaxPool2d(_) => plan.push(Backward::Pool {
+                    module: i,
+                    dy: grad(i)?,
+                    dx: grad(i - 1)?,
+                }),
+                Module::Dropout(_) => plan.push(Backward::Dropout {
+                    module: i,
+                    dy: grad(i)?,
+                    dx: grad(i - 1)?,
+                }),
             }
         }
         Ok(plan)
@@ -528,19 +956,107 @@ impl Sequential {
     /// The resolved parameters of Linear module `index`.
     pub fn linear_params(&self, index: usize) -> Result<&LinearParams> {
         match self.bound.get(index) {
-            Some(Some(params)) => Ok(params),
+            Some(Bound::Linear(params)) => Ok(params),
             _ => Err(Error::invalid(format!(
                 "module {index} is not a Linear layer"
             ))),
         }
     }
 
-    /// Runs the model on x once and returns its output (allocates; for inference and tests).
+    /// Runs the model on x (`[rows, features]` or `[rows, …input shape]`) once in evaluation
+    /// mode and returns its output (allocates; for inference and tests).
     pub fn forward(&self, gpu: &Gpu, x: &Tensor) -> Result<Tensor> {
         let rows = x.shape().first().copied().unwrap_or(0);
-        let ws = self.workspace(gpu, rows)?;
+        let ws = self.eval_workspace(gpu, rows)?;
         let (program, output) = self.forward_program(gpu, (x, BatchLayout::Rows), &ws)?;
         program.run(gpu)?;
         Ok(output)
     }
+}
+
+/// Module `i` built from `layer` over samples of `shape`, and its output's shape; `seed` seeds
+/// dropout masks.
+fn build(i: usize, layer: &Layer, shape: &[usize], seed: u64) -> Result<(Module, Vec<usize>)> {
+    let image = |what: &str| -> Result<[usize; 3]> {
+        match *shape {
+            [c, h, w] => Ok([c, h, w]),
+            _ => Err(Error::shape(format!(
+                "layer {i}: {what} takes (C, H, W) samples, got {}{}",
+                show(shape),
+                if shape.len() == 1 {
+                    " (flat features): start the model with its image shape"
+                } else {
+                    ""
+                }
+            ))),
+        }
+    };
+    Ok(match *layer {
+        Layer::Linear {
+            in_features,
+            out_features,
+        } => {
+            let width = match *shape {
+                [w] => w,
+                _ => {
+                    return Err(Error::shape(format!(
+                        "layer {i}: Linear({in_features}, {out_features}) takes flat \
+                         features, but its input is {}: put a Flatten before it",
+                        show(shape)
+                    )))
+                }
+            };
+            if in_features != width || in_features == 0 || out_features == 0 {
+                return Err(Error::shape(format!(
+                    "layer {i}: Linear({in_features}, {out_features}) follows a layer with \
+                     {width} outputs"
+                )));
+            }
+            let linear = Linear::new(&i.to_string(), in_features, out_features);
+            (Module::Linear(linear), vec![out_features])
+        }
+        Layer::Conv2d {
+            in_channels,
+            out_channels,
+            kernel,
+            options,
+        } => {
+            let [c, h, w] = image("Conv2d")?;
+            if c != in_channels {
+                return Err(Error::shape(format!(
+                    "Conv2d at index {i} expects {in_channels} input channels, got {c} (its \
+                     input is {})",
+                    show(shape)
+                )));
+            }
+            if out_channels == 0 || kernel.0 == 0 || kernel.1 == 0 {
+                return Err(Error::shape(format!(
+                    "layer {i}: Conv2d needs output channels and a kernel of at least 1, got \
+                     {out_channels} and {kernel:?}"
+                )));
+            }
+            let (oh, ow) = crate::kernels::conv::output_size((h, w), kernel, &options)
+                .map_err(|e| Error::shape(format!("layer {i}: {e}")))?;
+            let conv = Conv2d::new(&i.to_string(), in_channels, out_channels, kernel, options);
+            (Module::Conv2d(conv), vec![out_channels, oh, ow])
+        }
+        Layer::Relu => (Module::Relu(Relu), shape.to_vec()),
+        Layer::MaxPool2d(pool) => {
+            let [c, h, w] = image("MaxPool2d")?;
+            let (oh, ow) =
+                (pool.output_size((h, w))).map_err(|e| Error::shape(format!("layer {i}: {e}")))?;
+            (Module::MaxPool2d(pool), vec![c, oh, ow])
+        }
+        Layer::Dropout { p } => {
+            if !(0.0..1.0).contains(&p) {
+                return Err(Error::invalid(format!(
+                    "layer {i}: dropout probability has to be in [0, 1), got {p}"
+                )));
+            }
+            // Each dropout layer draws its own masks.
+            let seed = seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            (Module::Dropout(Dropout { p, seed }), shape.to_vec())
+        }
+        Layer::Flatten => (Module::Flatten, vec![shape.iter().product()]),
+    })
 }

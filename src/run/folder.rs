@@ -12,7 +12,7 @@ use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use wgml::checkpoint::{self, write_atomically, TrainingState};
-use wgml::nn::NamedTensor;
+use wgml::nn::{ModelSpec, NamedTensor};
 use wgml::{plot, Error, Result};
 
 const CONFIG: &str = "config.json";
@@ -147,7 +147,7 @@ impl RunFolder {
     pub fn commit_epoch(
         &self,
         rows: &[Row],
-        weights: &[NamedTensor],
+        (weights, spec): (&[NamedTensor], &ModelSpec),
         save: Option<&Path>,
         state: &TrainingState,
     ) -> Result<()> {
@@ -159,9 +159,9 @@ impl RunFolder {
             &column(|r| r.test_accuracy),
         )?;
         plot::save_png(&self.file("chart.png"), &chart)?;
-        checkpoint::save(&self.file(MODEL), weights)?;
+        checkpoint::save_model(&self.file(MODEL), weights, spec)?;
         if let Some(path) = save {
-            checkpoint::save(path, weights)?;
+            checkpoint::save_model(path, weights, spec)?;
         }
         checkpoint::save_training(&self.file(CHECKPOINT), state)
     }

@@ -14,7 +14,7 @@ use wgml::checkpoint::{self, TrainingState};
 use wgml::data::download::{self, FetchError, Source};
 use wgml::data::Mnist;
 use wgml::gpu::Gpu;
-use wgml::nn::Sequential;
+use wgml::nn::{ModelSpec, Sequential};
 use wgml::optim::{AdadeltaConfig, AdamConfig, OptimizerConfig, SgdConfig, StepLr};
 use wgml::train::{Progress, TrainConfig, Trainer};
 use wgml::{plot, Error, Result};
@@ -39,6 +39,10 @@ pub struct TrainArgs {
     /// Seed for initialisation and shuffling: same seed, same adapter, same numbers [default: 0].
     #[arg(long)]
     seed: Option<u64>,
+    /// The model: the tutorial MLP; examples/mnist's CNN (Adadelta lr 1.0 and StepLR γ 0.7
+    /// by default); or LeNet-5 (fast enough on CPU adapters) [default: mlp].
+    #[arg(long, value_enum)]
+    model: Option<ModelKind>,
     /// Hidden layer width; repeat for a deeper MLP (--hidden 256 --hidden 128) [default: 128].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     hidden: Vec<u64>,
@@ -98,6 +102,7 @@ impl TrainArgs {
             ("--batch-size", self.batch_size.is_some()),
             ("--lr", self.lr.is_some()),
             ("--seed", self.seed.is_some()),
+            ("--model", self.model.is_some()),
             ("--hidden", !self.hidden.is_empty()),
             ("--optimizer", self.optimizer.is_some()),
             ("--weight-decay", self.weight_decay.is_some()),
@@ -142,6 +147,18 @@ impl DataArgs {
     }
 }
 
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+enum ModelKind {
+    /// Linear layers with ReLUs: 784, --hidden …, 10.
+    #[default]
+    Mlp,
+    /// `Net` of PyTorch's examples/mnist.
+    Cnn,
+    /// LeNet-5 as an nn.Sequential.
+    Lenet5,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 enum OptimizerKind {
@@ -163,6 +180,8 @@ struct RunConfig {
     batch_size: usize,
     lr: f32,
     seed: u64,
+    #[serde(default)]
+    model: ModelKind,
     hidden: Vec<usize>,
     optimizer: OptimizerKind,
     weight_decay: Option<f32>,
@@ -182,12 +201,25 @@ impl RunConfig {
     /// A new run's settings: the arguments, with the defaults for what they leave out. Options
     /// that would do nothing with the chosen optimizer are errors.
     fn from_args(args: &TrainArgs) -> Result<Self> {
+        let model = args.model.unwrap_or_default();
+        if model != ModelKind::Mlp && !args.hidden.is_empty() {
+            return Err(Error::invalid(
+                "--hidden sets the MLP's widths; --model cnn and lenet5 have fixed layers",
+            ));
+        }
         let hidden = if args.hidden.is_empty() {
             vec![128]
         } else {
             args.hidden.iter().map(|&h| h as usize).collect()
         };
-        let optimizer = args.optimizer.unwrap_or(OptimizerKind::Adam);
+        // Each model's recipe: examples/mnist trains its CNN with Adadelta and StepLR.
+        let cnn = model == ModelKind::Cnn;
+        let optimizer = (args.optimizer).unwrap_or(if cnn {
+            OptimizerKind::Adadelta
+        } else {
+            OptimizerKind::Adam
+        });
+        let lr_gamma = args.lr_gamma.or(cnn.then_some(0.7));
         if args.momentum.is_some() && optimizer != OptimizerKind::Sgd {
             return Err(Error::invalid(
                 "--momentum applies to --optimizer sgd only; Adam and AdamW keep their own \
@@ -206,6 +238,7 @@ impl RunConfig {
                 _ => 1e-3,
             }),
             seed: args.seed.unwrap_or(0),
+            model,
             hidden,
             optimizer,
             weight_decay: args.weight_decay,
@@ -215,8 +248,22 @@ impl RunConfig {
             no_shuffle: args.no_shuffle,
             allow_non_finite: args.allow_non_finite,
             fused_head: args.fused_head,
-            lr_schedule: (args.lr_gamma).map(|g| (args.lr_step.map_or(1, |s| s as usize), g)),
+            lr_schedule: lr_gamma.map(|g| (args.lr_step.map_or(1, |s| s as usize), g)),
         })
+    }
+
+    /// The model's architecture over `data`'s samples.
+    fn spec(&self, data: &Mnist) -> ModelSpec {
+        match self.model {
+            ModelKind::Mlp => {
+                let mut sizes = vec![data.train.features];
+                sizes.extend(&self.hidden);
+                sizes.push(wgml::data::CLASSES);
+                ModelSpec::mlp(&sizes)
+            }
+            ModelKind::Cnn => ModelSpec::mnist_cnn(),
+            ModelKind::Lenet5 => ModelSpec::lenet5(),
+        }
     }
 
     fn optimizer(&self) -> OptimizerConfig {
@@ -331,8 +378,9 @@ pub fn train(args: &TrainArgs) -> Result<()> {
             row.seconds
         ));
         rows.push(row);
-        let weights = trainer.model().params().state_dict(&gpu)?;
-        folder.commit_epoch(&rows, &weights, args.save.as_deref(), &trainer.state()?)?;
+        let model = trainer.model();
+        let weights = (&model.params().state_dict(&gpu)?[..], model.spec());
+        folder.commit_epoch(&rows, weights, args.save.as_deref(), &trainer.state()?)?;
     }
     let dir = folder.path();
     write_predictions(&gpu, trainer.model(), &data, &dir.join("predictions.png"))?;
@@ -434,10 +482,7 @@ fn build(
     data: &Mnist,
     state: Option<&TrainingState>,
 ) -> Result<Trainer> {
-    let mut sizes = vec![data.train.features];
-    sizes.extend(&config.hidden);
-    sizes.push(wgml::data::CLASSES);
-    let model = Sequential::mlp(gpu, &sizes, config.seed)?;
+    let model = config.spec(data).build(gpu, config.seed)?;
     if let (Some(path), None) = (&config.init, state) {
         model
             .params()

@@ -109,3 +109,20 @@ pub fn write_small_mnist(dir: &std::path::Path, n: u32) {
         .unwrap();
     }
 }
+
+/// lowbias32 of (i ^ seed·0x9E3779B9), as tests/golden/generate_lce.py's `hashes`.
+pub fn hash(i: u32, seed: u32) -> u32 {
+    let mut x = i ^ seed.wrapping_mul(0x9E37_79B9);
+    x ^= x >> 16;
+    x = x.wrapping_mul(0x7FEB_352D);
+    x ^= x >> 15;
+    x = x.wrapping_mul(0x846C_A68B);
+    x ^ (x >> 16)
+}
+
+/// generate_lce.py's (and generate_cnn.py's) `values`: the same f32 bits.
+pub fn values(count: usize, seed: u32, scale: f32) -> Vec<f32> {
+    (0..count as u32)
+        .map(|i| ((hash(i, seed) >> 8) as f32 * 2f32.powi(-24) - 0.5) * scale)
+        .collect()
+}
