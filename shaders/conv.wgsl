@@ -10,6 +10,11 @@
 //                  col = Wᵀ · dy'                        [K, P]    (matmul, over the forward's col)
 //                  dx = col2im(col), ⊙ gate              [N, C, H, W]
 //
+// Where the sizes allow, the kernels move four values per access (the `*4` entries: on CPU
+// adapters a storage access costs about the same whatever its width), and take coordinates
+// from the workgroup grid rather than by dividing each invocation's index (integer division
+// has no vector instruction on CPUs).
+//
 // Column p of col is output position (n, oh, ow) = (p / (OH·OW), …); row k is tap (c, u, v) =
 // (k / (KH·KW), …). Every kernel here moves or sums values in a fixed order: no atomics, and
 // runs are bit-identical.
@@ -35,12 +40,16 @@ struct Params {
 override BIAS: bool = false; // to_nchw adds bias[o]
 override RELU: bool = false; // to_nchw applies max(·, 0) after the bias
 override GATE: bool = false; // col2im zeroes dx where gate ≤ 0 (the backward of a ReLU before)
+override UNIT_STRIDE: bool = false; // col2im: stride (1, 1), no division to find the window
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>; // O
 @group(0) @binding(4) var<storage, read> gate: array<f32>; // like dst
+// The same tensors as src and dst, four values at a time.
+@group(0) @binding(5) var<storage, read> src4: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> dst4: array<vec4<f32>>;
 
 fn linear_index(wg: vec3<u32>, groups: vec3<u32>, lid: u32) -> u32 {
     return (wg.x + wg.y * groups.x) * 256u + lid;
@@ -80,6 +89,45 @@ fn im2col(
     dst[i] = select(0.0, src[min(at, arrayLength(&src) - 1u)], inside);
 }
 
+// im2col for P a multiple of 4: the grid's y is the tap row, x runs over its columns four at a
+// time; the four positions advance along the output rows without dividing.
+@compute @workgroup_size(64)
+fn im2col4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let k = wg.y;
+    let q = wg.x * 64u + lid;
+    let cols = positions();
+    if q * 4u >= cols {
+        return;
+    }
+    let taps = p.kernel_h * p.kernel_w;
+    let c = k / taps;
+    let u = (k % taps) / p.kernel_w;
+    let v = k % p.kernel_w;
+    let plane = p.out_height * p.out_width;
+    let first = q * 4u;
+    var n = first / plane;
+    var oh = (first - n * plane) / p.out_width;
+    var ow = first - n * plane - oh * p.out_width;
+    var out: vec4<f32>;
+    for (var j = 0u; j < 4u; j++) {
+        let h = i32(oh * p.stride_h + u * p.dilation_h) - i32(p.pad_h);
+        let w = i32(ow * p.stride_w + v * p.dilation_w) - i32(p.pad_w);
+        let inside = h >= 0 && h < i32(p.height) && w >= 0 && w < i32(p.width);
+        let at = ((n * p.channels + c) * p.height + u32(max(h, 0))) * p.width + u32(max(w, 0));
+        out[j] = select(0.0, src[min(at, arrayLength(&src) - 1u)], inside);
+        ow += 1u;
+        if ow == p.out_width {
+            ow = 0u;
+            oh += 1u;
+            if oh == p.out_height {
+                oh = 0u;
+                n += 1u;
+            }
+        }
+    }
+    dst4[k * (cols / 4u) + q] = out;
+}
+
 // src = col [C·KH·KW, P], dst = dx [N, C, H, W]: one invocation per input element, the sum
 // over the taps that read it, in tap order.
 @compute @workgroup_size(256)
@@ -103,16 +151,28 @@ fn col2im(
     for (var u = 0u; u < p.kernel_h; u++) {
         // oh·stride = h + pad − u·dilation, when that is a whole step inside the output.
         let th = i32(h + p.pad_h) - i32(u * p.dilation_h);
-        if th < 0 || u32(th) % p.stride_h != 0u || u32(th) / p.stride_h >= p.out_height {
-            continue;
-        }
-        let oh = u32(th) / p.stride_h;
-        for (var v = 0u; v < p.kernel_w; v++) {
-            let tw = i32(w + p.pad_w) - i32(v * p.dilation_w);
-            if tw < 0 || u32(tw) % p.stride_w != 0u || u32(tw) / p.stride_w >= p.out_width {
+        var oh = u32(th);
+        if !UNIT_STRIDE {
+            oh = u32(th) / p.stride_h;
+            if u32(th) % p.stride_h != 0u {
                 continue;
             }
-            let ow = u32(tw) / p.stride_w;
+        }
+        if th < 0 || oh >= p.out_height {
+            continue;
+        }
+        for (var v = 0u; v < p.kernel_w; v++) {
+            let tw = i32(w + p.pad_w) - i32(v * p.dilation_w);
+            var ow = u32(tw);
+            if !UNIT_STRIDE {
+                ow = u32(tw) / p.stride_w;
+                if u32(tw) % p.stride_w != 0u {
+                    continue;
+                }
+            }
+            if tw < 0 || ow >= p.out_width {
+                continue;
+            }
             let k = (c * p.kernel_h + u) * p.kernel_w + v;
             sum += src[k * cols + n * plane + oh * p.out_width + ow];
         }
@@ -147,6 +207,42 @@ fn to_nchw(
         v = max(v, 0.0);
     }
     dst[i] = v;
+}
+
+// to_nchw for OH·OW a multiple of 4: four positions of one plane per invocation; the grid's y
+// is the sample.
+@compute @workgroup_size(64)
+fn to_nchw4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let n = wg.y;
+    let i = wg.x * 64u + lid; // o · OH·OW/4 + s/4 within the sample
+    let quads = p.out_height * p.out_width / 4u;
+    if i >= p.out_channels * quads {
+        return;
+    }
+    let o = i / quads;
+    let s = i - o * quads;
+    var v = src4[(o * positions()) / 4u + n * quads + s];
+    if BIAS {
+        v += vec4(bias[o]);
+    }
+    if RELU {
+        v = max(v, vec4(0.0));
+    }
+    dst4[n * p.out_channels * quads + i] = v;
+}
+
+// from_nchw for OH·OW a multiple of 4: the grid's y is the sample.
+@compute @workgroup_size(64)
+fn from_nchw4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let n = wg.y;
+    let i = wg.x * 64u + lid;
+    let quads = p.out_height * p.out_width / 4u;
+    if i >= p.out_channels * quads {
+        return;
+    }
+    let o = i / quads;
+    let s = i - o * quads;
+    dst4[(o * positions()) / 4u + n * quads + s] = src4[n * p.out_channels * quads + i];
 }
 
 // src = dy [N, O, OH, OW], dst = dy' [O, P]: one invocation per element of dy'.

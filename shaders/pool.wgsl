@@ -4,6 +4,12 @@
 //                      order wins, and a NaN is taken as the maximum (as PyTorch's CPU kernel).
 //   max_pool_backward  one invocation per input: dx = Σ dy over the outputs whose index is this
 //                      input, visited in a fixed order (overlapping windows add up, no atomics).
+//   max_pool_backward_tiled
+//                      when the windows tile the input exactly (stride = kernel, no padding or
+//                      dilation, sizes multiples of the kernel): one invocation per output
+//                      writes its whole window, dy at the maximum and zeros elsewhere.
+// With GATE, both backward entries also zero dx where gate (the input, a ReLU's output) ≤ 0:
+// the ReLU's backward, fused.
 
 struct Params {
     planes: u32,     // N · C
@@ -28,6 +34,18 @@ struct Params {
 @group(0) @binding(4) var<storage, read> dy: array<f32>;          // planes × OH × OW
 @group(0) @binding(5) var<storage, read> index_in: array<u32>;    // planes × OH × OW
 @group(0) @binding(6) var<storage, read_write> dx: array<f32>;    // planes × H × W
+@group(0) @binding(7) var<storage, read> gate: array<f32>;        // planes × H × W
+
+override GATE: bool = false;
+
+// dx[i] = v, or 0 where the gate is closed.
+fn store_dx(i: u32, v: f32) {
+    if GATE {
+        dx[i] = select(0.0, v, gate[i] > 0.0);
+    } else {
+        dx[i] = v;
+    }
+}
 
 // By its bits: comparisons with NaN are not reliable across back ends.
 fn is_nan(v: f32) -> bool {
@@ -114,5 +132,30 @@ fn max_pool_backward(
             }
         }
     }
-    dx[i] = sum;
+    store_dx(i, sum);
+}
+
+@compute @workgroup_size(256)
+fn max_pool_backward_tiled(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let o = linear_index(wg, groups, lid);
+    let outputs = p.out_height * p.out_width;
+    if o >= p.planes * outputs {
+        return;
+    }
+    let plane = o / outputs;
+    let oh = (o % outputs) / p.out_width;
+    let ow = o % p.out_width;
+    let at = index_in[o];
+    let g = dy[o];
+    let base = plane * p.height * p.width;
+    for (var u = 0u; u < p.kernel_h; u++) {
+        let row = (oh * p.kernel_h + u) * p.width + ow * p.kernel_w;
+        for (var v = 0u; v < p.kernel_w; v++) {
+            store_dx(base + row + v, select(0.0, g, row + v == at));
+        }
+    }
 }

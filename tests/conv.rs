@@ -206,6 +206,7 @@ fn fused_epilogues_apply_bias_relu_and_gate() {
         gate: Some(&x),
         dweight: &dw,
         dbias: None,
+        taps_kept: true,
     };
     conv2d_backward(g, &x, &w, &dy, grads, &scratch, &opts)
         .unwrap()

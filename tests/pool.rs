@@ -116,6 +116,46 @@ fn max_pool2d_matches_the_reference_over_odd_shapes() {
     }
 }
 
+/// The fused ReLU gate, on windows that tile the input (one window per input) and on windows
+/// that overlap or leave inputs out.
+#[test]
+fn gated_backward_zeroes_where_the_gate_is_closed() {
+    use wgml::gpu::DType;
+    use wgml::kernels::pool::max_pool2d_backward_dispatch;
+    let g = gpu();
+    let overlapping = MaxPool2d {
+        kernel: (3, 3),
+        stride: Some((2, 1)),
+        padding: (1, 1),
+        dilation: (1, 1),
+    };
+    for (shape, pool) in [
+        ([2, 3, 8, 6], MaxPool2d::default()),
+        ([1, 3, 7, 5], MaxPool2d::default()),
+        ([2, 2, 9, 7], overlapping),
+    ] {
+        let len = shape.iter().product();
+        let x = random(len, -1.0, 1.0, 3);
+        let (y, indices) =
+            max_pool2d(g, &Tensor::from_slice(g, &x, &shape).unwrap(), &pool).unwrap();
+        let (_, ei) = reference::max_pool2d(&x, shape, &pool);
+        let dy = random(y.len(), -1.0, 1.0, 4);
+        let dy_t = Tensor::from_slice(g, &dy, y.shape()).unwrap();
+        let gate = Tensor::from_slice(g, &x, &shape).unwrap();
+        let dx = Tensor::zeros(g, &shape, DType::F32).unwrap();
+        max_pool2d_backward_dispatch(g, &dy_t, &indices, &dx, Some(&gate), &pool)
+            .unwrap()
+            .run(g)
+            .unwrap();
+        let expected: Vec<f32> = (reference::max_pool2d_backward(&dy, &ei, shape).iter())
+            .zip(&x)
+            .map(|(&d, &x)| if x > 0.0 { d } else { 0.0 })
+            .collect();
+        let what = format!("{shape:?} {pool:?}");
+        assert_torch_close(&dx.to_vec::<f32>(g).unwrap(), &expected, &what);
+    }
+}
+
 #[test]
 fn bad_pools_are_errors_in_pytorchs_words() {
     let g = gpu();

@@ -106,6 +106,22 @@ impl Dispatch {
         })
     }
 
+    /// The same launch over an explicit `[x, y, z]` grid of workgroups (for kernels that take
+    /// coordinates from `workgroup_id`), checked against the device's limit per dimension.
+    pub fn on_grid(mut self, gpu: &Gpu, grid: [u32; 3]) -> Result<Self> {
+        let max = gpu.limits().max_compute_workgroups_per_dimension;
+        if let Some(&over) = grid.iter().find(|&&g| g > max) {
+            return Err(Error::Limit {
+                what: format!("{} workgroups along one dimension", self.label),
+                needed: u64::from(over),
+                limit: "max_compute_workgroups_per_dimension",
+                max: u64::from(max),
+            });
+        }
+        self.grid = grid;
+        Ok(self)
+    }
+
     /// Records the launch into `pass` (nothing when the grid is empty).
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
         if self.grid.contains(&0) {

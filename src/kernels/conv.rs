@@ -349,6 +349,36 @@ fn flag(on: bool) -> f64 {
     f64::from(u8::from(on))
 }
 
+/// Workgroups of 64 invocations for `count` invocations along x, and `rows` along y.
+fn grid(count: usize, rows: usize) -> Result<[u32; 3]> {
+    let x = u32_param(count.div_ceil(64), "workgroups")?;
+    Ok([x, u32_param(rows, "workgroups")?, 1])
+}
+
+/// x's taps into col `[taps, positions]`: four positions per invocation where they come in
+/// fours and the taps fit the grid, else one.
+fn im2col(
+    gpu: &Gpu,
+    shape: &Conv2dShape,
+    params: &Params,
+    x: &Tensor,
+    col: &Tensor,
+) -> Result<Dispatch> {
+    let max = gpu.limits().max_compute_workgroups_per_dimension as usize;
+    if shape.positions().is_multiple_of(4) && shape.taps() <= max {
+        let d = Dispatch::new(gpu, SHADER, "im2col4", params, &[(1, x), (6, col)], 1)?;
+        return d.on_grid(gpu, grid(shape.positions() / 4, shape.taps())?);
+    }
+    dispatch(gpu, "im2col", &[], params, &[(1, x), (2, col)], col.len())
+}
+
+/// Whether the NCHW movers can go four values at a time: planes in fours, samples within the
+/// grid.
+fn quads(gpu: &Gpu, shape: &Conv2dShape) -> bool {
+    let max = gpu.limits().max_compute_workgroups_per_dimension as usize;
+    (shape.out_height * shape.out_width).is_multiple_of(4) && shape.batch <= max
+}
+
 /// The shape of a convolution of `x` by `weight`, checked.
 fn shape_of(x: &Tensor, weight: &Tensor, opts: &Conv2dOptions) -> Result<Conv2dShape> {
     x.expect_dtype(DType::F32)?;
@@ -379,14 +409,7 @@ pub fn conv2d_forward(
     let (col, product) = scratch.views(&shape)?;
     let w = weight.reshape(&[shape.out_channels, shape.taps()])?;
     let mut program = Program::new();
-    program.push(dispatch(
-        gpu,
-        "im2col",
-        &[],
-        &params,
-        &[(1, x), (2, &col)],
-        col.len(),
-    )?);
+    program.push(im2col(gpu, &shape, &params, x, &col)?);
     program.push(matmul_dispatch(
         gpu,
         &w,
@@ -395,15 +418,16 @@ pub fn conv2d_forward(
         MatmulOptions::default(),
     )?);
     let constants = [("BIAS", flag(bias.is_some())), ("RELU", flag(relu))];
-    let tensors = [(1, &product), (2, y), (3, bias.unwrap_or(&product))];
-    program.push(dispatch(
-        gpu,
-        "to_nchw",
-        &constants,
-        &params,
-        &tensors,
-        y.len(),
-    )?);
+    let bias = bias.unwrap_or(&product);
+    program.push(if quads(gpu, &shape) {
+        let tensors = [(3, bias), (5, &product), (6, y)];
+        let plane = shape.out_channels * shape.out_height * shape.out_width;
+        Dispatch::specialized(gpu, SHADER, "to_nchw4", &constants, &params, &tensors, 1)?
+            .on_grid(gpu, grid(plane / 4, shape.batch)?)?
+    } else {
+        let tensors = [(1, &product), (2, y), (3, bias)];
+        dispatch(gpu, "to_nchw", &constants, &params, &tensors, y.len())?
+    });
     Ok(program)
 }
 
@@ -419,12 +443,15 @@ pub struct Conv2dGrads<'a> {
     pub dweight: &'a Tensor,
     /// d(loss)/d(bias), when the layer has one.
     pub dbias: Option<&'a Tensor>,
+    /// The scratch still holds the input's taps from this convolution's forward pass (nothing
+    /// has used it since): backward skips gathering them again.
+    pub taps_kept: bool,
 }
 
 /// A prepared backward pass from dy (`[N, O, OH, OW]`): the weight's and bias's gradients and,
-/// when asked, the input's. It recomputes the input's taps, so it needs nothing the forward
-/// pass left in the scratch. Up to six dispatches: im2col, dy to `[O, positions]`, the bias's
-/// row sums, dW = dy·colᵀ, col = Wᵀ·dy, and col2im with the gate.
+/// when asked, the input's. Unless `grads.taps_kept`, it gathers the input's taps again, so it
+/// needs nothing the forward pass left in the scratch. Up to six dispatches: im2col, dy to
+/// `[O, positions]`, the bias's row sums, dW = dy·colᵀ, col = Wᵀ·dy, and col2im with the gate.
 pub fn conv2d_backward(
     gpu: &Gpu,
     x: &Tensor,
@@ -467,22 +494,24 @@ pub fn conv2d_backward(
     let w = weight.reshape(&[shape.out_channels, shape.taps()])?;
     let dw = grads.dweight.reshape(&[shape.out_channels, shape.taps()])?;
     let mut program = Program::new();
-    program.push(dispatch(
-        gpu,
-        "im2col",
-        &[],
-        &params,
-        &[(1, x), (2, &col)],
-        col.len(),
-    )?);
-    program.push(dispatch(
-        gpu,
-        "from_nchw",
-        &[],
-        &params,
-        &[(1, dy), (2, &product)],
-        product.len(),
-    )?);
+    if !grads.taps_kept {
+        program.push(im2col(gpu, &shape, &params, x, &col)?);
+    }
+    program.push(if quads(gpu, &shape) {
+        let plane = shape.out_channels * shape.out_height * shape.out_width;
+        Dispatch::new(
+            gpu,
+            SHADER,
+            "from_nchw4",
+            &params,
+            &[(5, dy), (6, &product)],
+            1,
+        )?
+        .on_grid(gpu, grid(plane / 4, shape.batch)?)?
+    } else {
+        let tensors = [(1, dy), (2, &product)];
+        dispatch(gpu, "from_nchw", &[], &params, &tensors, product.len())?
+    });
     if let Some(db) = grads.dbias {
         let groups = shape.out_channels as u64;
         let tensors = [(1, &product), (2, db)];
@@ -502,7 +531,10 @@ pub fn conv2d_backward(
         };
         program.push(matmul_dispatch(gpu, &w, &product, &col, input_grad)?);
         let tensors = [(1, &col), (2, dx), (4, grads.gate.unwrap_or(&col))];
-        let constants = [("GATE", flag(grads.gate.is_some()))];
+        let constants = [
+            ("GATE", flag(grads.gate.is_some())),
+            ("UNIT_STRIDE", flag(opts.stride == (1, 1))),
+        ];
         program.push(dispatch(
             gpu,
             "col2im",
@@ -549,6 +581,7 @@ pub fn conv2d_gradients(
         gate: None,
         dweight: &dw,
         dbias: Some(&db),
+        taps_kept: false,
     };
     conv2d_backward(gpu, x, weight, dy, grads, &scratch, opts)?.run(gpu)?;
     Ok((dx, dw, db))

@@ -188,21 +188,39 @@ pub fn max_pool2d_dispatch(
 }
 
 /// A prepared backward of max pooling: `dx` (the input's shape) from `dy` and the forward's
-/// `indices`; gradients of overlapping windows add up, in a fixed order.
+/// `indices`; gradients of overlapping windows add up, in a fixed order. With `gate` (the
+/// input's shape), dx is zeroed where the gate is ≤ 0: the backward of a ReLU whose output
+/// was pooled, fused.
 pub fn max_pool2d_backward_dispatch(
     gpu: &Gpu,
     dy: &Tensor,
     indices: &Tensor,
     dx: &Tensor,
+    gate: Option<&Tensor>,
     pool: &MaxPool2d,
 ) -> Result<Dispatch> {
     dx.expect_dtype(DType::F32)?;
     let (out, params) = plan(dx.shape(), pool)?;
     expect(dy, &out, DType::F32, "output gradient")?;
     expect(indices, &out, DType::U32, "indices")?;
-    let groups = dx.len().div_ceil(256) as u64;
-    let bindings = [(4, dy), (5, indices), (6, dx)];
-    Dispatch::new(gpu, SHADER, "max_pool_backward", &params, &bindings, groups)
+    if let Some(gate) = gate {
+        expect(gate, dx.shape(), DType::F32, "gate")?;
+    }
+    // Windows that tile the input exactly: each input belongs to one window.
+    let tiles = pool.stride.unwrap_or(pool.kernel) == pool.kernel
+        && pool.padding == (0, 0)
+        && pool.dilation == (1, 1)
+        && params.height.is_multiple_of(params.kernel_h)
+        && params.width.is_multiple_of(params.kernel_w);
+    let (entry, invocations) = if tiles {
+        ("max_pool_backward_tiled", dy.len())
+    } else {
+        ("max_pool_backward", dx.len())
+    };
+    let constants = [("GATE", f64::from(u8::from(gate.is_some())))];
+    let bindings = [(4, dy), (5, indices), (6, dx), (7, gate.unwrap_or(dy))];
+    let groups = invocations.div_ceil(256) as u64;
+    Dispatch::specialized(gpu, SHADER, entry, &constants, &params, &bindings, groups)
 }
 
 /// Max pooling in one call (allocates): the output and the indices of the maxima.
@@ -223,6 +241,6 @@ pub fn max_pool2d_backward(
     pool: &MaxPool2d,
 ) -> Result<Tensor> {
     let dx = Tensor::zeros(gpu, input_shape, DType::F32)?;
-    max_pool2d_backward_dispatch(gpu, dy, indices, &dx, pool)?.run(gpu)?;
+    max_pool2d_backward_dispatch(gpu, dy, indices, &dx, None, pool)?.run(gpu)?;
     Ok(dx)
 }

@@ -115,7 +115,8 @@ impl Conv2dParams {
     }
 
     /// Dispatches for dW, db and, when `dx` is given, dx (zeroed where `gate` is ≤ 0 when
-    /// given: the backward of a ReLU whose output is x, fused).
+    /// given: the backward of a ReLU whose output is x, fused). `scratch` must be the one this
+    /// layer's forward pass ran with, untouched since: backward reads the taps it gathered.
     pub fn backward(
         &self,
         gpu: &Gpu,
@@ -130,6 +131,7 @@ impl Conv2dParams {
             gate,
             dweight: &self.dweight,
             dbias: Some(&self.dbias),
+            taps_kept: true,
         };
         conv2d_backward(gpu, x, &self.weight, dy, grads, scratch, &self.options)
     }

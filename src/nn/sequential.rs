@@ -213,8 +213,14 @@ enum Backward {
     },
     /// A ReLU no weighted module's gate covers.
     Relu { module: usize, dy: usize, dx: usize },
-    /// Max pooling's gradient, routed through the forward's indices.
-    Pool { module: usize, dy: usize, dx: usize },
+    /// Max pooling's gradient, routed through the forward's indices; a ReLU just before it is
+    /// done here too, as the gate (`gate`: that ReLU's output buffer).
+    Pool {
+        module: usize,
+        dy: usize,
+        dx: usize,
+        gate: Option<usize>,
+    },
     /// Dropout's gradient: the forward's mask, drawn again.
     Dropout { module: usize, dy: usize, dx: usize },
 }
@@ -228,7 +234,8 @@ pub struct Workspace {
     grads: Vec<Option<Tensor>>,
     /// Each pooling module's maxima indices (u32).
     indices: Vec<Option<Tensor>>,
-    scratch: Option<Conv2dScratch>,
+    /// Each convolution's scratch: backward reads the taps its forward pass gathered there.
+    scratch: Vec<Option<Conv2dScratch>>,
     /// The step counter dropout masks are keyed by; `None` in evaluation.
     dropout_step: Option<Tensor>,
     /// Which gradient buffer holds d(loss)/d(output of module i) (a Flatten shares its input's).
@@ -293,8 +300,9 @@ impl Workspace {
         }
     }
 
-    fn scratch(&self) -> Result<&Conv2dScratch> {
-        (self.scratch.as_ref()).ok_or_else(|| Error::invalid("the model has no convolution"))
+    fn scratch(&self, module: usize) -> Result<&Conv2dScratch> {
+        (self.scratch.get(module).and_then(Option::as_ref))
+            .ok_or_else(|| Error::invalid(format!("module {module} is not a convolution")))
     }
 }
 
@@ -498,12 +506,16 @@ impl Sequential {
                 _ => None,
             });
         }
-        let convs = self.conv_shapes(rows)?;
-        let scratch = if convs.is_empty() {
-            None
-        } else {
-            Some(Conv2dScratch::for_shapes(gpu, &convs)?)
-        };
+        let mut convs = self.conv_shapes(rows)?.into_iter();
+        let scratch = (self.modules.iter())
+            .map(|m| match m {
+                Module::Conv2d(_) => match convs.next() {
+                    Some(shape) => Conv2dScratch::for_shapes(gpu, &[shape]).map(Some),
+                    None => Err(Error::invalid("a convolution without its shape")),
+                },
+                _ => Ok(None),
+            })
+            .collect::<Result<_>>()?;
         let dropout_step = training
             .then(|| Tensor::zeros(gpu, &[1], DType::U32))
             .transpose()?;
@@ -674,7 +686,7 @@ impl Sequential {
                         params.forward(gpu, (&input_tensor, layout), &y, relu)?
                     }
                     Bound::Conv2d(params) => {
-                        params.forward(gpu, &input_tensor, &y, relu, ws.scratch()?)?
+                        params.forward(gpu, &input_tensor, &y, relu, ws.scratch(module)?)?
                     }
                     Bound::None => return Err(Error::invalid("planned a layer with no weights")),
                 }
@@ -793,7 +805,7 @@ impl Sequential {
                         &dy,
                         dx.as_ref(),
                         gate.as_ref(),
-                        ws.scratch()?,
+                        ws.scratch(module)?,
                     )?,
                     Bound::None => return Err(Error::invalid("planned a layer with no weights")),
                 }
@@ -804,14 +816,22 @@ impl Sequential {
                 let dx = ws.grad_buffer(dx, rows, in_shape(module))?;
                 Relu.backward(gpu, &y, &dy, &dx)?
             }
-            Backward::Pool { module, dy, dx } => {
+            Backward::Pool {
+                module,
+                dy,
+                dx,
+                gate,
+            } => {
                 let Module::MaxPool2d(pool) = &self.modules[module] else {
                     return Err(Error::invalid("planned pooling for another layer"));
                 };
                 let indices = self.pool_indices(ws, module, rows)?;
                 let dy = ws.grad_buffer(dy, rows, out_shape(module))?;
                 let dx = ws.grad_buffer(dx, rows, in_shape(module))?;
-                max_pool2d_backward_dispatch(gpu, &dy, &indices, &dx, pool)?.into()
+                let gate = gate
+                    .map(|b| ws.output(b, rows, in_shape(module)))
+                    .transpose()?;
+                max_pool2d_backward_dispatch(gpu, &dy, &indices, &dx, gate.as_ref(), pool)?.into()
             }
             Backward::Dropout { module, dy, dx } => {
                 let Module::Dropout(dropout) = &self.modules[module] else {
@@ -864,8 +884,9 @@ impl Sequential {
     /// The backward steps of the modules before `end`, last module first, from the gradient of
     /// module `end - 1`'s output; `forward` is the training forward plan of those modules
     /// (where each module's input lies). Modules before the first with weights need no
-    /// gradient. A weighted module after a ReLU (a Flatten may sit between) writes the
-    /// gradient before that ReLU, gated by the ReLU's output, and the ReLU needs no step.
+    /// gradient. A weighted module or a pooling after a ReLU (for a weighted module, a Flatten
+    /// may sit between) writes the gradient before that ReLU, gated by the ReLU's output, and
+    /// the ReLU needs no step.
     fn backward_plan(&self, end: usize, forward: &[Forward]) -> Result<Vec<Backward>> {
         let modules = self.modules_before(end)?;
         let input_slot = |module: usize| -> Slot {
@@ -929,11 +950,21 @@ impl Sequential {
                     dy: grad(i)?,
                     dx: grad(i - 1)?,
                 }),
-                Module::MaxPool2d(_) => plan.push(Backward::Pool {
-                    module: i,
-                    dy: grad(i)?,
-                    dx: grad(i - 1)?,
-                }),
+                Module::MaxPool2d(_) => {
+                    // A ReLU before it whose gradient some weighted module needs: gated here.
+                    let relu_before = (i.checked_sub(1))
+                        .filter(|&j| matches!(modules[j], Module::Relu(_)) && weighted_before(j));
+                    let below = relu_before.unwrap_or(i);
+                    plan.push(Backward::Pool {
+                        module: i,
+                        dy: grad(i)?,
+                        dx: grad(below - 1)?,
+                        gate: relu_before,
+                    });
+                    if let Some(j) = relu_before {
+                        i = j;
+                    }
+                }
                 Module::Dropout(_) => plan.push(Backward::Dropout {
                     module: i,
                     dy: grad(i)?,
