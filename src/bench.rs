@@ -1,5 +1,6 @@
-//! Benchmarks behind `wgml bench`: matmul throughput by shape, the epoch time of the tutorial
-//! MLP, and where a training step's time goes, kernel by kernel.
+//! Benchmarks behind `wgml bench`: matmul throughput by shape, convolution throughput beside
+//! the matmuls it stands on, the epoch time of a model, and where a training step's time goes,
+//! kernel by kernel.
 //!
 //! Every figure is wall time around submits of many repetitions followed by one wait, so the
 //! per-submit overhead is amortised the way training amortises it.
@@ -7,6 +8,9 @@
 use crate::data::{Mnist, Split};
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Dispatch, Gpu, Program, Tensor};
+use crate::kernels::conv::{
+    conv2d_backward, conv2d_forward, Conv2dGrads, Conv2dOptions, Conv2dScratch, Conv2dShape,
+};
 use crate::kernels::cross_entropy::{CrossEntropyKernel, CrossEntropyOptions, Targets};
 use crate::kernels::linear_cross_entropy::{
     LinearCrossEntropyGrads, LinearCrossEntropyKernel, LinearCrossEntropyOptions,
@@ -261,6 +265,98 @@ pub fn synthetic_mnist(samples: usize, seed: u64) -> Mnist {
 pub fn tutorial_trainer(gpu: &Gpu, data: &Mnist) -> Result<Trainer> {
     let model = Sequential::mlp(gpu, &[data.train.features, 128, 10], 0)?;
     Trainer::new(gpu, model, data, TrainConfig::default())
+}
+
+/// Throughput of one convolution's passes beside the matmuls they stand on.
+#[derive(Clone, Debug)]
+pub struct ConvTime {
+    /// The convolution.
+    pub shape: Conv2dShape,
+    /// Its options.
+    pub options: Conv2dOptions,
+    /// GFLOP/s of the forward pass (2 · multiply-adds / seconds): im2col, product, NCHW store.
+    pub forward: f64,
+    /// GFLOP/s of the backward pass with every gradient (twice the forward's FLOPs), reading
+    /// the taps the forward left.
+    pub backward: f64,
+    /// GFLOP/s of the forward's product alone, W · col.
+    pub gemm_forward: f64,
+    /// GFLOP/s of the backward's two products alone, dy·colᵀ and Wᵀ·dy.
+    pub gemm_backward: f64,
+}
+
+/// Times each convolution of `model` at batch `batch` (random values), for about `budget_s`
+/// per measurement.
+pub fn conv_gflops(
+    gpu: &Gpu,
+    model: &Sequential,
+    batch: usize,
+    budget_s: f64,
+) -> Result<Vec<ConvTime>> {
+    let mut rng = Rng::new(2);
+    let mut random = |shape: &[usize]| -> Result<Tensor> {
+        let len = shape.iter().product::<usize>();
+        let values: Vec<f32> = (0..len).map(|_| rng.uniform(-1.0, 1.0)).collect();
+        Tensor::from_slice(gpu, &values, shape)
+    };
+    let mut times = Vec::new();
+    let mut input = vec![batch];
+    input.extend(model.input_shape());
+    let mut shape_now = input;
+    for (i, module) in model.modules().iter().enumerate() {
+        let out = model.output_shape(i, batch);
+        if let crate::nn::Module::Conv2d(conv) = module {
+            let (x, w, b) = (
+                random(&shape_now)?,
+                random(&[
+                    conv.out_channels,
+                    conv.in_channels,
+                    conv.kernel.0,
+                    conv.kernel.1,
+                ])?,
+                random(&[conv.out_channels])?,
+            );
+            let shape = Conv2dShape::new(x.shape(), w.shape(), &conv.options)?;
+            let (y, dy) = (random(&shape.output())?, random(&shape.output())?);
+            let (dx, dw, db) = (random(x.shape())?, random(w.shape())?, random(b.shape())?);
+            let scratch = Conv2dScratch::for_shapes(gpu, &[shape])?;
+            let opts = &conv.options;
+            let forward = conv2d_forward(gpu, &x, &w, Some(&b), true, &y, &scratch, opts)?;
+            let grads = Conv2dGrads {
+                dx: Some(&dx),
+                gate: Some(&x),
+                dweight: &dw,
+                dbias: Some(&db),
+                taps_kept: true,
+            };
+            let backward = conv2d_backward(gpu, &x, &w, &dy, grads, &scratch, opts)?;
+            let flops = 2.0 * shape.macs() as f64 / 1e9;
+            let (o, k, p) = (shape.out_channels, shape.taps(), shape.positions());
+            let gemm = |dims, trans_a, trans_b| -> Result<f64> {
+                let (m, n, kk) = dims;
+                let r = matmul_gflops(
+                    gpu,
+                    (m, n, kk, trans_a, trans_b),
+                    MatmulKernel::Auto,
+                    budget_s,
+                )?;
+                Ok(r.map_or(0.0, |r| r.gflops))
+            };
+            let dw_gemm = gemm((o, k, p), false, true)?;
+            let dcol_gemm = gemm((k, p, o), true, false)?;
+            times.push(ConvTime {
+                shape,
+                options: *opts,
+                forward: flops / time_program(gpu, &forward, budget_s)?,
+                backward: 2.0 * flops / time_program(gpu, &backward, budget_s)?,
+                gemm_forward: gemm((o, p, k), false, false)?,
+                // Equal FLOPs each: their combined rate is the harmonic mean.
+                gemm_backward: 2.0 / (1.0 / dw_gemm + 1.0 / dcol_gemm),
+            });
+        }
+        shape_now = out;
+    }
+    Ok(times)
 }
 
 /// Seconds of the fastest of `epochs` epochs (after the first, which warms caches).

@@ -64,9 +64,14 @@ enum Command {
 
 #[derive(clap::Args)]
 struct BenchArgs {
-    /// Training samples for the epoch timing (synthetic 28×28 images).
-    #[arg(long, default_value_t = 60_000)]
-    samples: usize,
+    /// The model whose epoch and training step are timed (for cnn and lenet5 also each
+    /// convolution beside its matmuls) [default: mlp].
+    #[arg(long, value_enum, default_value = "mlp")]
+    model: run::ModelKind,
+    /// Training samples for the epoch timing (synthetic 28×28 images) [default: 60,000 for
+    /// the MLP, 8,000 for the CNNs].
+    #[arg(long)]
+    samples: Option<usize>,
     /// Timed epochs after a warm-up epoch; the fastest is reported.
     #[arg(long, default_value_t = 1)]
     epochs: usize,
@@ -387,10 +392,19 @@ fn bench(args: &BenchArgs) -> wgml::Result<()> {
     for shape in bench::default_shapes(large) {
         matmul.extend(bench::matmul_gflops(&gpu, shape, args.layout, 0.5)?);
     }
-    let data = bench::synthetic_mnist(args.samples.max(1), 0);
-    let mut trainer = bench::tutorial_trainer(&gpu, &data)?;
+    let mlp = args.model == run::ModelKind::Mlp;
+    let samples = (args.samples).unwrap_or(if mlp { 60_000 } else { 8_000 });
+    let data = bench::synthetic_mnist(samples.max(1), 0);
+    let model = args
+        .model
+        .spec(data.train.features, &[128])
+        .build(&gpu, 0)?;
+    let convs = bench::conv_gflops(&gpu, &model, 64, 0.5)?;
+    let mut trainer = wgml::train::Trainer::new(&gpu, model, &data, args.model.recipe())?;
+    trainer.warm_up()?;
     let epoch_s = bench::epoch_seconds(&mut trainer, args.epochs)?;
-    let kernels = bench::step_breakdown(&gpu, &trainer, 50)?;
+    let kernels = bench::step_breakdown(&gpu, &trainer, if mlp { 50 } else { 5 })?;
+    let model_name = format!("{:?}", args.model).to_lowercase();
     let step_us: f64 = kernels.iter().map(|k| k.micros).sum();
     if args.json {
         let matmul: Vec<_> = matmul
@@ -405,10 +419,20 @@ fn bench(args: &BenchArgs) -> wgml::Result<()> {
             .iter()
             .map(|k| json!({"name": k.name, "us": k.micros, "gpu_us": k.gpu_micros}))
             .collect();
+        let convs: Vec<_> = convs
+            .iter()
+            .map(|c| {
+                json!({"input": c.shape.input(), "weight": c.shape.weight(),
+                       "stride": c.options.stride, "padding": c.options.padding,
+                       "forward_gflops": c.forward, "backward_gflops": c.backward,
+                       "gemm_forward_gflops": c.gemm_forward, "gemm_backward_gflops": c.gemm_backward})
+            })
+            .collect();
         let line = json!({
             "adapter": info.name, "backend": format!("{:?}", info.backend).to_lowercase(),
-            "matmul": matmul, "epoch_s": epoch_s, "epoch_samples": data.train.len(), "step_kernels": kernels,
-            "linear_cross_entropy": lce_json,
+            "matmul": matmul, "model": model_name, "conv": convs, "epoch_s": epoch_s,
+            "epoch_samples": data.train.len(), "step_dispatches": kernels.len(),
+            "step_kernels": kernels, "linear_cross_entropy": lce_json,
         });
         println!("{line}");
         return Ok(());
@@ -434,9 +458,31 @@ fn bench(args: &BenchArgs) -> wgml::Result<()> {
             format!("{:?}", r.layout).to_lowercase()
         );
     }
+    if !convs.is_empty() {
+        println!(
+            "\nconvolutions of {model_name} at batch 64, GFLOP/s (products: the matmuls alone):"
+        );
+        println!(
+            "  {:<18} {:<16} {:>8} {:>9} {:>8} {:>9}",
+            "input", "weight", "forward", "products", "backward", "products"
+        );
+        for c in &convs {
+            println!(
+                "  {:<18} {:<16} {:>8.1} {:>9.1} {:>8.1} {:>9.1}",
+                format!("{:?}", c.shape.input()),
+                format!("{:?}", c.shape.weight()),
+                c.forward,
+                c.gemm_forward,
+                c.backward,
+                c.gemm_backward
+            );
+        }
+    }
     println!(
-        "\ntutorial MLP, batch 64: {epoch_s:.3} s per epoch of {} samples\n",
-        data.train.len()
+        "\n{model_name}, batch 64: {epoch_s:.3} s per epoch of {} samples; {} dispatches per \
+         training step\n",
+        data.train.len(),
+        kernels.len()
     );
     let gpu_us: Option<f64> = kernels.iter().map(|k| k.gpu_micros).sum();
     match gpu_us {

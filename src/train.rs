@@ -432,8 +432,13 @@ impl Trainer {
         }
         let features = data.train.features;
         if features != model.in_features() || data.test.features != features {
+            let shape = model.input_shape();
+            let images = match shape {
+                [c, h, w] => format!("{c}×{h}×{w} images: "),
+                _ => String::new(),
+            };
             return Err(Error::shape(format!(
-                "the model takes {} features but the data has {features}",
+                "the model takes {images}{} features but the data has {features}",
                 model.in_features()
             )));
         }

@@ -280,3 +280,62 @@ fn adadelta_trains_with_pytorchs_defaults_and_resumes() {
     let (ok, _, stderr) = wgml(&["train", "--resume", run, "--epochs", "2"]);
     assert!(ok, "{stderr}");
 }
+
+/// `--model cnn` takes examples/mnist's recipe; the run's weight file alone rebuilds the model
+/// for eval and predict, and the run resumes with its own architecture.
+#[test]
+fn cnn_runs_carry_their_architecture_to_eval_predict_and_resume() {
+    let dir = temp_dir("cli-cnn");
+    common::write_mnist_like(&dir, 70, 28);
+    let out = dir.join("run");
+    let (data, run) = (dir.to_str().unwrap(), out.to_str().unwrap());
+    let train = ["train", "--model", "cnn", "--epochs", "1", "--data", data];
+    let (ok, _, stderr) = wgml(&[&train[..], &["--out", run]].concat());
+    assert!(ok, "{stderr}");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        (config["model"].as_str(), config["optimizer"].as_str()),
+        (Some("cnn"), Some("adadelta"))
+    );
+    assert_eq!(config["lr_schedule"], serde_json::json!([1, 0.7]));
+    for weights in [run.to_string(), format!("{run}/checkpoint.safetensors")] {
+        let (ok, stdout, stderr) = wgml(&["eval", "--model", &weights, "--data", data, "--json"]);
+        assert!(ok, "{stderr}");
+        let eval: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+        assert!(eval["accuracy"].as_f64().is_some(), "{stdout}");
+    }
+    let (ok, _, stderr) = wgml(&["train", "--resume", run, "--epochs", "2"]);
+    assert!(ok, "{stderr}");
+    // --init takes PyTorch's Net names too.
+    let weights = wgml::checkpoint::load_weights(&out).unwrap();
+    let net_names: Vec<_> = (weights.into_iter())
+        .map(|(name, shape, values)| {
+            let (layer, rest) = name.split_once('.').unwrap();
+            let net = ["conv1", "", "conv2", "", "", "", "", "fc1", "", "", "fc2"];
+            (
+                format!("{}.{rest}", net[layer.parse::<usize>().unwrap()]),
+                shape,
+                values,
+            )
+        })
+        .collect();
+    let init = dir.join("net.safetensors");
+    wgml::checkpoint::save(&init, &net_names).unwrap();
+    let from_net = dir.join("from-net");
+    let init_args = [
+        "--init",
+        init.to_str().unwrap(),
+        "--out",
+        from_net.to_str().unwrap(),
+    ];
+    let (ok, _, stderr) = wgml(&[&train[..], &init_args[..]].concat());
+    assert!(ok, "{stderr}");
+    let (ok, _, stderr) = wgml(&[
+        "train", "--model", "lenet5", "--hidden", "64", "--data", data,
+    ]);
+    assert!(
+        !ok && stderr.contains("--hidden sets the MLP's widths"),
+        "{stderr}"
+    );
+}

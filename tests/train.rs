@@ -138,28 +138,50 @@ fn soak_memory_stays_flat() {
 
 #[test]
 fn an_epoch_and_an_evaluation_create_nothing_on_the_gpu() {
+    use wgml::nn::ModelSpec;
+    use wgml::optim::{AdadeltaConfig, OptimizerConfig, StepLr};
     let full = Mnist::bundled().unwrap();
-    let data = Mnist {
-        train: head(&full.train, 700), // a partial last batch too
-        test: head(&full.test, 300),
+    let cnn = TrainConfig {
+        optimizer: OptimizerConfig::Adadelta(AdadeltaConfig::default()),
+        lr_schedule: Some(StepLr {
+            step_size: 1,
+            gamma: 0.7,
+        }),
+        ..TrainConfig::default()
     };
-    let g = wgml::gpu::Gpu::from_env().unwrap();
-    let model = Sequential::mlp(&g, &[784, 16, 10], 0).unwrap();
-    let mut trainer = Trainer::new(&g, model, &data, TrainConfig::default()).unwrap();
-    let before = g.creations();
-    assert!(
-        before.buffers > 0 && before.bind_groups > 0 && before.pipelines > 0,
-        "{before:?}"
-    );
-    for _ in 0..2 {
-        trainer.epoch().unwrap();
-        trainer.evaluate().unwrap();
+    // Partial last batches too; the CNN with dropout, pooling and a schedule.
+    let cases = [
+        (
+            ModelSpec::mlp(&[784, 16, 10]),
+            TrainConfig::default(),
+            700,
+            300,
+        ),
+        (ModelSpec::mnist_cnn(), cnn, 150, 70),
+    ];
+    for (spec, config, train, test) in cases {
+        let data = Mnist {
+            train: head(&full.train, train),
+            test: head(&full.test, test),
+        };
+        let g = wgml::gpu::Gpu::from_env().unwrap();
+        let model = spec.build(&g, 0).unwrap();
+        let mut trainer = Trainer::new(&g, model, &data, config).unwrap();
+        let before = g.creations();
+        assert!(
+            before.buffers > 0 && before.bind_groups > 0 && before.pipelines > 0,
+            "{before:?}"
+        );
+        for _ in 0..2 {
+            trainer.epoch().unwrap();
+            trainer.evaluate().unwrap();
+        }
+        assert_eq!(
+            g.creations(),
+            before,
+            "buffers, bind groups or pipelines created in the loop of {spec:?}"
+        );
     }
-    assert_eq!(
-        g.creations(),
-        before,
-        "buffers, bind groups or pipelines created in the loop"
-    );
 }
 
 #[test]

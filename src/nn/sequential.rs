@@ -438,6 +438,14 @@ impl Sequential {
         &self.shapes[0]
     }
 
+    /// The shape of module `index`'s output for a batch of `rows` (`[rows, …]`).
+    pub fn output_shape(&self, index: usize, rows: usize) -> Vec<usize> {
+        batch_shape(
+            rows,
+            self.shapes.get(index + 1).map_or(&[][..], Vec::as_slice),
+        )
+    }
+
     /// Values per input sample.
     pub fn in_features(&self) -> usize {
         self.shapes[0].iter().product()

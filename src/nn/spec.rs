@@ -1,7 +1,7 @@
 //! [`ModelSpec`]: a model's architecture as data, stored beside its weights so that a weight
 //! file alone rebuilds the model.
 
-use super::{Layer, Sequential};
+use super::{Layer, NamedTensor, Sequential};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::conv::Conv2dOptions;
@@ -41,6 +41,26 @@ impl ModelSpec {
     /// `7.*` and `10.*` (`Net`'s `conv1`, `conv2`, `fc1`, `fc2`).
     pub fn mnist_cnn() -> Self {
         Self::mnist_cnn_with_dropout(0.25, 0.5)
+    }
+
+    /// The names `Net`'s own state_dict gives [`ModelSpec::mnist_cnn`]'s layers (`conv1` is
+    /// layer `0`, …), for taking weights from a PyTorch `Net`.
+    pub const MNIST_CNN_NAMES: [(&'static str, &'static str); 4] =
+        [("conv1", "0"), ("conv2", "2"), ("fc1", "7"), ("fc2", "10")];
+
+    /// `tensors` with `Net`'s layer names (`conv1.weight`, …) renamed to the Sequential's.
+    pub fn from_net_names(tensors: Vec<NamedTensor>) -> Vec<NamedTensor> {
+        (tensors.into_iter())
+            .map(|(name, shape, values)| {
+                let renamed = (Self::MNIST_CNN_NAMES.iter())
+                    .find_map(|(net, index)| {
+                        let rest = name.strip_prefix(net)?.strip_prefix('.')?;
+                        Some(format!("{index}.{rest}"))
+                    })
+                    .unwrap_or(name);
+                (renamed, shape, values)
+            })
+            .collect()
     }
 
     /// [`ModelSpec::mnist_cnn`] with other dropout probabilities (0 and 0 to compare step by

@@ -64,7 +64,8 @@ pub struct TrainArgs {
     /// Cross-entropy's label smoothing, in [0, 1] [default: 0].
     #[arg(long)]
     label_smoothing: Option<f32>,
-    /// Start from these weights (safetensors with nn.Sequential names: 0.weight, 0.bias, 2.weight, …).
+    /// Start from these weights (safetensors with nn.Sequential names: 0.weight, 0.bias, 2.weight,
+    /// …; for --model cnn also examples/mnist's Net names: conv1.weight, …, fc2.bias).
     #[arg(long, value_name = "FILE")]
     init: Option<PathBuf>,
     /// Keep the file order every epoch instead of shuffling (to reproduce a run step by step).
@@ -149,7 +150,7 @@ impl DataArgs {
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
-enum ModelKind {
+pub enum ModelKind {
     /// Linear layers with ReLUs: 784, --hidden …, 10.
     #[default]
     Mlp,
@@ -157,6 +158,38 @@ enum ModelKind {
     Cnn,
     /// LeNet-5 as an nn.Sequential.
     Lenet5,
+}
+
+impl ModelKind {
+    /// Its architecture: for the MLP, `features` in, `hidden` widths, 10 classes out.
+    pub fn spec(self, features: usize, hidden: &[usize]) -> ModelSpec {
+        match self {
+            ModelKind::Mlp => {
+                let mut sizes = vec![features];
+                sizes.extend(hidden);
+                sizes.push(wgml::data::CLASSES);
+                ModelSpec::mlp(&sizes)
+            }
+            ModelKind::Cnn => ModelSpec::mnist_cnn(),
+            ModelKind::Lenet5 => ModelSpec::lenet5(),
+        }
+    }
+
+    /// Its training recipe's optimizer and schedule: Adadelta lr 1.0 and StepLR γ 0.7 for the
+    /// CNN (examples/mnist), Adam lr 1e-3 (the tutorial) for the others.
+    pub fn recipe(self) -> TrainConfig {
+        match self {
+            ModelKind::Cnn => TrainConfig {
+                optimizer: OptimizerConfig::Adadelta(AdadeltaConfig::default()),
+                lr_schedule: Some(StepLr {
+                    step_size: 1,
+                    gamma: 0.7,
+                }),
+                ..TrainConfig::default()
+            },
+            ModelKind::Mlp | ModelKind::Lenet5 => TrainConfig::default(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -254,16 +287,7 @@ impl RunConfig {
 
     /// The model's architecture over `data`'s samples.
     fn spec(&self, data: &Mnist) -> ModelSpec {
-        match self.model {
-            ModelKind::Mlp => {
-                let mut sizes = vec![data.train.features];
-                sizes.extend(&self.hidden);
-                sizes.push(wgml::data::CLASSES);
-                ModelSpec::mlp(&sizes)
-            }
-            ModelKind::Cnn => ModelSpec::mnist_cnn(),
-            ModelKind::Lenet5 => ModelSpec::lenet5(),
-        }
+        self.model.spec(data.train.features, &self.hidden)
     }
 
     fn optimizer(&self) -> OptimizerConfig {
@@ -484,9 +508,12 @@ fn build(
 ) -> Result<Trainer> {
     let model = config.spec(data).build(gpu, config.seed)?;
     if let (Some(path), None) = (&config.init, state) {
-        model
-            .params()
-            .load_state_dict(gpu, &checkpoint::load_weights(path)?)?;
+        let mut weights = checkpoint::load_weights(path)?;
+        if config.model == ModelKind::Cnn {
+            // PyTorch's `Net` names its layers; its nn.Sequential twin numbers them.
+            weights = ModelSpec::from_net_names(weights);
+        }
+        model.params().load_state_dict(gpu, &weights)?;
     }
     let mut trainer = Trainer::new(gpu, model, data, config.train_config())?;
     if let Some(state) = state {

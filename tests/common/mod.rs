@@ -94,12 +94,17 @@ pub fn run_optimizer(
 
 /// `n` random-looking 4×4 images per split, labels 0..10.
 pub fn write_small_mnist(dir: &std::path::Path, n: u32) {
-    let images: Vec<u8> = (0..16 * n).map(|i| (i * 97 % 251) as u8).collect();
+    write_mnist_like(dir, n, 4);
+}
+
+/// [`write_small_mnist`] with `side` × `side` images (28 for the CNNs).
+pub fn write_mnist_like(dir: &std::path::Path, n: u32, side: u32) {
+    let images: Vec<u8> = (0..side * side * n).map(|i| (i * 97 % 251) as u8).collect();
     let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
     for split in ["train", "t10k"] {
         std::fs::write(
             dir.join(format!("{split}-images-idx3-ubyte")),
-            idx_bytes(&[n, 4, 4], &images),
+            idx_bytes(&[n, side, side], &images),
         )
         .unwrap();
         std::fs::write(
