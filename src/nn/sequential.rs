@@ -1087,9 +1087,9 @@ fn build(i: usize, layer: &Layer, shape: &[usize], seed: u64) -> Result<(Module,
             (Module::MaxPool2d(pool), vec![c, oh, ow])
         }
         Layer::Dropout { p } => {
-            if !(0.0..1.0).contains(&p) {
+            if !(0.0..=1.0).contains(&p) {
                 return Err(Error::invalid(format!(
-                    "layer {i}: dropout probability has to be in [0, 1), got {p}"
+                    "layer {i}: dropout probability has to be between 0 and 1, but got {p}"
                 )));
             }
             // Each dropout layer draws its own masks.
