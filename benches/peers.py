@@ -7,9 +7,10 @@ Trains PyTorch's MNIST tutorial model (784-128-10, Adam lr 1e-3, batch 64) with 
 (`wgml train --json`) and with PyTorch holding the data as tensors and slicing batches by index
 (the fast way to write it), then times the matmul shapes of `wgml bench` with torch.mm. Prints
 one table; ratios are wgml / PyTorch for times and PyTorch / wgml for throughput, so > 1 means
-wgml is behind. With --rounds R the two trainings, and then the two matmul timings, alternate R
-times: each row gives medians over rounds, the epoch and the largest square matmul every
-round's ratio beneath. On a shared, noisy machine one round's ratio can be off by a third. Needs `pip install torch numpy`. DATA_DIR defaults to the bundled subset.
+wgml is behind. The two trainings, and then the two matmul timings, alternate R times (--rounds,
+default 5): each row gives medians over rounds, the epoch and the largest square matmul every
+round's ratio beneath. On a shared, noisy machine one round's ratio can be off by a third. Needs
+`pip install torch numpy`. DATA_DIR defaults to the bundled subset.
 """
 import argparse, gzip, json, os, statistics, struct, subprocess, sys, tempfile, time
 
@@ -83,7 +84,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--wgml", default=os.path.join(ROOT, "target", "release", "wgml"))
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
     rounds = range(max(args.rounds, 1))
