@@ -7,15 +7,18 @@
 //! `zero_grad` is needed.
 
 mod conv;
+mod layer;
 mod linear;
 mod params;
+mod plan;
 mod relu;
 mod sequential;
 mod spec;
 
 pub use conv::{Conv2d, Conv2dParams};
+pub use layer::{Layer, Module};
 pub use linear::{Linear, LinearParams};
 pub use params::{NamedTensor, ParamInfo, Parameters};
 pub use relu::Relu;
-pub use sequential::{Layer, Module, Sequential, Workspace};
+pub use sequential::{Sequential, Workspace};
 pub use spec::ModelSpec;

@@ -5,151 +5,17 @@
 //! Forward and backward are planned once as explicit steps, where a ReLU after a Linear or
 //! Conv2d layer joins that layer's epilogue and its backward joins the next layer's gradient.
 
-use super::{Conv2d, Conv2dParams, Linear, LinearParams, ModelSpec, NamedTensor, Parameters, Relu};
+use super::layer::{build, check_size, Layer, Module};
+use super::plan::{self, Backward, Forward, Slot};
+use super::{Conv2dParams, LinearParams, ModelSpec, NamedTensor, Parameters, Relu};
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Program, Tensor};
-use crate::kernels::conv::{Conv2dOptions, Conv2dScratch, Conv2dShape};
+use crate::kernels::conv::{Conv2dScratch, Conv2dShape};
 use crate::kernels::data::BatchLayout;
-use crate::kernels::dropout::{dropout_dispatch, Dropout};
+use crate::kernels::dropout::dropout_dispatch;
 use crate::kernels::policy;
-use crate::kernels::pool::{max_pool2d_backward_dispatch, max_pool2d_dispatch, MaxPool2d};
+use crate::kernels::pool::{max_pool2d_backward_dispatch, max_pool2d_dispatch};
 use crate::rng::Rng;
-
-/// The most parameter bytes a model may have on the host, where they are initialised.
-const HOST_PARAM_BYTES: u64 = 16 << 30;
-
-/// A layer as the user describes it.
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub enum Layer {
-    /// `nn.Linear(in_features, out_features)`, over flat samples.
-    Linear {
-        /// Input features.
-        in_features: usize,
-        /// Output features.
-        out_features: usize,
-    },
-    /// `nn.Conv2d(in_channels, out_channels, kernel, stride, padding, dilation)` over
-    /// `(C, H, W)` samples.
-    Conv2d {
-        /// Input channels.
-        in_channels: usize,
-        /// Output channels.
-        out_channels: usize,
-        /// Kernel (height, width).
-        kernel: (usize, usize),
-        /// Stride, padding and dilation.
-        options: Conv2dOptions,
-    },
-    /// `nn.ReLU()`.
-    Relu,
-    /// `nn.MaxPool2d(...)` over `(C, H, W)` samples.
-    MaxPool2d(MaxPool2d),
-    /// `nn.Dropout(p)`: in training, zeroes each element with probability p and scales the
-    /// rest by 1/(1 − p); the identity in evaluation.
-    Dropout {
-        /// The probability of zeroing an element.
-        p: f32,
-    },
-    /// `nn.Flatten()`: `(C, H, W)` samples as `C·H·W` features, in that order.
-    Flatten,
-}
-
-impl Layer {
-    /// `nn.Conv2d(in_channels, out_channels, kernel)` with a square kernel and PyTorch's
-    /// defaults (stride 1, no padding).
-    pub fn conv2d(in_channels: usize, out_channels: usize, kernel: usize) -> Self {
-        Layer::Conv2d {
-            in_channels,
-            out_channels,
-            kernel: (kernel, kernel),
-            options: Conv2dOptions::default(),
-        }
-    }
-
-    /// `nn.Linear(in_features, out_features)`.
-    pub fn linear(in_features: usize, out_features: usize) -> Self {
-        Layer::Linear {
-            in_features,
-            out_features,
-        }
-    }
-
-    /// How many parameters it has (`None` on overflow).
-    fn parameters(&self) -> Option<u64> {
-        let (fan_in, out) = match *self {
-            Layer::Linear {
-                in_features,
-                out_features,
-            } => (in_features as u64, out_features as u64),
-            Layer::Conv2d {
-                in_channels,
-                out_channels,
-                kernel,
-                ..
-            } => (
-                (in_channels as u64)
-                    .checked_mul(kernel.0 as u64)?
-                    .checked_mul(kernel.1 as u64)?,
-                out_channels as u64,
-            ),
-            _ => return Some(0),
-        };
-        fan_in.checked_add(1)?.checked_mul(out)
-    }
-}
-
-/// An error unless the parameters of `layers` fit one buffer and binding of the device (they
-/// live in one flat buffer) and the host budget, checked before anything is allocated.
-fn check_size(gpu: &Gpu, layers: &[Layer]) -> Result<()> {
-    let count =
-        (layers.iter()).try_fold(0u64, |total, layer| total.checked_add(layer.parameters()?));
-    let needed = count.and_then(|c| c.checked_mul(4)).unwrap_or(u64::MAX);
-    let limits = gpu.limits();
-    let (limit, max) = [
-        ("max_buffer_size", limits.max_buffer_size),
-        (
-            "max_storage_buffer_binding_size",
-            limits.max_storage_buffer_binding_size,
-        ),
-        ("host parameter budget (16 GiB)", HOST_PARAM_BYTES),
-    ]
-    .into_iter()
-    .min_by_key(|&(_, max)| max)
-    .unwrap_or(("max_buffer_size", limits.max_buffer_size));
-    if needed > max {
-        return Err(Error::Limit {
-            what: format!("the model's parameters ({} floats)", needed / 4),
-            needed,
-            limit,
-            max,
-        });
-    }
-    Ok(())
-}
-
-/// A built layer of a [`Sequential`].
-#[derive(Clone, Debug)]
-pub enum Module {
-    /// A fully connected layer.
-    Linear(Linear),
-    /// A convolution.
-    Conv2d(Conv2d),
-    /// A rectifier.
-    Relu(Relu),
-    /// Max pooling.
-    MaxPool2d(MaxPool2d),
-    /// Dropout, with the seed of its masks.
-    Dropout(Dropout),
-    /// A view of `(C, H, W)` samples as flat features.
-    Flatten,
-}
-
-impl Module {
-    /// Whether it has parameters.
-    fn weighted(&self) -> bool {
-        matches!(self, Module::Linear(_) | Module::Conv2d(_))
-    }
-}
 
 /// A module's parameters, resolved once.
 #[derive(Clone, Debug)]
@@ -168,61 +34,6 @@ pub struct Sequential {
     /// Per-sample shapes: `shapes[0]` the input's, `shapes[i + 1]` module i's output's.
     shapes: Vec<Vec<usize>>,
     params: Parameters,
-}
-
-/// Where a step reads its input: the model's input, or a module's output buffer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Slot {
-    Input,
-    Output(usize),
-}
-
-/// One step of a forward pass, planned from the modules: which buffers it reads and writes,
-/// and which epilogue it fuses.
-#[derive(Clone, Copy, Debug)]
-enum Forward {
-    /// Linear or Conv2d module `module` from `input` into buffer `output`: the module's own, or
-    /// the next module's when that module is a ReLU fused into the epilogue.
-    Weighted {
-        module: usize,
-        input: Slot,
-        output: usize,
-        relu: bool,
-    },
-    /// A ReLU module on its own.
-    Relu { module: usize, input: Slot },
-    /// Max pooling, keeping the maxima's indices for backward.
-    Pool { module: usize, input: Slot },
-    /// Dropout in training (in evaluation it is no step: its output is its input).
-    Dropout { module: usize, input: Slot },
-}
-
-/// One step of a backward pass, the mirror of the forward plan: gradients flow from gradient
-/// buffer `dy` into gradient buffer `dx`.
-#[derive(Clone, Copy, Debug)]
-enum Backward {
-    /// Linear or Conv2d module `module`: its parameters' gradients and, when some module before
-    /// needs it, dx; a ReLU just before it is done here too, as the gate on dx (`gate`: that
-    /// ReLU's output buffer).
-    Weighted {
-        module: usize,
-        input: Slot,
-        dy: usize,
-        dx: Option<usize>,
-        gate: Option<usize>,
-    },
-    /// A ReLU no weighted module's gate covers.
-    Relu { module: usize, dy: usize, dx: usize },
-    /// Max pooling's gradient, routed through the forward's indices; a ReLU just before it is
-    /// done here too, as the gate (`gate`: that ReLU's output buffer).
-    Pool {
-        module: usize,
-        dy: usize,
-        dx: usize,
-        gate: Option<usize>,
-    },
-    /// Dropout's gradient: the forward's mask, drawn again.
-    Dropout { module: usize, dy: usize, dx: usize },
 }
 
 /// Per-module outputs, gradients and scratch for batches of up to `rows` samples, allocated
@@ -309,12 +120,6 @@ impl Workspace {
 /// `[rows, shape…]`.
 fn batch_shape(rows: usize, shape: &[usize]) -> Vec<usize> {
     std::iter::once(rows).chain(shape.iter().copied()).collect()
-}
-
-/// `(64, 12, 12)`: a per-sample shape as PyTorch prints one.
-fn show(shape: &[usize]) -> String {
-    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
-    format!("({})", dims.join(", "))
 }
 
 impl Sequential {
@@ -497,8 +302,9 @@ impl Sequential {
         let sizes: Vec<usize> = (self.shapes[1..].iter())
             .map(|s| s.iter().product())
             .collect();
-        let grad_buffer: Vec<Option<usize>> =
-            (0..self.modules.len()).map(|i| self.grad_of(i)).collect();
+        let grad_buffer: Vec<Option<usize>> = (0..self.modules.len())
+            .map(|i| plan::grad_of(&self.modules, i))
+            .collect();
         let flat = |size: usize| Tensor::zeros(gpu, &[rows * size], DType::F32);
         let last_grad = grad_buffer.last().copied().flatten();
         let mut outputs = Vec::new();
@@ -537,18 +343,6 @@ impl Sequential {
             sizes,
             rows,
         })
-    }
-
-    /// The gradient buffer of module `i`'s output: its own, or for a Flatten its input's
-    /// (`None` when that is the model's input).
-    fn grad_of(&self, i: usize) -> Option<usize> {
-        let mut i = i;
-        loop {
-            match self.modules.get(i)? {
-                Module::Flatten => i = i.checked_sub(1)?,
-                _ => return Some(i),
-            }
-        }
     }
 
     /// The layout of input batches of `rows` samples that `gpu` computes the first layer from
@@ -623,7 +417,7 @@ impl Sequential {
         end: usize,
     ) -> Result<(Program, Tensor)> {
         let rows = self.check_input(x, ws)?;
-        let (plan, output) = self.forward_plan(end, ws.dropout_step.is_some())?;
+        let (plan, output) = plan::forward(self.modules_before(end)?, ws.dropout_step.is_some());
         let mut program = Program::new();
         for step in &plan {
             program.append(self.forward_step(gpu, x, ws, rows, *step)?);
@@ -762,8 +556,9 @@ impl Sequential {
                 "backward needs a training workspace (Sequential::workspace)",
             ));
         }
-        let (forward, _) = self.forward_plan(end, true)?;
-        let plan = self.backward_plan(end, &forward)?;
+        let modules = self.modules_before(end)?;
+        let (forward, _) = plan::forward(modules, true);
+        let plan = plan::backward(modules, &forward)?;
         let mut program = Program::new();
         for step in plan {
             program.append(self.backward_step(gpu, x, ws, rows, step)?);
@@ -854,135 +649,6 @@ impl Sequential {
         })
     }
 
-    /// The forward steps of the modules before `end`, and where the last one's output lies.
-    /// A Linear or Conv2d module fuses a ReLU that follows it (writing into the ReLU's buffer);
-    /// a Flatten, and dropout outside training, are no step: their output is their input.
-    fn forward_plan(&self, end: usize, training: bool) -> Result<(Vec<Forward>, Slot)> {
-        let modules = self.modules_before(end)?;
-        let mut plan = Vec::new();
-        let mut input = Slot::Input;
-        let mut i = 0;
-        while i < modules.len() {
-            let (step, last) = match modules[i] {
-                Module::Linear(_) | Module::Conv2d(_) => {
-                    let relu = matches!(modules.get(i + 1), Some(Module::Relu(_)));
-                    let output = if relu { i + 1 } else { i };
-                    let step = Forward::Weighted {
-                        module: i,
-                        input,
-                        output,
-                        relu,
-                    };
-                    (Some(step), output)
-                }
-                Module::Relu(_) => (Some(Forward::Relu { module: i, input }), i),
-                Module::MaxPool2d(_) => (Some(Forward::Pool { module: i, input }), i),
-                Module::Dropout(_) if training => (Some(Forward::Dropout { module: i, input }), i),
-                Module::Dropout(_) | Module::Flatten => (None, i),
-            };
-            if let Some(step) = step {
-                plan.push(step);
-                input = Slot::Output(last);
-            }
-            i = last + 1;
-        }
-        Ok((plan, input))
-    }
-
-    /// The backward steps of the modules before `end`, last module first, from the gradient of
-    /// module `end - 1`'s output; `forward` is the training forward plan of those modules
-    /// (where each module's input lies). Modules before the first with weights need no
-    /// gradient. A weighted module or a pooling after a ReLU (for a weighted module, a Flatten
-    /// may sit between) writes the gradient before that ReLU, gated by the ReLU's output, and
-    /// the ReLU needs no step.
-    fn backward_plan(&self, end: usize, forward: &[Forward]) -> Result<Vec<Backward>> {
-        let modules = self.modules_before(end)?;
-        let input_slot = |module: usize| -> Slot {
-            // The slot the forward plan reads for `module`'s first step at or after it.
-            (forward.iter())
-                .find_map(|step| match *step {
-                    Forward::Weighted {
-                        module: m, input, ..
-                    }
-                    | Forward::Relu { module: m, input }
-                    | Forward::Pool { module: m, input }
-                    | Forward::Dropout { module: m, input }
-                        if m == module =>
-                    {
-                        Some(input)
-                    }
-                    _ => None,
-                })
-                .unwrap_or(Slot::Input)
-        };
-        let weighted_before = |i: usize| modules[..i].iter().any(Module::weighted);
-        let grad = |i: usize| -> Result<usize> {
-            self.grad_of(i).ok_or_else(|| {
-                Error::invalid(format!("module {i}'s output gradient has no buffer"))
-            })
-        };
-        let mut plan = Vec::new();
-        let mut i = modules.len();
-        while i > 0 {
-            i -= 1;
-            if !weighted_before(i + 1) {
-                break;
-            }
-            // The module before i, looking through a Flatten.
-            let previous = (0..i)
-                .rev()
-                .find(|&j| !matches!(modules[j], Module::Flatten));
-            match modules[i] {
-                Module::Flatten => {}
-                Module::Linear(_) | Module::Conv2d(_) => {
-                    let relu_before = previous.filter(|&j| matches!(modules[j], Module::Relu(_)));
-                    let below = relu_before.unwrap_or(i);
-                    let dx = if weighted_before(below) {
-                        Some(grad(below - 1)?)
-                    } else {
-                        None
-                    };
-                    plan.push(Backward::Weighted {
-                        module: i,
-                        input: input_slot(i),
-                        dy: grad(i)?,
-                        dx,
-                        gate: relu_before.filter(|_| dx.is_some()),
-                    });
-                    if let Some(j) = relu_before {
-                        i = j;
-                    }
-                }
-                Module::Relu(_) => plan.push(Backward::Relu {
-                    module: i,
-                    dy: grad(i)?,
-                    dx: grad(i - 1)?,
-                }),
-                Module::MaxPool2d(_) => {
-                    // A ReLU before it whose gradient some weighted module needs: gated here.
-                    let relu_before = (i.checked_sub(1))
-                        .filter(|&j| matches!(modules[j], Module::Relu(_)) && weighted_before(j));
-                    let below = relu_before.unwrap_or(i);
-                    plan.push(Backward::Pool {
-                        module: i,
-                        dy: grad(i)?,
-                        dx: grad(below - 1)?,
-                        gate: relu_before,
-                    });
-                    if let Some(j) = relu_before {
-                        i = j;
-                    }
-                }
-                Module::Dropout(_) => plan.push(Backward::Dropout {
-                    module: i,
-                    dy: grad(i)?,
-                    dx: grad(i - 1)?,
-                }),
-            }
-        }
-        Ok(plan)
-    }
-
     fn modules_before(&self, end: usize) -> Result<&[Module]> {
         self.modules.get(..end).ok_or_else(|| {
             Error::shape(format!(
@@ -1011,91 +677,4 @@ impl Sequential {
         program.run(gpu)?;
         Ok(output)
     }
-}
-
-/// Module `i` built from `layer` over samples of `shape`, and its output's shape; `seed` seeds
-/// dropout masks.
-fn build(i: usize, layer: &Layer, shape: &[usize], seed: u64) -> Result<(Module, Vec<usize>)> {
-    let image = |what: &str| -> Result<[usize; 3]> {
-        match *shape {
-            [c, h, w] => Ok([c, h, w]),
-            _ => Err(Error::shape(format!(
-                "layer {i}: {what} takes (C, H, W) samples, got {}{}",
-                show(shape),
-                if shape.len() == 1 {
-                    " (flat features): start the model with its image shape"
-                } else {
-                    ""
-                }
-            ))),
-        }
-    };
-    Ok(match *layer {
-        Layer::Linear {
-            in_features,
-            out_features,
-        } => {
-            let width = match *shape {
-                [w] => w,
-                _ => {
-                    return Err(Error::shape(format!(
-                        "layer {i}: Linear({in_features}, {out_features}) takes flat \
-                         features, but its input is {}: put a Flatten before it",
-                        show(shape)
-                    )))
-                }
-            };
-            if in_features != width || in_features == 0 || out_features == 0 {
-                return Err(Error::shape(format!(
-                    "layer {i}: Linear({in_features}, {out_features}) follows a layer with \
-                     {width} outputs"
-                )));
-            }
-            let linear = Linear::new(&i.to_string(), in_features, out_features);
-            (Module::Linear(linear), vec![out_features])
-        }
-        Layer::Conv2d {
-            in_channels,
-            out_channels,
-            kernel,
-            options,
-        } => {
-            let [c, h, w] = image("Conv2d")?;
-            if c != in_channels {
-                return Err(Error::shape(format!(
-                    "Conv2d at index {i} expects {in_channels} input channels, got {c} (its \
-                     input is {})",
-                    show(shape)
-                )));
-            }
-            if out_channels == 0 || kernel.0 == 0 || kernel.1 == 0 {
-                return Err(Error::shape(format!(
-                    "layer {i}: Conv2d needs output channels and a kernel of at least 1, got \
-                     {out_channels} and {kernel:?}"
-                )));
-            }
-            let (oh, ow) = crate::kernels::conv::output_size((h, w), kernel, &options)
-                .map_err(|e| Error::shape(format!("layer {i}: {e}")))?;
-            let conv = Conv2d::new(&i.to_string(), in_channels, out_channels, kernel, options);
-            (Module::Conv2d(conv), vec![out_channels, oh, ow])
-        }
-        Layer::Relu => (Module::Relu(Relu), shape.to_vec()),
-        Layer::MaxPool2d(pool) => {
-            let [c, h, w] = image("MaxPool2d")?;
-            let (oh, ow) =
-                (pool.output_size((h, w))).map_err(|e| Error::shape(format!("layer {i}: {e}")))?;
-            (Module::MaxPool2d(pool), vec![c, oh, ow])
-        }
-        Layer::Dropout { p } => {
-            if !(0.0..=1.0).contains(&p) {
-                return Err(Error::invalid(format!(
-                    "layer {i}: dropout probability has to be between 0 and 1, but got {p}"
-                )));
-            }
-            // Each dropout layer draws its own masks.
-            let seed = seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            (Module::Dropout(Dropout { p, seed }), shape.to_vec())
-        }
-        Layer::Flatten => (Module::Flatten, vec![shape.iter().product()]),
-    })
 }
