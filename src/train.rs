@@ -442,6 +442,16 @@ impl Trainer {
                 model.in_features()
             )));
         }
+        let batch = config.batch_size.min(data.train.len());
+        let fits = model.max_batch(gpu);
+        if batch > fits {
+            return Err(Error::invalid(format!(
+                "a batch of {batch} samples does not fit this device: the model's largest \
+                 tensor (for a CNN, a convolution's taps) holds {fits} samples within \
+                 max_storage_buffer_binding_size ({} bytes); use --batch-size {fits} or less",
+                gpu.limits().max_storage_buffer_binding_size
+            )));
+        }
         let train = GpuSplit::upload(gpu, &data.train)?;
         let test = GpuSplit::upload(gpu, &data.test)?;
         let optimizer = Optimizer::new(gpu, model.params(), config.optimizer)?;

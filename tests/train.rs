@@ -365,3 +365,33 @@ fn a_learning_rate_schedule_changes_the_rate_between_epochs() {
         "rate 0 from the second epoch"
     );
 }
+
+/// A CNN batch whose convolution taps exceed a binding is refused up front, with the size that
+/// fits.
+#[test]
+fn a_batch_too_large_for_the_device_is_a_clear_error() {
+    let g = wgml::gpu::Gpu::from_env().unwrap();
+    let model = wgml::nn::ModelSpec::mnist_cnn().build(&g, 0).unwrap();
+    let fits = model.max_batch(&g);
+    let full = Mnist::bundled().unwrap();
+    if fits >= full.train.len() {
+        eprintln!("every batch of the bundled subset fits this device's bindings");
+        return;
+    }
+    let data = Mnist {
+        train: head(&full.train, fits + 1),
+        test: head(&full.test, 10),
+    };
+    let config = TrainConfig {
+        batch_size: fits + 1,
+        ..TrainConfig::default()
+    };
+    let Err(err) = Trainer::new(&g, model, &data, config) else {
+        panic!("a batch of {} was taken", fits + 1);
+    };
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!("use --batch-size {fits} or less")),
+        "{message}"
+    );
+}
