@@ -205,8 +205,32 @@ fn sgd(
     param[i] = w - factors[1].x * g;
 }
 
-// Adadelta, as torch.optim.Adadelta: a running average of squared gradients (m) and of squared
-// updates (v) scale each step.
+// Adadelta, as torch.optim.Adadelta: a running average of squared gradients (square_avg, in m)
+// and of squared updates (acc_delta, in v) scale each step.
+struct AdadeltaState {
+    w: vec4<f32>,
+    square_avg: vec4<f32>,
+    acc_delta: vec4<f32>,
+}
+
+// One Adadelta step of four elements with learning rate `lr`.
+fn adadelta_update(grad: vec4<f32>, s: AdadeltaState, lr: f32) -> AdadeltaState {
+    var g = select(grad, -grad, (p.flags & MAXIMIZE) != 0u);
+    g = select(g, g + p.weight_decay * s.w, p.weight_decay != 0.0);
+    let square_avg = s.square_avg * p.rho + p.one_minus_rho * g * g;
+    let delta = sqrt(s.acc_delta + p.eps) / sqrt(square_avg + p.eps) * g;
+    let acc_delta = s.acc_delta * p.rho + p.one_minus_rho * delta * delta;
+    return AdadeltaState(s.w - lr * delta, square_avg, acc_delta);
+}
+
+// Element i alone.
+fn adadelta_one(i: u32) {
+    let s = adadelta_update(vec4(grad[i]), AdadeltaState(vec4(param[i]), vec4(m[i]), vec4(v[i])), factors[1].x);
+    param[i] = s.w.x;
+    m[i] = s.square_avg.x;
+    v[i] = s.acc_delta.x;
+}
+
 @compute @workgroup_size(256)
 fn adadelta(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -214,14 +238,16 @@ fn adadelta(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let i = element(wg, groups, lid);
-    if i >= p.len {
-        return;
+    if i < p.len {
+        adadelta_one(i);
     }
-    let w = param[i];
-    let g = penalized_grad(i, w);
-    let square_avg = m[i] * p.rho + p.one_minus_rho * g * g;
-    let delta = sqrt(v[i] + p.eps) / sqrt(square_avg + p.eps) * g;
-    m[i] = square_avg;
-    v[i] = v[i] * p.rho + p.one_minus_rho * delta * delta;
-    param[i] = w - factors[1].x * delta;
+}
+
+// The elements past the last whole group of TAIL_WIDTH that adadelta_wide updates.
+@compute @workgroup_size(8)
+fn adadelta_tail(@builtin(local_invocation_index) lid: u32) {
+    let i = p.len / TAIL_WIDTH * TAIL_WIDTH + lid;
+    if i < p.len {
+        adadelta_one(i);
+    }
 }

@@ -434,10 +434,41 @@ pub fn adadelta_dispatch(
         (5, s.v),
         (9, s.factors),
     ];
-    let groups = s.param.len().div_ceil(256) as u64;
-    let mut program = Program::from(Dispatch::new(
-        gpu, SHADER, "adadelta", &params, &bindings, groups,
-    )?);
+    let len = s.param.len();
+    let mut program = Program::new();
+    if gpu.features().contains(wgpu::Features::SHADER_INT64) {
+        // Eight elements per invocation, then the rest.
+        if len >= 8 {
+            let groups = (len / 8).div_ceil(256) as u64;
+            let wide = Dispatch::new(
+                gpu,
+                WIDE_SHADER,
+                "adadelta_wide",
+                &params,
+                &bindings,
+                groups,
+            )?;
+            program.push(wide);
+        }
+        if !len.is_multiple_of(8) {
+            let constants = [("TAIL_WIDTH", 8.0)];
+            let tail = Dispatch::specialized(
+                gpu,
+                SHADER,
+                "adadelta_tail",
+                &constants,
+                &params,
+                &bindings,
+                1,
+            )?;
+            program.push(tail);
+        }
+    } else {
+        let groups = len.div_ceil(256) as u64;
+        program.push(Dispatch::new(
+            gpu, SHADER, "adadelta", &params, &bindings, groups,
+        )?);
+    }
     program.push(super::counter::advance_dispatch(gpu, s.step)?);
     Ok(program)
 }
