@@ -89,12 +89,12 @@ fn im2col(
     dst[i] = select(0.0, src[min(at, arrayLength(&src) - 1u)], inside);
 }
 
-// im2col for P a multiple of 4: the grid's y is the tap row, x runs over its columns four at a
-// time; the four positions advance along the output rows without dividing.
+// im2col for P a multiple of 4: the grid's y is the tap row, x runs over its columns eight at a
+// time (two vec4 stores); the positions advance along the output rows without dividing.
 @compute @workgroup_size(64)
 fn im2col4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let k = wg.y;
-    let q = wg.x * 64u + lid;
+    let q = (wg.x * 64u + lid) * 2u;
     let cols = positions();
     if q * 4u >= cols {
         return;
@@ -105,46 +105,50 @@ fn im2col4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
     let v = k % p.kernel_w;
     let plane = p.out_height * p.out_width;
     let first = q * 4u;
-    var n = first / plane;
-    var oh = (first - n * plane) / p.out_width;
-    var ow = first - n * plane - oh * p.out_width;
-    var out: vec4<f32>;
+    var at = Position(first / plane, 0u, 0u);
+    at.oh = (first - at.n * plane) / p.out_width;
+    at.ow = first - at.n * plane - at.oh * p.out_width;
+    var low: vec4<f32>;
+    var high: vec4<f32>;
     for (var j = 0u; j < 4u; j++) {
-        let h = i32(oh * p.stride_h + u * p.dilation_h) - i32(p.pad_h);
-        let w = i32(ow * p.stride_w + v * p.dilation_w) - i32(p.pad_w);
-        let inside = h >= 0 && h < i32(p.height) && w >= 0 && w < i32(p.width);
-        let at = ((n * p.channels + c) * p.height + u32(max(h, 0))) * p.width + u32(max(w, 0));
-        out[j] = select(0.0, src[min(at, arrayLength(&src) - 1u)], inside);
-        ow += 1u;
-        if ow == p.out_width {
-            ow = 0u;
-            oh += 1u;
-            if oh == p.out_height {
-                oh = 0u;
-                n += 1u;
-            }
-        }
+        low[j] = tap(&at, c, u, v);
     }
-    dst4[k * (cols / 4u) + q] = out;
+    for (var j = 0u; j < 4u; j++) {
+        high[j] = tap(&at, c, u, v);
+    }
+    dst4[k * (cols / 4u) + q] = low;
+    if first + 4u < cols {
+        dst4[k * (cols / 4u) + q + 1u] = high;
+    }
 }
 
-// src = col [C·KH·KW, P], dst = dx [N, C, H, W]: one invocation per input element, the sum
-// over the taps that read it, in tap order.
-@compute @workgroup_size(256)
-fn col2im(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) groups: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = linear_index(wg, groups, lid);
-    let image = p.height * p.width;
-    if i >= p.batch * p.channels * image {
-        return;
+// An output position (sample, row, column).
+struct Position {
+    n: u32,
+    oh: u32,
+    ow: u32,
+}
+
+// x at tap (c, u, v) of output position `at` (0 in the padding), then `at` moves one column on.
+fn tap(at: ptr<function, Position>, c: u32, u: u32, v: u32) -> f32 {
+    let h = i32((*at).oh * p.stride_h + u * p.dilation_h) - i32(p.pad_h);
+    let w = i32((*at).ow * p.stride_w + v * p.dilation_w) - i32(p.pad_w);
+    let inside = h >= 0 && h < i32(p.height) && w >= 0 && w < i32(p.width);
+    let i = (((*at).n * p.channels + c) * p.height + u32(max(h, 0))) * p.width + u32(max(w, 0));
+    (*at).ow += 1u;
+    if (*at).ow == p.out_width {
+        (*at).ow = 0u;
+        (*at).oh += 1u;
+        if (*at).oh == p.out_height {
+            (*at).oh = 0u;
+            (*at).n += 1u;
+        }
     }
-    let n = i / (p.channels * image);
-    let c = (i / image) % p.channels;
-    let h = (i % image) / p.width;
-    let w = i % p.width;
+    return select(0.0, src[min(i, arrayLength(&src) - 1u)], inside);
+}
+
+// Σ of col over the taps that read input (n, c, h, w), in tap order.
+fn taps_sum(n: u32, c: u32, h: u32, w: u32) -> f32 {
     let cols = positions();
     let plane = p.out_height * p.out_width;
     var sum = 0.0;
@@ -177,6 +181,23 @@ fn col2im(
             sum += src[k * cols + n * plane + oh * p.out_width + ow];
         }
     }
+    return sum;
+}
+
+// src = col [C·KH·KW, P], dst = dx [N, C, H, W]: one invocation per input element. (Four
+// per invocation with one vec4 store measured no faster: the nine loads per input dominate.)
+@compute @workgroup_size(256)
+fn col2im(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = linear_index(wg, groups, lid);
+    let image = p.height * p.width;
+    if i >= p.batch * p.channels * image {
+        return;
+    }
+    var sum = taps_sum(i / (p.channels * image), (i / image) % p.channels, (i % image) / p.width, i % p.width);
     if GATE {
         sum = select(0.0, sum, gate[i] > 0.0);
     }

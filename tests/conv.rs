@@ -82,6 +82,9 @@ fn odd_cases() -> Vec<([usize; 4], [usize; 4], Conv2dOptions)> {
         ([1, 65, 4, 4], [3, 65, 1, 1], Conv2dOptions::default()),
         ([2, 1, 63, 3], [63, 1, 3, 3], opts((3, 1), (0, 1), (1, 1))),
         ([1, 4, 9, 9], [2, 4, 9, 9], Conv2dOptions::default()),
+        // 12 positions: the taps move eight at a time, then four.
+        ([1, 2, 6, 2], [3, 2, 1, 1], Conv2dOptions::default()),
+        ([3, 1, 5, 4], [2, 1, 2, 3], opts((1, 1), (1, 2), (1, 1))),
     ]
 }
 

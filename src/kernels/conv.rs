@@ -367,7 +367,7 @@ fn im2col(
     let max = gpu.limits().max_compute_workgroups_per_dimension as usize;
     if shape.positions().is_multiple_of(4) && shape.taps() <= max {
         let d = Dispatch::new(gpu, SHADER, "im2col4", params, &[(1, x), (6, col)], 1)?;
-        return d.on_grid(gpu, grid(shape.positions() / 4, shape.taps())?);
+        return d.on_grid(gpu, grid(shape.positions().div_ceil(8), shape.taps())?);
     }
     dispatch(gpu, "im2col", &[], params, &[(1, x), (2, col)], col.len())
 }
@@ -530,11 +530,13 @@ pub fn conv2d_backward(
             ..Default::default()
         };
         program.push(matmul_dispatch(gpu, &w, &product, &col, input_grad)?);
-        let tensors = [(1, &col), (2, dx), (4, grads.gate.unwrap_or(&col))];
+        // Without a gate, the taps stand in for its binding (read-only, like them).
+        let gate = grads.gate.unwrap_or(&col);
         let constants = [
             ("GATE", flag(grads.gate.is_some())),
             ("UNIT_STRIDE", flag(opts.stride == (1, 1))),
         ];
+        let tensors = [(1, &col), (2, dx), (4, gate)];
         program.push(dispatch(
             gpu,
             "col2im",
