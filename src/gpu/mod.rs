@@ -456,7 +456,11 @@ impl Gpu {
             entry_point: Some(entry),
             compilation_options: wgpu::PipelineCompilationOptions {
                 constants,
-                ..Default::default()
+                // Every wgml kernel writes the workgroup memory it reads first (a rule for
+                // shaders/), so the zeroing WebGPU adds is waste; on llvmpipe's GL path it also
+                // unrolls into minutes of compiling for a large array (the small head's 15 KiB:
+                // 54 s instead of 0.5 s).
+                zero_initialize_workgroup_memory: false,
             },
             cache: None,
         });
