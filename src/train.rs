@@ -12,9 +12,11 @@ use crate::gpu::{DType, Gpu, Program, Readback, Tensor};
 use crate::kernels::cross_entropy::{CrossEntropyKernel, CrossEntropyOptions};
 use crate::kernels::data::BatchLayout;
 use crate::kernels::linear_cross_entropy::LinearCrossEntropyKernel;
+use crate::kernels::policy;
 use crate::kernels::reduce::count_correct_dispatch;
+use crate::kernels::small_head::{self, SmallHeadGrads, SmallHeadKernel};
 use crate::loss::{CrossEntropyLoss, Reduction, Targets};
-use crate::nn::{LinearParams, Sequential, Workspace};
+use crate::nn::{LinearParams, Module, Sequential, Workspace};
 use crate::optim::{Optimizer, OptimizerConfig, StepLr};
 use crate::rng::Rng;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -49,6 +51,11 @@ pub struct TrainConfig {
     pub fused_head: bool,
     /// A learning-rate schedule stepped after every epoch, or a constant rate.
     pub lr_schedule: Option<StepLr>,
+    /// Where a model's last Linear layer is small enough (the MNIST tutorial's 128 → 10 at
+    /// batch 64), run it, the loss and both their backward passes as one dispatch
+    /// ([`crate::kernels::small_head`]) instead of five; the same numbers up to rounding.
+    /// `None`: where the adapter runs it faster ([`crate::kernels::policy::small_head`]).
+    pub small_head: Option<bool>,
 }
 
 impl Default for TrainConfig {
@@ -67,6 +74,7 @@ impl Default for TrainConfig {
             stop_on_non_finite: true,
             fused_head: false,
             lr_schedule: None,
+            small_head: None,
         }
     }
 }
@@ -352,6 +360,39 @@ impl<'a> Batches<'a> {
                 step.append(fused.backward.clone().unwrap_or_default());
                 kernels.push(LossKernel::Fused(fused));
                 step.append(model.backward_until(gpu, input, ws, index)?);
+            } else if let Some(small) = self.small_head(rows) {
+                let (index, head, relu_before) = small;
+                let (forward, hidden) = model.forward_until(gpu, input, ws, index)?;
+                step.append(forward);
+                // A ReLU before the head is the head's gate; the backward then starts below it.
+                let below = if relu_before { index - 1 } else { index };
+                let needs_dx = model.modules()[..below].iter().any(weighted);
+                let dx = match below.checked_sub(1) {
+                    Some(i) if needs_dx => Some(ws.grad(i, rows)?),
+                    _ => None,
+                };
+                let grads = SmallHeadGrads {
+                    dx: dx.as_ref(),
+                    gate: relu_before && needs_dx,
+                    dweight: &head.dweight,
+                    dbias: &head.dbias,
+                };
+                let opts = CrossEntropyOptions {
+                    label_smoothing: self.config.label_smoothing,
+                    ..Default::default()
+                };
+                let kernel = SmallHeadKernel::new(
+                    gpu,
+                    (&hidden, &head.weight, &head.bias),
+                    &y,
+                    &opts,
+                    grads,
+                    losses,
+                    cursor,
+                )?;
+                step.push(kernel.dispatch.clone());
+                kernels.push(LossKernel::Small(kernel));
+                step.append(model.backward_until(gpu, input, ws, below)?);
             } else {
                 let (forward, out) = model.forward_program(gpu, input, ws)?;
                 step.append(forward);
@@ -366,6 +407,24 @@ impl<'a> Batches<'a> {
             step.push(self.split.next_batch(gpu)?);
             Ok(step)
         })
+    }
+
+    /// The classifier head the small-head kernel computes for batches of `rows`, when the
+    /// config allows it and it fits: (its index, its parameters, whether a ReLU precedes it).
+    fn small_head(&self, rows: usize) -> Option<(usize, &'a LinearParams, bool)> {
+        let (index, head) = self.model.classifier_head()?;
+        let (classes, features) = (head.weight.shape()[0], head.weight.shape()[1]);
+        // The kernel reads its input row by row.
+        let rows_in = index > 0 || self.layout == BatchLayout::Rows;
+        let wanted =
+            (self.config.small_head).unwrap_or_else(|| policy::small_head(self.gpu.profile()));
+        let usable = wanted
+            && rows_in
+            && self.head.is_none()
+            && small_head::supported(self.gpu)
+            && small_head::fits(self.gpu.profile(), rows, features, classes);
+        let relu_before = index > 0 && matches!(self.model.modules()[index - 1], Module::Relu(_));
+        usable.then_some((index, head, relu_before))
     }
 
     /// Evaluation steps: gather, forward, count correct predictions into `correct`, each
@@ -392,6 +451,7 @@ impl<'a> Batches<'a> {
 enum LossKernel {
     Plain(CrossEntropyKernel),
     Fused(LinearCrossEntropyKernel),
+    Small(SmallHeadKernel),
 }
 
 impl LossKernel {
@@ -399,8 +459,14 @@ impl LossKernel {
         match self {
             LossKernel::Plain(k) => k.check_targets(gpu),
             LossKernel::Fused(k) => k.check_targets(gpu),
+            LossKernel::Small(k) => k.check_targets(gpu),
         }
     }
+}
+
+/// Whether a module has parameters.
+fn weighted(module: &Module) -> bool {
+    matches!(module, Module::Linear(_) | Module::Conv2d(_))
 }
 
 /// Trains a [`Sequential`] classifier with cross-entropy and Adam on an MNIST-format dataset.

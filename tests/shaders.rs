@@ -4,7 +4,7 @@
 use naga::back::{glsl, hlsl, msl, spv};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 use wgml::kernels::matmul::{SUBGROUP_SHADER, SUBGROUP_STORAGE_BUFFERS};
-use wgml::kernels::SHADERS;
+use wgml::kernels::{small_head, SHADERS};
 
 /// Limits every adapter offers (WebGPU's defaults; Metal reserves one of its storage slots).
 const MAX_INVOCATIONS: u32 = 256;
@@ -68,6 +68,8 @@ fn every_entry_point_validates_and_translates_to_all_four_back_ends() {
             // The subgroup matmul, for CPU adapters, needs more; the host checks the device.
             let max_storage = if shader.name == SUBGROUP_SHADER.name {
                 SUBGROUP_STORAGE_BUFFERS as usize
+            } else if shader.name == small_head::SHADER.name {
+                small_head::STORAGE_BUFFERS as usize
             } else {
                 MAX_STORAGE_BUFFERS
             };

@@ -269,7 +269,8 @@ fn the_benchmark_times_every_kernel_of_a_step() {
 }
 
 /// The tutorial MLP (and a single Linear layer, and label smoothing) trained with the last
-/// Linear layer and the loss fused follows the unfused path's losses and weights.
+/// Linear layer and the loss fused (the linear cross-entropy, and the small head) follows the
+/// unfused path's losses and weights.
 #[test]
 fn a_fused_head_trains_as_the_unfused_path_does() {
     let full = Mnist::bundled().unwrap();
@@ -278,10 +279,11 @@ fn a_fused_head_trains_as_the_unfused_path_does() {
         test: head(&full.test, 200),
     };
     for (sizes, smoothing) in [(&[784, 128, 10][..], 0.0), (&[784, 10][..], 0.1)] {
-        let run = |fused_head| {
+        let run = |fused_head, small_head| {
             let model = Sequential::mlp(gpu(), sizes, 3).unwrap();
             let config = TrainConfig {
                 fused_head,
+                small_head: Some(small_head),
                 label_smoothing: smoothing,
                 ..TrainConfig::default()
             };
@@ -292,23 +294,25 @@ fn a_fused_head_trains_as_the_unfused_path_does() {
             let weights = trainer.model().params().state_dict(gpu()).unwrap();
             (losses, weights)
         };
-        let (plain, fused) = (run(false), run(true));
+        let plain = run(false, false);
         assert_eq!(plain.0.len(), 64);
-        for (step, (a, b)) in plain.0.iter().zip(&fused.0).enumerate() {
-            assert!(
-                (a - b).abs() <= 1e-5 * a.abs(),
-                "{sizes:?} step {step}: {a} vs {b}"
-            );
+        for fused in [run(true, false), run(false, true)] {
+            for (step, (a, b)) in plain.0.iter().zip(&fused.0).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-5 * a.abs(),
+                    "{sizes:?} step {step}: {a} vs {b}"
+                );
+            }
+            for ((name, _, a), (_, _, b)) in plain.1.iter().zip(&fused.1) {
+                let worst = a
+                    .iter()
+                    .zip(b)
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0f32, f32::max);
+                assert!(worst <= 1e-5, "{sizes:?} {name}: weights part by {worst}");
+            }
+            println!("{sizes:?}: last loss {} vs {}", plain.0[63], fused.0[63]);
         }
-        for ((name, _, a), (_, _, b)) in plain.1.iter().zip(&fused.1) {
-            let worst = a
-                .iter()
-                .zip(b)
-                .map(|(x, y)| (x - y).abs())
-                .fold(0f32, f32::max);
-            assert!(worst <= 1e-5, "{sizes:?} {name}: weights part by {worst}");
-        }
-        println!("{sizes:?}: last loss {} vs {}", plain.0[63], fused.0[63]);
     }
 }
 
@@ -394,4 +398,36 @@ fn a_batch_too_large_for_the_device_is_a_clear_error() {
         message.contains(&format!("use --batch-size {fits} or less")),
         "{message}"
     );
+}
+
+/// Dispatches per training step of the MNIST tutorial's MLP: its last layer, loss and their
+/// backward as one (the small head, which GPUs take by default) against the five of the
+/// unfused path.
+#[test]
+fn the_tutorial_step_takes_eight_dispatches() {
+    let full = Mnist::bundled().unwrap();
+    let data = Mnist {
+        train: head(&full.train, 640),
+        test: head(&full.test, 100),
+    };
+    let g = gpu();
+    let labels = |small_head: bool| -> Vec<&'static str> {
+        let model = Sequential::mlp(g, &[784, 128, 10], 0).unwrap();
+        let config = TrainConfig {
+            small_head: Some(small_head),
+            ..TrainConfig::default()
+        };
+        let trainer = Trainer::new(g, model, &data, config).unwrap();
+        let program = trainer.step_program();
+        program.dispatches().iter().map(|d| d.label()).collect()
+    };
+    let (unfused, fused) = (labels(false), labels(true));
+    eprintln!("unfused: {unfused:?}\nsmall head: {fused:?}");
+    assert_eq!(unfused.len(), 12, "{unfused:?}");
+    if wgml::kernels::small_head::supported(g) {
+        assert_eq!(fused.len(), 8, "{fused:?}");
+        assert_eq!(fused.iter().filter(|&&l| l == "small_head").count(), 1);
+    } else {
+        assert_eq!(fused, unfused);
+    }
 }

@@ -17,6 +17,7 @@ pub mod optim;
 pub mod policy;
 pub mod pool;
 pub mod reduce;
+pub mod small_head;
 
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Readback, Shader, Tensor};
@@ -61,6 +62,7 @@ pub fn uniform_layouts() -> Vec<UniformLayout> {
         optim::uniform_layouts(),
         pool::uniform_layouts(),
         reduce::uniform_layouts(),
+        small_head::uniform_layouts(),
     ]
     .concat()
 }
@@ -77,7 +79,7 @@ pub fn shader_constants() -> Vec<(Shader, &'static str, u32)> {
 }
 
 /// Every shader in `shaders/`, for validation and tooling.
-pub const SHADERS: [Shader; 13] = [
+pub const SHADERS: [Shader; 14] = [
     matmul::SHADER,
     matmul::SUBGROUP_SHADER,
     elementwise::SHADER,
@@ -91,6 +93,7 @@ pub const SHADERS: [Shader; 13] = [
     pool::SHADER,
     dropout::SHADER,
     conv::SHADER,
+    small_head::SHADER,
 ];
 
 /// The two dimensions of a matrix tensor, or a shape error naming `what`.
