@@ -15,7 +15,7 @@ pack() {
     cargo build --release
     local tests
     tests=$(cargo test --release --no-run 2>&1 |
-        grep -o 'target/release/deps/\(kernels\|gradients\|golden\|linear_cross_entropy\|train\|conv\|pool\)-[0-9a-f]*')
+        grep -o 'target/release/deps/\(kernels\|gradients\|golden\|linear_cross_entropy\|train\|conv\|pool\|small_head\)-[0-9a-f]*')
     rm -rf .gpu /tmp/wgml-gpu && mkdir -p .gpu /tmp/wgml-gpu
     strip -o /tmp/wgml-gpu/wgml target/release/wgml
     for t in $tests; do
@@ -36,7 +36,7 @@ run() {
     export WGML_FIXTURES=$PWD/tests/golden
     nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv | tee "$out/gpu.txt" || true
     "$bin/wgml" devices | tee -a "$out/gpu.txt"
-    for t in kernels gradients golden linear_cross_entropy train conv pool; do
+    for t in kernels gradients golden linear_cross_entropy train conv pool small_head; do
         if "$bin/$t" --test-threads=4 --nocapture >"$out/test-$t.log" 2>&1; then r=pass; else r=FAIL; fi
         echo "tests/$t.rs: $r ($(grep -o '[0-9]* passed; [0-9]* failed' "$out/test-$t.log" | tail -1))"
         grep -h '^trajectory:' "$out/test-$t.log" || true
