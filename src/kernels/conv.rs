@@ -4,7 +4,8 @@
 //! The products run on the matmul kernels, so a convolution gets the adapter's fastest matmul
 //! layout; around them, `conv.wgsl` gathers the input's taps into a scratch matrix (`im2col`)
 //! and scatters them back (`col2im`, a gather in fixed order, no atomics). The scratch is
-//! allocated once per shape and may be shared by every convolution of a model.
+//! allocated once; convolutions may share one, or each keep its own so that backward reads the
+//! taps its forward gathered (`Conv2dGrads::taps_kept`), as `nn::Sequential` does.
 //!
 //! ```
 //! use wgml::gpu::{Gpu, Tensor};
