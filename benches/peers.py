@@ -113,8 +113,11 @@ def main():
     print(f"{'':<32}{'wgml':>12}{'PyTorch':>12}{'ratio':>9}")
     print(f"{'epoch (s, median)':<32}{ours_s:>12.3f}{theirs_s:>12.3f}{ours_s / theirs_s:>9.2f}")
     if len(ours_rounds) > 1:
-        ratios = " ".join(f"{o / t:.2f}" for o, t in zip(ours_rounds, theirs_rounds))
-        print(f"{'  ratio by round':<32}{ratios}")
+        spread = lambda v: f"{min(v):.3f}-{max(v):.3f}"
+        print(f"{'  range over rounds':<32}{spread(ours_rounds):>12}{spread(theirs_rounds):>12}")
+        ratios = [o / t for o, t in zip(ours_rounds, theirs_rounds)]
+        print(f"{'  ratio by round':<32}" + " ".join(f"{r:.2f}" for r in ratios)
+              + f"  (median {statistics.median(ratios):.2f})")
     print(f"{'test accuracy':<32}{ours['test_acc']:>12.4f}{theirs_acc:>12.4f}")
     for (m, n, k, trans_a, trans_b), pairs in matmuls.items():
         ours_g = statistics.median(o for o, _ in pairs)
