@@ -1,6 +1,6 @@
-// Dropout from a counter-based generator: element i of step t is kept when the first word of
-// Philox4x32-10(counter = (i, t, 0, 0), key = seed) maps to u ∈ [0, 1) with u ≥ p, and kept
-// elements are scaled by 1/(1 − p). The mask is a function of (seed, step, element): nothing is
+// Dropout from a counter-based generator: element i of step t is kept when word i mod 4 of
+// Philox4x32-10(counter = (⌊i/4⌋, t, 0, 0), key = seed) maps to u ∈ [0, 1) with u ≥ p, and kept
+// elements are scaled by 1/(1 − p): one Philox block serves four elements. The mask is a function of (seed, step, element): nothing is
 // stored or uploaded per step, the backward recomputes the forward's mask, and a resumed run
 // draws the same masks. One entry point serves both directions: y = x · m / (1 − p) forward,
 // dx = dy · m / (1 − p) backward, from the same mask.
@@ -17,6 +17,9 @@ struct Params {
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(3) var<storage, read> step: array<u32>; // [t]
+// x and y four at a time (dropout4).
+@group(0) @binding(4) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> y4: array<vec4<f32>>;
 
 // The high and low words of a · b.
 fn mul_hi_lo(a: u32, b: u32) -> vec2<u32> {
@@ -45,11 +48,11 @@ fn philox(counter: vec4<u32>, key: vec2<u32>) -> vec4<u32> {
     return c;
 }
 
-// The kept element's factor: 1/(1 − p) where element i is kept this step, else 0.
-fn factor(i: u32) -> f32 {
-    let bits = philox(vec4(i, step[0], 0u, 0u), vec2(p.seed_lo, p.seed_hi)).x;
-    let u = f32(bits >> 8u) * (1.0 / 16777216.0);
-    return select(0.0, p.scale, u >= p.p);
+// Elements 4j..4j+3's factors: 1/(1 − p) where kept this step, else 0.
+fn factors(j: u32) -> vec4<f32> {
+    let bits = philox(vec4(j, step[0], 0u, 0u), vec2(p.seed_lo, p.seed_hi));
+    let u = vec4<f32>(bits >> vec4(8u)) * (1.0 / 16777216.0);
+    return select(vec4(0.0), vec4(p.scale), u >= vec4(p.p));
 }
 
 fn linear_index(wg: vec3<u32>, groups: vec3<u32>, lid: u32) -> u32 {
@@ -64,8 +67,22 @@ fn dropout(
 ) {
     let i = linear_index(wg, groups, lid);
     if i < p.len {
-        let f = factor(i);
+        let f = factors(i / 4u)[i % 4u];
         // select, not a product: a dropped infinity or NaN stays out.
         y[i] = select(0.0, x[i] * f, f != 0.0);
+    }
+}
+
+// dropout for a length that is a multiple of 4: four elements per invocation, one Philox block.
+@compute @workgroup_size(256)
+fn dropout4(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let j = linear_index(wg, groups, lid);
+    if j < p.len / 4u {
+        let f = factors(j);
+        y4[j] = select(vec4(0.0), x4[j] * f, f != vec4(0.0));
     }
 }

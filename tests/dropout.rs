@@ -40,8 +40,15 @@ fn philox_matches_its_published_known_answers() {
 
 #[test]
 fn masks_are_the_hosts_scaled_and_drawn_per_step() {
+    // Odd (one element per invocation), and a multiple of four (four per invocation); neither a
+    // multiple of the workgroup size.
+    for n in [70_001, 70_004] {
+        masks_of(n);
+    }
+}
+
+fn masks_of(n: usize) {
     let g = gpu();
-    let n = 70_001; // odd, and no multiple of the workgroup size
     let x = random(n, 0.5, 2.0, 1);
     let step = Tensor::zeros(g, &[1], DType::U32).unwrap();
     let drop = Dropout {
