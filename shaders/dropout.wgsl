@@ -1,6 +1,6 @@
-// Dropout from a counter-based generator: element i of step t is kept when word i mod 4 of
-// Philox4x32-10(counter = (⌊i/4⌋, t, 0, 0), key = seed) maps to u ∈ [0, 1) with u ≥ p, and kept
-// elements are scaled by 1/(1 − p): one Philox block serves four elements. The mask is a function of (seed, step, element): nothing is
+// Dropout from a counter-based generator: element i of step t is kept when the first word of
+// Philox4x32-10(counter = (i, t, 0, 0), key = seed) maps to u ∈ [0, 1) with u ≥ p, and kept
+// elements are scaled by 1/(1 − p). The mask is a function of (seed, step, element): nothing is
 // stored or uploaded per step, the backward recomputes the forward's mask, and a resumed run
 // draws the same masks. One entry point serves both directions: y = x · m / (1 − p) forward,
 // dx = dy · m / (1 − p) backward, from the same mask.
@@ -48,11 +48,11 @@ fn philox(counter: vec4<u32>, key: vec2<u32>) -> vec4<u32> {
     return c;
 }
 
-// Elements 4j..4j+3's factors: 1/(1 − p) where kept this step, else 0.
-fn factors(j: u32) -> vec4<f32> {
-    let bits = philox(vec4(j, step[0], 0u, 0u), vec2(p.seed_lo, p.seed_hi));
-    let u = vec4<f32>(bits >> vec4(8u)) * (1.0 / 16777216.0);
-    return select(vec4(0.0), vec4(p.scale), u >= vec4(p.p));
+// The kept element's factor: 1/(1 − p) where element i is kept this step, else 0.
+fn factor(i: u32) -> f32 {
+    let bits = philox(vec4(i, step[0], 0u, 0u), vec2(p.seed_lo, p.seed_hi)).x;
+    let u = f32(bits >> 8u) * (1.0 / 16777216.0);
+    return select(0.0, p.scale, u >= p.p);
 }
 
 fn linear_index(wg: vec3<u32>, groups: vec3<u32>, lid: u32) -> u32 {
@@ -67,13 +67,14 @@ fn dropout(
 ) {
     let i = linear_index(wg, groups, lid);
     if i < p.len {
-        let f = factors(i / 4u)[i % 4u];
+        let f = factor(i);
         // select, not a product: a dropped infinity or NaN stays out.
         y[i] = select(0.0, x[i] * f, f != 0.0);
     }
 }
 
-// dropout for a length that is a multiple of 4: four elements per invocation, one Philox block.
+// dropout for a length that is a multiple of 4: four elements per invocation, one vec4 load and
+// store.
 @compute @workgroup_size(256)
 fn dropout4(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -82,7 +83,8 @@ fn dropout4(
 ) {
     let j = linear_index(wg, groups, lid);
     if j < p.len / 4u {
-        let f = factors(j);
+        let i = 4u * j;
+        let f = vec4(factor(i), factor(i + 1u), factor(i + 2u), factor(i + 3u));
         y4[j] = select(vec4(0.0), x4[j] * f, f != vec4(0.0));
     }
 }
