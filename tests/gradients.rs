@@ -40,6 +40,33 @@ fn cpu_loss(p: &[Vec<f64>], x: &[f32], y: &[i32], reduction: Reduction) -> f64 {
     }
 }
 
+/// One forward, loss (`reduction`) and backward pass of `model` on x and class targets y, in a
+/// fresh training workspace: the loss, with every gradient left in the model's buffers.
+fn loss_and_gradients(
+    model: &Sequential,
+    x: (&Tensor, BatchLayout),
+    y: &Tensor,
+    reduction: Reduction,
+) -> f64 {
+    let g = gpu();
+    let rows = y.len();
+    let ws = model.workspace(g, rows).unwrap();
+    let (forward, out) = model.forward_program(g, x, &ws).unwrap();
+    let loss_out = Tensor::zeros(g, &[1], DType::F32).unwrap();
+    let cursor = Tensor::zeros(g, &[1], DType::U32).unwrap();
+    let grad = ws.output_grad(rows).unwrap();
+    let ce = CrossEntropyLoss::new()
+        .reduction(reduction)
+        .prepare(g, &out, Targets::Classes(y), &grad, &loss_out, &cursor)
+        .unwrap();
+    let mut program = Program::new();
+    program.append(forward);
+    program.append(ce.program.clone());
+    program.append(model.backward_program(g, x, &ws).unwrap());
+    program.run(g).unwrap();
+    f64::from(loss_out.to_vec::<f32>(g).unwrap()[0])
+}
+
 #[test]
 fn model_gradients_match_finite_differences() {
     let g = gpu();
@@ -74,36 +101,16 @@ fn model_gradients_match_finite_differences() {
         let x = Tensor::from_slice(g, &x_stored, &layout.shape(rows, 7)).unwrap();
         let x = (&x, layout);
         let y = Tensor::from_slice(g, &y_host, &[rows]).unwrap();
-        let ws = model.workspace(g, rows).unwrap();
-        let (forward, out) = model.forward_program(g, x, &ws).unwrap();
-        let loss_out = Tensor::zeros(g, &[1], DType::F32).unwrap();
-        let cursor = Tensor::zeros(g, &[1], DType::U32).unwrap();
-        let loss = CrossEntropyLoss::new().reduction(reduction);
-        let ce = loss
-            .prepare(
-                g,
-                &out,
-                Targets::Classes(&y),
-                &ws.output_grad(rows).unwrap(),
-                &loss_out,
-                &cursor,
-            )
-            .unwrap();
-        let mut program = Program::new();
-        program.append(forward);
-        program.append(ce.program.clone());
-        program.append(model.backward_program(g, x, &ws).unwrap());
-        program.run(g).unwrap();
+        let gpu_loss = loss_and_gradients(&model, x, &y, reduction);
 
         let state = model.params().state_dict(g).unwrap();
         let mut p: Vec<Vec<f64>> = state
             .iter()
             .map(|(_, _, v)| v.iter().map(|&f| f64::from(f)).collect())
             .collect();
-        let gpu_loss = loss_out.to_vec::<f32>(g).unwrap()[0];
         let cpu = cpu_loss(&p, &x_host, &y_host, reduction);
         assert!(
-            (f64::from(gpu_loss) - cpu).abs() < 1e-5,
+            (gpu_loss - cpu).abs() < 1e-5,
             "{reduction:?} {layout:?}: loss {gpu_loss} vs {cpu}"
         );
 
@@ -188,31 +195,11 @@ fn unusual_layer_orders_match_finite_differences() {
     let x = Tensor::from_slice(g, &x_host, &[rows, 4]).unwrap();
     let x = (&x, BatchLayout::Rows);
     let y = Tensor::from_slice(g, &y_host, &[rows]).unwrap();
-    let ws = model.workspace(g, rows).unwrap();
-    let (forward, out) = model.forward_program(g, x, &ws).unwrap();
-    let (loss_out, cursor) = (
-        Tensor::zeros(g, &[1], DType::F32).unwrap(),
-        Tensor::zeros(g, &[1], DType::U32).unwrap(),
-    );
-    let ce = CrossEntropyLoss::new()
-        .prepare(
-            g,
-            &out,
-            Targets::Classes(&y),
-            &ws.output_grad(rows).unwrap(),
-            &loss_out,
-            &cursor,
-        )
-        .unwrap();
-    let mut program = forward;
-    program.append(ce.program.clone());
-    program.append(model.backward_program(g, x, &ws).unwrap());
-    program.run(g).unwrap();
+    let gpu_loss = loss_and_gradients(&model, x, &y, Reduction::Mean);
     let state = model.params().state_dict(g).unwrap();
     let mut p: Vec<Vec<f64>> = (state.iter())
         .map(|(_, _, v)| v.iter().map(|&f| f64::from(f)).collect())
         .collect();
-    let gpu_loss = f64::from(loss_out.to_vec::<f32>(g).unwrap()[0]);
     let cpu = cpu_stack_loss(&layers, &p, &x_host, &y_host);
     assert!((gpu_loss - cpu).abs() < 1e-5, "loss {gpu_loss} vs {cpu}");
     for (k, (name, _, _)) in state.iter().enumerate() {
@@ -378,26 +365,7 @@ fn image_models_match_finite_differences() {
     let x = Tensor::from_slice(g, &x_host, &[rows, 2, 7, 6]).unwrap();
     let x = (&x, BatchLayout::Rows);
     let y = Tensor::from_slice(g, &y_host, &[rows]).unwrap();
-    let ws = model.workspace(g, rows).unwrap();
-    let (forward, out) = model.forward_program(g, x, &ws).unwrap();
-    let (loss_out, cursor) = (
-        Tensor::zeros(g, &[1], DType::F32).unwrap(),
-        Tensor::zeros(g, &[1], DType::U32).unwrap(),
-    );
-    let ce = CrossEntropyLoss::new()
-        .prepare(
-            g,
-            &out,
-            Targets::Classes(&y),
-            &ws.output_grad(rows).unwrap(),
-            &loss_out,
-            &cursor,
-        )
-        .unwrap();
-    let mut program = forward;
-    program.append(ce.program.clone());
-    program.append(model.backward_program(g, x, &ws).unwrap());
-    program.run(g).unwrap();
+    let gpu_loss = loss_and_gradients(&model, x, &y, Reduction::Mean);
 
     let Module::Dropout(dropout) = model.modules()[6].clone() else {
         panic!("module 6 is the dropout");
@@ -427,7 +395,6 @@ fn image_models_match_finite_differences() {
     let mut p: Vec<Vec<f64>> = (state.iter())
         .map(|(_, _, v)| v.iter().map(|&f| f64::from(f)).collect())
         .collect();
-    let gpu_loss = f64::from(loss_out.to_vec::<f32>(g).unwrap()[0]);
     let cpu = loss(&p);
     assert!((gpu_loss - cpu).abs() < 1e-5, "loss {gpu_loss} vs {cpu}");
     let mut checked = 0;
