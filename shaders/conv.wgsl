@@ -147,38 +147,37 @@ fn tap(at: ptr<function, Position>, c: u32, u: u32, v: u32) -> f32 {
     return select(0.0, src[min(i, arrayLength(&src) - 1u)], inside);
 }
 
+// The output coordinate whose window reads input coordinate x at tap t along one axis (oh·stride
+// = x + pad − t·dilation, when that is a whole step inside the output), or −1.
+fn window_of(x: u32, t: u32, pad: u32, dilation: u32, stride: u32, size: u32) -> i32 {
+    let step = i32(x + pad) - i32(t * dilation);
+    var at = u32(step);
+    if !UNIT_STRIDE {
+        at = u32(step) / stride;
+        if u32(step) % stride != 0u {
+            return -1;
+        }
+    }
+    return select(i32(at), -1, step < 0 || at >= size);
+}
+
 // Σ of col over the taps that read input (n, c, h, w), in tap order.
 fn taps_sum(n: u32, c: u32, h: u32, w: u32) -> f32 {
     let cols = positions();
     let plane = p.out_height * p.out_width;
     var sum = 0.0;
     for (var u = 0u; u < p.kernel_h; u++) {
-        // oh·stride = h + pad − u·dilation, when that is a whole step inside the output.
-        let th = i32(h + p.pad_h) - i32(u * p.dilation_h);
-        var oh = u32(th);
-        if !UNIT_STRIDE {
-            oh = u32(th) / p.stride_h;
-            if u32(th) % p.stride_h != 0u {
-                continue;
-            }
-        }
-        if th < 0 || oh >= p.out_height {
+        let oh = window_of(h, u, p.pad_h, p.dilation_h, p.stride_h, p.out_height);
+        if oh < 0 {
             continue;
         }
         for (var v = 0u; v < p.kernel_w; v++) {
-            let tw = i32(w + p.pad_w) - i32(v * p.dilation_w);
-            var ow = u32(tw);
-            if !UNIT_STRIDE {
-                ow = u32(tw) / p.stride_w;
-                if u32(tw) % p.stride_w != 0u {
-                    continue;
-                }
-            }
-            if tw < 0 || ow >= p.out_width {
+            let ow = window_of(w, v, p.pad_w, p.dilation_w, p.stride_w, p.out_width);
+            if ow < 0 {
                 continue;
             }
             let k = (c * p.kernel_h + u) * p.kernel_w + v;
-            sum += src[k * cols + n * plane + oh * p.out_width + ow];
+            sum += src[k * cols + n * plane + u32(oh) * p.out_width + u32(ow)];
         }
     }
     return sum;

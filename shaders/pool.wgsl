@@ -56,6 +56,12 @@ fn linear_index(wg: vec3<u32>, groups: vec3<u32>, lid: u32) -> u32 {
     return (wg.x + wg.y * groups.x) * 256u + lid;
 }
 
+// Output o's (plane, row, column).
+fn output_at(o: u32) -> vec3<u32> {
+    let outputs = p.out_height * p.out_width;
+    return vec3(o / outputs, (o % outputs) / p.out_width, o % p.out_width);
+}
+
 @compute @workgroup_size(256)
 fn max_pool_forward(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -67,9 +73,10 @@ fn max_pool_forward(
     if o >= p.planes * outputs {
         return;
     }
-    let plane = o / outputs;
-    let oh = (o % outputs) / p.out_width;
-    let ow = o % p.out_width;
+    let coords = output_at(o);
+    let plane = coords.x;
+    let oh = coords.y;
+    let ow = coords.z;
     let base = plane * p.height * p.width;
     var best = bitcast<f32>(0xff800000u); // −∞
     var at = 0u;
@@ -146,9 +153,10 @@ fn max_pool_backward_tiled(
     if o >= p.planes * outputs {
         return;
     }
-    let plane = o / outputs;
-    let oh = (o % outputs) / p.out_width;
-    let ow = o % p.out_width;
+    let coords = output_at(o);
+    let plane = coords.x;
+    let oh = coords.y;
+    let ow = coords.z;
     let at = index_in[o];
     let g = dy[o];
     let base = plane * p.height * p.width;

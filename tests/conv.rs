@@ -6,8 +6,8 @@ use common::{assert_close, fixture, gpu, random};
 use serde_json::Value;
 use wgml::gpu::{DType, Tensor};
 use wgml::kernels::conv::{
-    conv2d, conv2d_backward, conv2d_forward, conv2d_gradients, Conv2dGrads, Conv2dOptions,
-    Conv2dScratch, Conv2dShape,
+    conv2d, conv2d_backward, conv2d_forward, conv2d_gradients, output_size, Conv2dGrads,
+    Conv2dOptions, Conv2dScratch, Conv2dShape,
 };
 use wgml::reference;
 
@@ -248,6 +248,8 @@ fn bad_shapes_get_clear_errors() {
     };
     let w2 = Tensor::zeros(g, &[4, 2, 3, 3], DType::F32).unwrap();
     let err = conv2d(g, &x, &w2, None, &zero_stride).unwrap_err();
+    assert!(err.to_string().contains("must be positive"), "{err}");
+    let err = output_size((5, 5), (0, 3), &Conv2dOptions::default()).unwrap_err();
     assert!(err.to_string().contains("must be positive"), "{err}");
     let small = Conv2dScratch::new(g, 10, 10).unwrap();
     let y = Tensor::zeros(g, &[1, 4, 3, 3], DType::F32).unwrap();

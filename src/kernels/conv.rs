@@ -176,21 +176,21 @@ pub fn output_size(
     ];
     let mut out = [0; 2];
     for (i, (size, kernel, stride, pad, dilation)) in dims.into_iter().enumerate() {
-        if stride == 0 || dilation == 0 {
+        if kernel == 0 || stride == 0 || dilation == 0 {
             return Err(Error::invalid(format!(
-                "conv2d: stride and dilation must be positive, got stride {:?}, dilation {:?}",
+                "conv2d: kernel, stride and dilation must be positive, got kernel {kh}×{kw}, \
+                 stride {:?}, dilation {:?}",
                 opts.stride, opts.dilation
             )));
         }
-        let span = dilation * (kernel - 1) + 1;
-        if size + 2 * pad < span {
+        let Some(count) = super::window_count(size, (kernel, stride, pad, dilation)) else {
             return Err(Error::shape(format!(
                 "conv2d: an input of {h}×{w} (padding {:?}) is smaller than the {kh}×{kw} \
                  kernel (dilation {:?})",
                 opts.padding, opts.dilation
             )));
-        }
-        out[i] = (size + 2 * pad - span) / stride + 1;
+        };
+        out[i] = count;
     }
     Ok((out[0], out[1]))
 }

@@ -122,6 +122,19 @@ pub(crate) fn expect_len(t: &Tensor, len: usize, what: &str) -> Result<()> {
     expect_len_of(t, len, what)
 }
 
+/// How many windows of `kernel` taps, `dilation` apart, fit `size` values padded by `pad` on
+/// each side when they start `stride` apart (PyTorch's output size of a convolution or
+/// pooling), or `None` when the padded input is shorter than one window.
+pub(crate) fn window_count(
+    size: usize,
+    (kernel, stride, pad, dilation): (usize, usize, usize, usize),
+) -> Option<usize> {
+    let span = dilation * (kernel - 1) + 1;
+    (size + 2 * pad)
+        .checked_sub(span)
+        .map(|room| room / stride + 1)
+}
+
 /// `n` as a u32 kernel parameter, or an error naming `what`.
 pub(crate) fn u32_param(n: usize, what: &str) -> Result<u32> {
     u32::try_from(n).map_err(|_| Error::shape(format!("{what} = {n} exceeds u32")))

@@ -75,15 +75,14 @@ impl MaxPool2d {
                      kernel_size={kernel} and dilation={dilation}"
                 )));
             }
-            let span = dilation * (kernel - 1) + 1;
-            if size + 2 * pad < span {
+            let Some(count) = super::window_count(size, (kernel, stride, pad, dilation)) else {
                 return Err(Error::shape(format!(
                     "max_pool2d: an input of {h}×{w} (padding {:?}) is smaller than the \
                      {:?} window (dilation {:?})",
                     self.padding, self.kernel, self.dilation
                 )));
-            }
-            out[i] = (size + 2 * pad - span) / stride + 1;
+            };
+            out[i] = count;
         }
         Ok((out[0], out[1]))
     }
