@@ -1,5 +1,5 @@
 // C = op(A) · op(B), then the epilogue (bias, ReLU, gate; see matmul_common.wgsl), with op =
-// identity or transpose.
+// identity or transpose; all but matmul_wide also write op(A)'s row sums when asked (ROW_SUMS).
 //
 // op(A) is M×K and op(B) is K×N. The host passes strides, so a transpose is only a different
 // stride: op(A)[i, k] = a[i·a_row + k·a_k] and op(B)[k, j] = b[k·b_k + j·b_col]. Inner loops hold
@@ -89,6 +89,7 @@ fn matmul(
     let tc = local.x * 4u; // and first column
 
     var acc: array<array<f32, 4>, 4>;
+    var sums: array<f32, 4>; // ROW_SUMS: this invocation's rows of op(A), summed over K
     for (var k0 = 0u; k0 < p.k; k0 += TK) {
         // 256 invocations load 1024 elements of each tile, four each; past K they load zeros.
         for (var r = 0u; r < 4u; r++) {
@@ -111,6 +112,9 @@ fn matmul(
                 for (var j = 0u; j < 4u; j++) {
                     acc[i][j] = fma(av[i], bv[j], acc[i][j]);
                 }
+                if ROW_SUMS {
+                    sums[i] += av[i];
+                }
             }
         }
         workgroupBarrier();
@@ -118,6 +122,9 @@ fn matmul(
     for (var i = 0u; i < 4u; i++) {
         for (var j = 0u; j < 4u; j++) {
             store(row0 + tr + i, col0 + tc + j, acc[i][j]);
+        }
+        if ROW_SUMS && col0 == 0u && tc == 0u && row0 + tr + i < p.m {
+            row_sums[row0 + tr + i] = sums[i];
         }
     }
 }
@@ -222,6 +229,8 @@ fn store_block(row0: u32, col0: u32, step: u32, acc: Block) {
 // An 8×8 block of C as four 4×4 blocks (top/bottom × left/right) += op(A)[row0..row0+8, kk] ⊗
 // op(B)[kk, col0 + step·(0..8)]: 16 loads, 64 FMAs. The blocks are separate locals: pointers
 // into one struct trip naga's SPIR-V writer.
+// One k of an 8×8 block: rows row0..row0+7, columns col0 + step·j. Returns the rows' values of
+// op(A) at kk, the first four and the last four (for ROW_SUMS).
 fn step8(
     tl: ptr<function, Block>,
     tr: ptr<function, Block>,
@@ -231,7 +240,7 @@ fn step8(
     kk: u32,
     col0: u32,
     step: u32,
-) {
+) -> array<vec4<f32>, 2> {
     let left = vec4(b_at(kk, col0), b_at(kk, col0 + step), b_at(kk, col0 + 2u * step), b_at(kk, col0 + 3u * step));
     let right = vec4(b_at(kk, col0 + 4u * step), b_at(kk, col0 + 5u * step), b_at(kk, col0 + 6u * step), b_at(kk, col0 + 7u * step));
     let top = vec4(a_at(row0, kk), a_at(row0 + 1u, kk), a_at(row0 + 2u, kk), a_at(row0 + 3u, kk));
@@ -240,6 +249,7 @@ fn step8(
     outer(tr, top, right);
     outer(bl, bottom, left);
     outer(br, bottom, right);
+    return array(top, bottom);
 }
 
 const ROW_LANES: u32 = 32u;
@@ -260,8 +270,16 @@ fn matmul_rows(
     var tr = Block();
     var bl = Block();
     var br = Block();
+    var sums = array(vec4(0.0), vec4(0.0)); // ROW_SUMS: the same in every lane
     for (var kk = 0u; kk < p.k; kk++) {
-        step8(&tl, &tr, &bl, &br, row0, kk, col0, ROW_LANES);
+        let a8 = step8(&tl, &tr, &bl, &br, row0, kk, col0, ROW_LANES);
+        if ROW_SUMS {
+            sums[0] += a8[0];
+            sums[1] += a8[1];
+        }
+    }
+    if ROW_SUMS && col0 == 0u {
+        store_row_sums8(row0, sums);
     }
     store_block(row0, col0, ROW_LANES, tl);
     store_block(row0, col0 + 4u * ROW_LANES, ROW_LANES, tr);
@@ -272,6 +290,7 @@ fn matmul_rows(
 const DOT_LANES: u32 = 32u;
 
 var<workgroup> partial: array<vec4<f32>, 512>; // [16 row-halves][32 lanes]
+var<workgroup> partial_sums: array<vec4<f32>, 64>; // ROW_SUMS: [2 row-quads][32 lanes]
 
 @compute @workgroup_size(32)
 fn matmul_dot(
@@ -289,8 +308,17 @@ fn matmul_dot(
     var tr = Block();
     var bl = Block();
     var br = Block();
+    var sums = array(vec4(0.0), vec4(0.0)); // ROW_SUMS: this lane's share of K
     for (var kk = lane; kk < p.k; kk += DOT_LANES) {
-        step8(&tl, &tr, &bl, &br, row0, kk, col0, 1u);
+        let a8 = step8(&tl, &tr, &bl, &br, row0, kk, col0, 1u);
+        if ROW_SUMS {
+            sums[0] += a8[0];
+            sums[1] += a8[1];
+        }
+    }
+    if ROW_SUMS {
+        partial_sums[lane] = sums[0];
+        partial_sums[DOT_LANES + lane] = sums[1];
     }
     // Row r's left half at partial[(2r) · 32 + lane], its right half at partial[(2r + 1) · 32 + lane].
     let halves = array(tl.r0, tr.r0, tl.r1, tr.r1, tl.r2, tr.r2, tl.r3, tr.r3, bl.r0, br.r0, bl.r1, br.r1, bl.r2, br.r2, bl.r3, br.r3);
@@ -304,5 +332,23 @@ fn matmul_dot(
             s += partial[lane * DOT_LANES + l];
         }
         store4(row0 + lane / 2u, col0 + (lane % 2u) * 4u, 1u, s);
+    }
+    if ROW_SUMS && lane == 16u && col0 == 0u {
+        var s = array(vec4(0.0), vec4(0.0));
+        for (var l = 0u; l < DOT_LANES; l++) {
+            s[0] += partial_sums[l];
+            s[1] += partial_sums[DOT_LANES + l];
+        }
+        store_row_sums8(row0, s);
+    }
+}
+
+// ROW_SUMS: rows row0..row0+7 of op(A) summed over K (those inside M).
+fn store_row_sums8(row0: u32, sums: array<vec4<f32>, 2>) {
+    let rows = array(sums[0].x, sums[0].y, sums[0].z, sums[0].w, sums[1].x, sums[1].y, sums[1].z, sums[1].w);
+    for (var i = 0u; i < 8u; i++) {
+        if row0 + i < p.m {
+            row_sums[row0 + i] = rows[i];
+        }
     }
 }

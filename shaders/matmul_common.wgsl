@@ -18,10 +18,14 @@ struct Params {
 override BIAS: bool = false; // adds bias[j] (binding 3)
 override RELU: bool = false; // max(·, 0)
 override GATE: bool = false; // zero where gate[i, j] ≤ 0 (binding 5): ReLU's backward, fused
+// Also writes Σ_k op(A)[i, k] into row_sums[i] (binding 11): a linear layer's bias gradient
+// beside its weight gradient (op(A) = dzᵀ). The workgroups of C's first column of tiles write it.
+override ROW_SUMS: bool = false;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(3) var<storage, read> bias: array<f32>; // N
 @group(0) @binding(5) var<storage, read> gate: array<f32>; // M × N
+@group(0) @binding(11) var<storage, read_write> row_sums: array<f32>; // M
 
 // The epilogue of C[i] = v, in column col.
 fn epilogue(i: u32, col: u32, v: f32) -> f32 {

@@ -19,6 +19,9 @@
 //     each accumulator is read and written once per step and few values need registers at
 //     once; C leaves as one 8-wide store per row (N % 8 = 0), else as vec4 or scalar stores.
 //
+// With ROW_SUMS, each lane also adds up the values of A it loads (read as columns, the 16 rows
+// at its own k; along K, its own two rows), and C's first column of tiles writes the sums.
+//
 // The host picks this layout only when B's contiguous dimension is a multiple of 4. Override
 // constants fix how A and B are read and how C is written.
 //
@@ -213,7 +216,8 @@ struct Rows16 {
 
 // Eight k of op(A) read along K into one group of 16 rows: lane l reads rows row0 + l (at
 // offset u_row) and row0 + 8 + l (w_row), which broadcasts hand to every lane a row at a time.
-fn steps_rows_along_k(g: ptr<function, Rows16>, u_row: u32, w_row: u32, k0: u32, bb: BBlock) {
+// Returns this lane's share of the step's row sums: its two rows, four partial sums each.
+fn steps_rows_along_k(g: ptr<function, Rows16>, u_row: u32, w_row: u32, k0: u32, bb: BBlock) -> AColumn {
     let u = a_eight(u_row + k0);
     let w = a_eight(w_row + k0);
     (*g).r0 = row_step((*g).r0, subgroupBroadcast(u.low, 0u), subgroupBroadcast(u.high, 0u), bb);
@@ -232,6 +236,7 @@ fn steps_rows_along_k(g: ptr<function, Rows16>, u_row: u32, w_row: u32, k0: u32,
     (*g).r13 = row_step((*g).r13, subgroupBroadcast(w.low, 5u), subgroupBroadcast(w.high, 5u), bb);
     (*g).r14 = row_step((*g).r14, subgroupBroadcast(w.low, 6u), subgroupBroadcast(w.high, 6u), bb);
     (*g).r15 = row_step((*g).r15, subgroupBroadcast(w.low, 7u), subgroupBroadcast(w.high, 7u), bb);
+    return AColumn(u.low + u.high, w.low + w.high, vec4(0.0), vec4(0.0));
 }
 
 // op(A)'s 16 rows at one k, as four quads.
@@ -287,8 +292,8 @@ fn column_step(acc: Eight, v: f32, bb: BBlock) -> Eight {
 }
 
 // Eight k of op(A) read as columns (along M or as scalars; this lane's k is `k`) into one group
-// of 16 rows, row0..row0+15.
-fn steps_rows_columns(g: ptr<function, Rows16>, row0: u32, k: u32, bb: BBlock) {
+// of 16 rows, row0..row0+15. Returns this lane's share of the row sums: the 16 rows at its k.
+fn steps_rows_columns(g: ptr<function, Rows16>, row0: u32, k: u32, bb: BBlock) -> AColumn {
     let x = load_a_column(row0, k);
     (*g).r0 = column_step((*g).r0, x.x0.x, bb);
     (*g).r1 = column_step((*g).r1, x.x0.y, bb);
@@ -306,19 +311,23 @@ fn steps_rows_columns(g: ptr<function, Rows16>, row0: u32, k: u32, bb: BBlock) {
     (*g).r13 = column_step((*g).r13, x.x3.y, bb);
     (*g).r14 = column_step((*g).r14, x.x3.z, bb);
     (*g).r15 = column_step((*g).r15, x.x3.w, bb);
+    return x;
 }
 
 // Where this lane's tile starts: rows row0.. (tile_rows of them) and this lane's 8 columns
-// col..col+7; `live` is false for the workgroups past the last tile.
+// col..col+7; `live` is false for the workgroups past the last tile, `first` true for those
+// of C's first column of tiles.
 struct TileAt {
     row0: u32,
     col: u32,
     live: bool,
+    first: bool,
 }
 
 fn tile_at(wg: vec3<u32>, groups: vec3<u32>, lane: u32, tile_rows: u32) -> TileAt {
     let tile = wg.x + wg.y * groups.x;
-    return TileAt((tile / p.tiles_n) * tile_rows, (tile % p.tiles_n) * COLS + 8u * lane, tile < p.tiles);
+    let column = tile % p.tiles_n;
+    return TileAt((tile / p.tiles_n) * tile_rows, column * COLS + 8u * lane, tile < p.tiles, column == 0u);
 }
 
 // One tile per workgroup of one subgroup: a CPU adapter splits a dispatch's workgroups evenly
@@ -338,10 +347,15 @@ fn matmul_subgroup(
     var g1 = Rows16();
     var g2 = Rows16();
     var g3 = Rows16();
+    // ROW_SUMS: this lane's share of the row sums of each group.
+    var s = RowSums64();
     for (var k0 = 0u; k0 < p.k; k0 += 8u) {
-        rows_step(&g0, &g1, &g2, &g3, at.row0, lane, k0, load_b(k0, at.col, a_columns_past_k(k0)));
+        rows_step(&g0, &g1, &g2, &g3, &s, at.row0, lane, k0, load_b(k0, at.col, a_columns_past_k(k0)));
     }
     store_rows64(at.row0, at.col, g0, g1, g2, g3);
+    if ROW_SUMS {
+        store_row_sums64(at, lane, s);
+    }
 }
 
 // 128 rows per tile (GROUPS = 4): two blocks of 64 rows share each load of B. A separate entry
@@ -364,13 +378,62 @@ fn matmul_subgroup128(
     var g5 = Rows16();
     var g6 = Rows16();
     var g7 = Rows16();
+    var s = RowSums64();
+    var s_high = RowSums64();
     for (var k0 = 0u; k0 < p.k; k0 += 8u) {
         let bb = load_b(k0, at.col, a_columns_past_k(k0));
-        rows_step(&g0, &g1, &g2, &g3, at.row0, lane, k0, bb);
-        rows_step(&g4, &g5, &g6, &g7, at.row0 + 64u, lane, k0, bb);
+        rows_step(&g0, &g1, &g2, &g3, &s, at.row0, lane, k0, bb);
+        rows_step(&g4, &g5, &g6, &g7, &s_high, at.row0 + 64u, lane, k0, bb);
     }
     store_rows64(at.row0, at.col, g0, g1, g2, g3);
     store_rows64(at.row0 + 64u, at.col, g4, g5, g6, g7);
+    if ROW_SUMS {
+        store_row_sums64(at, lane, s);
+        store_row_sums64(TileAt(at.row0 + 64u, at.col, at.live, at.first), lane, s_high);
+    }
+}
+
+// ROW_SUMS: a lane's partial row sums of a tile's groups of 16 rows (those past GROUPS unused).
+struct RowSums64 {
+    s0: AColumn,
+    s1: AColumn,
+    s2: AColumn,
+    s3: AColumn,
+}
+
+// Writes the row sums of a tile's 16·GROUPS rows from each lane's partial sums, when the tile
+// is in C's first column of tiles (the others hold the same sums).
+fn store_row_sums64(at: TileAt, lane: u32, s: RowSums64) {
+    store_row_sums16(at, at.row0, lane, s.s0);
+    if GROUPS > 1u {
+        store_row_sums16(at, at.row0 + 16u, lane, s.s1);
+    }
+    if GROUPS > 2u {
+        store_row_sums16(at, at.row0 + 32u, lane, s.s2);
+        store_row_sums16(at, at.row0 + 48u, lane, s.s3);
+    }
+}
+
+// Lane l writes the sums of rows row0 + l and row0 + 8 + l. Read along K, it holds their four
+// partial sums (s.x0, s.x1); read as columns, every lane holds the 16 rows at its k, which the
+// subgroup adds up.
+fn store_row_sums16(at: TileAt, row0: u32, lane: u32, s: AColumn) {
+    var low = 0.0;
+    var high = 0.0;
+    if A_READ == A_ALONG_K {
+        low = (s.x0.x + s.x0.y) + (s.x0.z + s.x0.w);
+        high = (s.x1.x + s.x1.y) + (s.x1.z + s.x1.w);
+    } else {
+        let t = AColumn(subgroupAdd(s.x0), subgroupAdd(s.x1), subgroupAdd(s.x2), subgroupAdd(s.x3));
+        low = select(t.x1, t.x0, lane < 4u)[lane % 4u];
+        high = select(t.x3, t.x2, lane < 4u)[lane % 4u];
+    }
+    if at.first && row0 + lane < p.m {
+        row_sums[row0 + lane] = low;
+    }
+    if at.first && row0 + 8u + lane < p.m {
+        row_sums[row0 + 8u + lane] = high;
+    }
 }
 
 // Whether the step at k0 is the last, partial one of A read as columns: A read along K has
@@ -386,32 +449,45 @@ fn rows_step(
     g1: ptr<function, Rows16>,
     g2: ptr<function, Rows16>,
     g3: ptr<function, Rows16>,
+    s: ptr<function, RowSums64>,
     row0: u32,
     lane: u32,
     k0: u32,
     bb: BBlock,
 ) {
+    // Each group's share of the row sums (ROW_SUMS; otherwise unused).
+    var share = RowSums64();
     if A_READ == A_ALONG_K {
         // Lane l reads rows row0 + 8i + l (clamped inside M).
-        steps_rows_along_k(g0, a_row_at(row0, lane), a_row_at(row0 + 8u, lane), k0, bb);
+        share.s0 = steps_rows_along_k(g0, a_row_at(row0, lane), a_row_at(row0 + 8u, lane), k0, bb);
         if GROUPS > 1u {
-            steps_rows_along_k(g1, a_row_at(row0 + 16u, lane), a_row_at(row0 + 24u, lane), k0, bb);
+            share.s1 = steps_rows_along_k(g1, a_row_at(row0 + 16u, lane), a_row_at(row0 + 24u, lane), k0, bb);
         }
         if GROUPS > 2u {
-            steps_rows_along_k(g2, a_row_at(row0 + 32u, lane), a_row_at(row0 + 40u, lane), k0, bb);
-            steps_rows_along_k(g3, a_row_at(row0 + 48u, lane), a_row_at(row0 + 56u, lane), k0, bb);
+            share.s2 = steps_rows_along_k(g2, a_row_at(row0 + 32u, lane), a_row_at(row0 + 40u, lane), k0, bb);
+            share.s3 = steps_rows_along_k(g3, a_row_at(row0 + 48u, lane), a_row_at(row0 + 56u, lane), k0, bb);
         }
     } else {
         let k = k0 + lane;
-        steps_rows_columns(g0, row0, k, bb);
+        share.s0 = steps_rows_columns(g0, row0, k, bb);
         if GROUPS > 1u {
-            steps_rows_columns(g1, row0 + 16u, k, bb);
+            share.s1 = steps_rows_columns(g1, row0 + 16u, k, bb);
         }
         if GROUPS > 2u {
-            steps_rows_columns(g2, row0 + 32u, k, bb);
-            steps_rows_columns(g3, row0 + 48u, k, bb);
+            share.s2 = steps_rows_columns(g2, row0 + 32u, k, bb);
+            share.s3 = steps_rows_columns(g3, row0 + 48u, k, bb);
         }
     }
+    if ROW_SUMS {
+        (*s).s0 = add_columns((*s).s0, share.s0);
+        (*s).s1 = add_columns((*s).s1, share.s1);
+        (*s).s2 = add_columns((*s).s2, share.s2);
+        (*s).s3 = add_columns((*s).s3, share.s3);
+    }
+}
+
+fn add_columns(x: AColumn, y: AColumn) -> AColumn {
+    return AColumn(x.x0 + y.x0, x.x1 + y.x1, x.x2 + y.x2, x.x3 + y.x3);
 }
 
 // Where row first + lane of op(A) starts in a (clamped inside M).

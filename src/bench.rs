@@ -15,7 +15,7 @@ use crate::kernels::cross_entropy::{CrossEntropyKernel, CrossEntropyOptions, Tar
 use crate::kernels::linear_cross_entropy::{
     LinearCrossEntropyGrads, LinearCrossEntropyKernel, LinearCrossEntropyOptions,
 };
-use crate::kernels::matmul::{matmul_dispatch, MatmulKernel, MatmulOptions};
+use crate::kernels::matmul::{fuse_row_sums, matmul_dispatch, MatmulKernel, MatmulOptions};
 use crate::kernels::reduce::column_sum_dispatch;
 use crate::nn::Sequential;
 use crate::rng::Rng;
@@ -144,12 +144,14 @@ pub fn linear_cross_entropy(
             &cursor,
         )?;
         program.append(ce.program);
-        let trans_a = MatmulOptions {
+        let mut trans_a = MatmulOptions {
             trans_a: true,
             ..Default::default()
         };
+        if !fuse_row_sums(gpu, &grad, &x, &mut trans_a, &db)? {
+            program.push(column_sum_dispatch(gpu, &grad, &db)?);
+        }
         program.push(matmul_dispatch(gpu, &grad, &x, &dw, trans_a)?);
-        program.push(column_sum_dispatch(gpu, &grad, &db)?);
         program.push(matmul_dispatch(gpu, &grad, &w, &dx, Default::default())?);
         let bytes = gpu.creations().buffer_bytes - before;
         Some((time_program(gpu, &program, budget_s)? * 1e3, bytes))

@@ -10,7 +10,7 @@ use wgml::kernels::cross_entropy::{
 };
 use wgml::kernels::data::{gather_dispatch, pack_bytes, BatchLayout, GatherSource};
 use wgml::kernels::elementwise::{relu, relu_backward};
-use wgml::kernels::matmul::{matmul, MatmulKernel, MatmulOptions};
+use wgml::kernels::matmul::{matmul, matmul_dispatch, MatmulKernel, MatmulOptions};
 use wgml::kernels::optim::{adam_dispatch, sgd_dispatch, AdamConfig, SgdConfig};
 use wgml::kernels::reduce::{argmax, column_sum, count_correct};
 use wgml::{reference, Error};
@@ -91,6 +91,7 @@ fn matmul_matches_reference_over_odd_shapes_and_every_option() {
                     bias: use_bias.then_some(&bias_t),
                     relu: relu_on,
                     gate: use_gate.then_some(&gate_t),
+                    row_sums: None,
                     kernel,
                 };
                 // The taller subgroup layouts share Subgroup16's epilogue and differ only in their
@@ -111,6 +112,69 @@ fn matmul_matches_reference_over_odd_shapes_and_every_option() {
                 );
                 let got = c.to_vec::<f32>(gpu()).unwrap();
                 assert_close(&got, &expected, 1e-5 * k as f32, 1e-5, &what);
+            }
+        }
+    }
+}
+
+/// op(A)'s row sums written beside the product (a linear layer's bias gradient beside its
+/// weight gradient) by every layout that writes them, over odd shapes, every transpose and
+/// each way the subgroup layouts read A; the other layouts refuse, and Auto picks one that
+/// writes them.
+#[test]
+fn matmul_writes_row_sums_beside_the_product() {
+    let shapes = [
+        (7, 63, 65),
+        (65, 129, 7),
+        (129, 10, 63),
+        (136, 72, 40),
+        (10, 128, 64),
+        (128, 784, 64),
+        (1, 4, 8),
+    ];
+    let mut seed = 500;
+    for &(m, n, k) in &shapes {
+        for flags in 0..4u32 {
+            let (ta, tb) = (flags & 1 != 0, flags & 2 != 0);
+            seed += 1;
+            let a = random(m * k, -1.0, 1.0, seed);
+            let b = random(k * n, -1.0, 1.0, seed + 1000);
+            let a_t = upload(&a, &if ta { [k, m] } else { [m, k] });
+            let b_t = upload(&b, &if tb { [n, k] } else { [k, n] });
+            let expected = reference::matmul(&a, &b, m, n, k, ta, tb, None, false);
+            let op_a =
+                |i: usize, kk: usize| f64::from(if ta { a[kk * m + i] } else { a[i * k + kk] });
+            let sums: Vec<f32> = (0..m)
+                .map(|i| (0..k).map(|kk| op_a(i, kk)).sum::<f64>() as f32)
+                .collect();
+            for kernel in [MatmulKernel::Auto].into_iter().chain(MatmulKernel::ALL) {
+                let row_sums = Tensor::from_slice(gpu(), &vec![f32::NAN; m], &[m]).unwrap();
+                let c = Tensor::zeros(gpu(), &[m, n], DType::F32).unwrap();
+                let opts = MatmulOptions {
+                    trans_a: ta,
+                    trans_b: tb,
+                    row_sums: Some(&row_sums),
+                    kernel,
+                    ..Default::default()
+                };
+                let what = format!("{kernel:?} row sums m={m} n={n} k={k} ta={ta} tb={tb}");
+                let result = matmul_dispatch(gpu(), &a_t, &b_t, &c, opts);
+                if !kernel.sums_rows() && kernel != MatmulKernel::Auto {
+                    let err = result.err().expect(&what).to_string();
+                    assert!(err.contains("does not write row sums"), "{what}: {err}");
+                    continue;
+                }
+                if !kernel
+                    .resolve(gpu(), (m, n, k), &opts)
+                    .supports(gpu(), (m, n, k), &opts)
+                {
+                    continue;
+                }
+                result.unwrap().run(gpu()).unwrap();
+                let got = c.to_vec::<f32>(gpu()).unwrap();
+                assert_close(&got, &expected, 1e-5 * k as f32, 1e-5, &what);
+                let got = row_sums.to_vec::<f32>(gpu()).unwrap();
+                assert_close(&got, &sums, 1e-5 * k as f32, 1e-5, &what);
             }
         }
     }

@@ -22,7 +22,7 @@
 //! # Ok::<(), wgml::Error>(())
 //! ```
 
-use super::matmul::{matmul_dispatch, MatmulOptions};
+use super::matmul::{fuse_row_sums, matmul_dispatch, MatmulOptions};
 use super::{policy, u32_param};
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Dispatch, Gpu, Program, Shader, Tensor};
@@ -513,17 +513,21 @@ pub fn conv2d_backward(
         let tensors = [(1, dy), (2, &product)];
         dispatch(gpu, "from_nchw", &[], &params, &tensors, product.len())?
     });
-    if let Some(db) = grads.dbias {
-        let groups = shape.out_channels as u64;
-        let tensors = [(1, &product), (2, db)];
-        program.push(Dispatch::new(
-            gpu, SHADER, "row_sum", &params, &tensors, groups,
-        )?);
-    }
-    let weight_grad = MatmulOptions {
+    let mut weight_grad = MatmulOptions {
         trans_b: true,
         ..Default::default()
     };
+    // The bias gradient: the product's row sums, beside the weight gradient where its layout
+    // writes them.
+    if let Some(db) = grads.dbias {
+        if !fuse_row_sums(gpu, &product, &col, &mut weight_grad, db)? {
+            let groups = shape.out_channels as u64;
+            let tensors = [(1, &product), (2, db)];
+            program.push(Dispatch::new(
+                gpu, SHADER, "row_sum", &params, &tensors, groups,
+            )?);
+        }
+    }
     program.push(matmul_dispatch(gpu, &product, &col, &dw, weight_grad)?);
     if let Some(dx) = grads.dx {
         let input_grad = MatmulOptions {

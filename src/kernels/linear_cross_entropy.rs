@@ -28,7 +28,7 @@
 //! per row; never N × V. Nothing uses float atomics: the same inputs give the same bits.
 
 use super::cross_entropy::{check_options, CrossEntropyOptions, Reduction, Targets, HAS_WEIGHT};
-use super::matmul::{matmul_dispatch, MatmulOptions};
+use super::matmul::{fuse_row_sums, matmul_dispatch, MatmulOptions};
 use super::reduce::column_sum_dispatch;
 use super::{dims2, expect_len, policy, u32_param, TargetCheck};
 use crate::error::{Error, Result};
@@ -445,14 +445,18 @@ impl Plan<'_> {
                 ],
                 (n * width).div_ceil(256) as u64,
             )?);
-            if let Some(db) = grads.dbias {
-                backward.push(column_sum_dispatch(gpu, &z, &db.view(first, &[width])?)?);
-            }
             let dw = grads.dweight.view(first * d, &[width, d])?;
-            let trans_a = MatmulOptions {
+            let mut trans_a = MatmulOptions {
                 trans_a: true,
                 ..Default::default()
             };
+            // db's share: z's column sums, beside dW's where the product's layout writes them.
+            let db = grads.dbias.map(|db| db.view(first, &[width])).transpose()?;
+            if let Some(db) = &db {
+                if !fuse_row_sums(gpu, &z, self.x, &mut trans_a, db)? {
+                    backward.push(column_sum_dispatch(gpu, &z, db)?);
+                }
+            }
             backward.push(matmul_dispatch(gpu, &z, self.x, &dw, trans_a)?);
             let Some(dx) = grads.dx else {
                 continue;

@@ -1,5 +1,5 @@
 //! `shaders/matmul.wgsl` and `shaders/matmul_subgroup.wgsl`: C = op(A)·op(B) (+bias) (+ReLU)
-//! (⊙ gate).
+//! (⊙ gate), and optionally op(A)'s row sums beside it.
 //!
 //! ```
 //! use wgml::gpu::{Gpu, Tensor};
@@ -71,10 +71,10 @@ pub enum MatmulKernel {
     Subgroup128,
 }
 
-/// Storage bindings of `matmul_subgroup`: A and B each as two views, C as three, the bias and
-/// the gate (twice). More than WebGPU's default of 8: CPU adapters, the layout's target, offer
-/// far more.
-pub const SUBGROUP_STORAGE_BUFFERS: u32 = 10;
+/// Storage bindings of `matmul_subgroup`: A and B each as two views, C as three, the bias, the
+/// gate (twice) and the row sums. More than WebGPU's default of 8: CPU adapters, the layout's
+/// target, offer far more.
+pub const SUBGROUP_STORAGE_BUFFERS: u32 = 11;
 
 impl MatmulKernel {
     /// Every concrete layout.
@@ -100,6 +100,12 @@ impl MatmulKernel {
         )
     }
 
+    /// Whether this layout can write op(A)'s row sums beside the product
+    /// ([`MatmulOptions::row_sums`]): all but `Wide`.
+    pub fn sums_rows(self) -> bool {
+        self != MatmulKernel::Wide
+    }
+
     /// Whether this layout can compute an M×N×K product with these transposes on `gpu`.
     pub fn supports(self, gpu: &Gpu, dims: (usize, usize, usize), opts: &MatmulOptions) -> bool {
         self.supports_on(gpu.profile(), dims, opts)
@@ -112,7 +118,7 @@ impl MatmulKernel {
         (m, n, k): (usize, usize, usize),
         opts: &MatmulOptions,
     ) -> bool {
-        if !policy::loops_fit(profile, self, k) {
+        if !policy::loops_fit(profile, self, k) || (opts.row_sums.is_some() && !self.sums_rows()) {
             return false;
         }
         if !self.is_subgroup() {
@@ -130,7 +136,8 @@ impl MatmulKernel {
             && (self != MatmulKernel::Subgroup128 || (!opts.trans_a && k.is_multiple_of(8)))
     }
 
-    /// The concrete layout `Auto` stands for on `gpu` for this product.
+    /// The concrete layout `Auto` stands for on `gpu` for this product: the adapter's fastest,
+    /// or `Tiled` when that one cannot write the row sums asked for.
     pub fn resolve(
         self,
         gpu: &Gpu,
@@ -140,7 +147,11 @@ impl MatmulKernel {
         if self != MatmulKernel::Auto {
             return self;
         }
-        policy::matmul_layout(gpu.profile(), dims, opts)
+        let fastest = policy::matmul_layout(gpu.profile(), dims, opts);
+        if opts.row_sums.is_some() && !fastest.sums_rows() {
+            return MatmulKernel::Tiled;
+        }
+        fastest
     }
 
     /// Output rows × columns per tile (one tile per workgroup).
@@ -245,6 +256,10 @@ pub struct MatmulOptions<'a> {
     /// Zeroes C where `gate` (M×N) is ≤ 0, last: ReLU's backward from its output, fused into
     /// the matmul that computes the incoming gradient.
     pub gate: Option<&'a Tensor>,
+    /// Also writes Σ_k op(A)[i, k] into `row_sums[i]` (length M): a linear layer's bias
+    /// gradient beside its weight gradient dzᵀ·x. Only layouts whose
+    /// [`MatmulKernel::sums_rows`] holds compute it (`Auto` picks one).
+    pub row_sums: Option<&'a Tensor>,
     /// The work layout.
     pub kernel: MatmulKernel,
 }
@@ -302,6 +317,24 @@ pub fn output_dims(a: &Tensor, b: &Tensor, opts: &MatmulOptions) -> Result<(usiz
     Ok((m, n, ka))
 }
 
+/// Asks the product `opts` describes to write op(A)'s row sums into `sums` as well, when the
+/// layout it resolves to on `gpu` writes them (the layout does not change for them); returns
+/// whether it will. A caller that gets `false` sums them another way.
+pub fn fuse_row_sums<'a>(
+    gpu: &Gpu,
+    a: &Tensor,
+    b: &Tensor,
+    opts: &mut MatmulOptions<'a>,
+    sums: &'a Tensor,
+) -> Result<bool> {
+    let dims = output_dims(a, b, opts)?;
+    let fused = opts.kernel.resolve(gpu, dims, opts).sums_rows();
+    if fused {
+        opts.row_sums = Some(sums);
+    }
+    Ok(fused)
+}
+
 /// A prepared C = op(A)·op(B) (+bias) (+ReLU) writing into `c` (M×N).
 pub fn matmul_dispatch(
     gpu: &Gpu,
@@ -318,6 +351,12 @@ pub fn matmul_dispatch(
              shader's loops after 65,535 iterations: use it for K up to 32,767 (K = {}), or \
              another layout",
             dims.2
+        )));
+    }
+    if opts.row_sums.is_some() && !kernel.sums_rows() {
+        return Err(Error::InvalidArgument(format!(
+            "matmul: the {kernel:?} layout does not write row sums: use another layout or \
+             Auto"
         )));
     }
     if !kernel.supports(gpu, dims, &opts) {
@@ -340,6 +379,9 @@ pub fn matmul_dispatch(
         ("RELU", flag(opts.relu)),
         ("GATE", flag(opts.gate.is_some())),
     ];
+    if kernel.sums_rows() {
+        constants.push(("ROW_SUMS", flag(opts.row_sums.is_some())));
+    }
     // Unused epilogue bindings get A as a stand-in.
     let gate = opts.gate.unwrap_or(a);
     let mut tensors = vec![
@@ -349,6 +391,9 @@ pub fn matmul_dispatch(
         (4, c),
         (5, gate),
     ];
+    if kernel.sums_rows() {
+        tensors.push((11, opts.row_sums.unwrap_or(c)));
+    }
     if kernel.is_subgroup() {
         constants.extend(subgroup_constants(dims, &opts, tile_rows));
         // The same tensors seen another way: A and C as scalars, the gate as vec4s, B and C
@@ -383,6 +428,9 @@ fn check(
     }
     if let Some(bias) = opts.bias {
         super::expect_len(bias, n, "matmul's bias")?;
+    }
+    if let Some(sums) = opts.row_sums {
+        super::expect_len(sums, m, "matmul's row sums")?;
     }
     if let Some(gate) = opts.gate {
         gate.expect_dtype(DType::F32)?;

@@ -8,7 +8,7 @@ use crate::kernels::data::BatchLayout;
 use crate::kernels::linear_cross_entropy::{
     LinearCrossEntropyGrads, LinearCrossEntropyKernel, LinearCrossEntropyOptions,
 };
-use crate::kernels::matmul::{matmul_dispatch, MatmulOptions};
+use crate::kernels::matmul::{fuse_row_sums, matmul_dispatch, MatmulOptions};
 use crate::kernels::reduce::column_sum_dispatch;
 use crate::rng::Rng;
 
@@ -116,13 +116,17 @@ impl LinearParams {
         gate: Option<&Tensor>,
     ) -> Result<Program> {
         let mut program = Program::new();
-        let weight_grad = MatmulOptions {
+        let mut weight_grad = MatmulOptions {
             trans_a: true,
             trans_b: layout == BatchLayout::Columns,
             ..Default::default()
         };
+        // The bias gradient beside the weight gradient where the product's layout writes it.
+        let fused = fuse_row_sums(gpu, dy, x, &mut weight_grad, &self.dbias)?;
         program.push(matmul_dispatch(gpu, dy, x, &self.dweight, weight_grad)?);
-        program.push(column_sum_dispatch(gpu, dy, &self.dbias)?);
+        if !fused {
+            program.push(column_sum_dispatch(gpu, dy, &self.dbias)?);
+        }
         if let Some(dx) = dx {
             let opts = MatmulOptions {
                 gate,
