@@ -1,7 +1,8 @@
 // Optimizers over one flat parameter buffer, as torch.optim computes them (docs/semantics.md).
 // The step count lives on the GPU. Adam runs as two dispatches: adam_prepare (one invocation)
-// advances the count to t and writes the step's factors, lr/(1 − β1ᵗ) and √(1 − β2ᵗ), and adam
-// applies them to every element. SGD and Adadelta read the count before the caller advances it.
+// advances the count to t, with any other counters of the step (counter.wgsl, which the host
+// appends), and writes the step's factors, lr/(1 − β1ᵗ) and √(1 − β2ᵗ); adam applies them to
+// every element. SGD and Adadelta read the count before the host's advance dispatch moves it.
 //
 // PyTorch forms its scalar factors (1 − β, 1 − βᵗ, 1 − lr·wd, …) in double precision and rounds
 // each to f32 once; the host does the same for the constant ones, and the kernel computes
@@ -49,8 +50,7 @@ const MAXIMIZE: u32 = 4u;
 @group(0) @binding(4) var<storage, read_write> m4: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> v4: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read_write> v_max4: array<vec4<f32>>;
-// adam_prepare
-@group(0) @binding(7) var<storage, read_write> step_count: array<u32>;
+// adam_prepare, which counts through counter.wgsl's counter0 (the step count) and the others
 @group(0) @binding(8) var<storage, read_write> factors_out: array<f32>; // [step size, √(1 − β2ᵗ), lr]
 // Every update: [(step size, √(1 − β2ᵗ)), (lr, AdamW's 1 − lr·wd)]. The second pair is the host's,
 // written when the dispatch is made and again by a learning-rate schedule between steps.
@@ -73,9 +73,8 @@ fn penalized_grad(i: u32, w: f32) -> f32 {
 
 @compute @workgroup_size(1)
 fn adam_prepare() {
-    let step = step_count[0] + 1u;
-    step_count[0] = step;
-    let t = f32(step);
+    let t = f32(counter0[0] + 1u);
+    advance_counters();
     factors_out[0] = factors_out[2] / one_minus_power(p.ln_beta1, t);
     factors_out[1] = sqrt(one_minus_power(p.ln_beta2, t));
 }

@@ -136,11 +136,29 @@ impl Optimizer {
 
     /// The dispatches of one step: every parameter updated, the step count advanced.
     pub fn step_program(&self, gpu: &Gpu, params: &Parameters) -> Result<Program> {
-        self.program(gpu, params.values(), params.grads())
+        self.program(gpu, params.values(), params.grads(), &[])
     }
 
-    /// The dispatches of one step of `param` from `grad`.
-    fn program(&self, gpu: &Gpu, param: &Tensor, grad: &Tensor) -> Result<Program> {
+    /// [`Optimizer::step_program`], also advancing `counters` (up to three 1-element u32
+    /// tensors, such as a batch cursor) in the dispatch that advances the step count, which
+    /// saves them a dispatch of their own. Nothing after the optimizer in a step may read them.
+    pub fn step_program_counting(
+        &self,
+        gpu: &Gpu,
+        params: &Parameters,
+        counters: &[&Tensor],
+    ) -> Result<Program> {
+        self.program(gpu, params.values(), params.grads(), counters)
+    }
+
+    /// The dispatches of one step of `param` from `grad`, advancing `counters` too.
+    fn program(
+        &self,
+        gpu: &Gpu,
+        param: &Tensor,
+        grad: &Tensor,
+        counters: &[&Tensor],
+    ) -> Result<Program> {
         // A buffer the configuration leaves unused (amsgrad's v_max) is bound to the first one.
         let first = &self.buffers[0];
         let buffer = |i: usize| self.buffers.get(i).unwrap_or(first);
@@ -152,6 +170,7 @@ impl Optimizer {
             m: buffer(0),
             v: buffer(1),
             v_max: buffer(2),
+            counters,
         };
         match &self.config {
             OptimizerConfig::Adam(c) => adam_dispatch(gpu, c, &state),
@@ -233,7 +252,7 @@ impl TensorOptimizer {
                 )));
             }
             let optimizer = Optimizer::sized(gpu, param.len(), config)?;
-            program.append(optimizer.program(gpu, param, grad)?);
+            program.append(optimizer.program(gpu, param, grad, &[])?);
             state.push(optimizer);
         }
         Ok(TensorOptimizer { state, program })

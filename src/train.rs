@@ -403,8 +403,8 @@ impl<'a> Batches<'a> {
                 kernels.push(LossKernel::Plain(ce));
                 step.append(model.backward_program(gpu, input, ws)?);
             }
-            step.append(optimizer.step_program(gpu, model.params())?);
-            step.push(self.split.next_batch(gpu)?);
+            // The next batch: its cursor advances with the optimizer's step count.
+            step.append(optimizer.step_program_counting(gpu, model.params(), &[cursor])?);
             Ok(step)
         })
     }

@@ -69,7 +69,7 @@ fn masks_of(n: usize) {
         let kept = y.iter().filter(|&&v| v != 0.0).count() as f64 / n as f64;
         assert!((kept - 0.7).abs() < 0.01, "step {t}: kept {kept}");
         masks.push(y.iter().map(|&v| v != 0.0).collect::<Vec<_>>());
-        Program::from(advance_dispatch(g, &step).unwrap())
+        Program::from(advance_dispatch(g, &[&step]).unwrap())
             .run(g)
             .unwrap();
     }

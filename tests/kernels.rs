@@ -3,16 +3,23 @@
 #![allow(clippy::excessive_precision)]
 
 mod common;
-use common::{assert_close, assert_torch_close, gpu, random, run_optimizer};
+use common::{
+    assert_close, assert_torch_close, gpu, random, run_optimizer, run_optimizer_counting,
+};
 use wgml::gpu::{DType, Tensor};
+use wgml::kernels::counter::advance_dispatch;
 use wgml::kernels::cross_entropy::{
     cross_entropy, CrossEntropyKernel, CrossEntropyOptions, Reduction, Targets,
 };
 use wgml::kernels::data::{gather_dispatch, pack_bytes, BatchLayout, GatherSource};
 use wgml::kernels::elementwise::{relu, relu_backward};
 use wgml::kernels::matmul::{matmul, matmul_dispatch, MatmulKernel, MatmulOptions};
-use wgml::kernels::optim::{adam_dispatch, sgd_dispatch, AdamConfig, SgdConfig};
+use wgml::kernels::optim::{
+    adadelta_dispatch, adam_dispatch, sgd_dispatch, AdadeltaConfig, AdamConfig, OptimState,
+    SgdConfig,
+};
 use wgml::kernels::reduce::{argmax, column_sum, count_correct};
+use wgml::optim::OptimizerConfig;
 use wgml::{reference, Error};
 
 const ODD: [usize; 6] = [1, 7, 63, 65, 129, 10];
@@ -881,6 +888,49 @@ fn a_user_optimizes_their_own_tensors() {
         .contains("parameter's shape [3, 2]"));
 }
 
+/// Each optimizer advances the caller's counters (a batch cursor) in the dispatch that
+/// advances its step count: the same number of dispatches as without them, and the same
+/// parameters. A counter list that cannot be advanced is refused.
+#[test]
+fn optimizers_advance_the_callers_counters_with_their_step() {
+    let g = gpu();
+    let configs = [
+        OptimizerConfig::Adam(AdamConfig::default()),
+        OptimizerConfig::Sgd(SgdConfig {
+            lr: 0.1,
+            momentum: 0.9,
+            ..SgdConfig::default()
+        }),
+        OptimizerConfig::Adadelta(AdadeltaConfig::default()),
+    ];
+    let p0 = random(13, -1.0, 1.0, 950);
+    let grads: Vec<Vec<f32>> = (0..3).map(|i| random(13, -1.0, 1.0, 900 + i)).collect();
+    for config in configs {
+        let run = |counters: &[&Tensor]| {
+            run_optimizer_counting(&p0, &grads, counters, |state| match &config {
+                OptimizerConfig::Adam(c) => adam_dispatch(g, c, state),
+                OptimizerConfig::Sgd(c) => sgd_dispatch(g, c, state),
+                OptimizerConfig::Adadelta(c) => adadelta_dispatch(g, c, state),
+            })
+        };
+        let cursor = Tensor::from_slice(g, &[7u32], &[1]).unwrap();
+        let other = Tensor::zeros(g, &[1], DType::U32).unwrap();
+        let alone = run(&[]);
+        assert_eq!(run(&[&cursor, &other]), alone, "{config:?}");
+        assert_eq!(cursor.to_vec::<u32>(g).unwrap(), [10], "{config:?}");
+        assert_eq!(other.to_vec::<u32>(g).unwrap(), [3], "{config:?}");
+    }
+    let c: Vec<Tensor> = (0..5)
+        .map(|_| Tensor::zeros(g, &[1], DType::U32).unwrap())
+        .collect();
+    let err = |counters: &[&Tensor]| advance_dispatch(g, counters).err().unwrap().to_string();
+    assert!(err(&[]).contains("1 to 4 counters, got 0"));
+    assert!(err(&[&c[0], &c[1], &c[2], &c[3], &c[4]]).contains("got 5"));
+    assert!(err(&[&c[0], &c[1], &c[0]]).contains("appears twice"));
+    let wide = Tensor::zeros(g, &[2], DType::U32).unwrap();
+    assert!(advance_dispatch(g, &[&wide]).is_err());
+}
+
 /// The optimizer kernels check their hyper-parameters themselves, as `Optimizer::new` does.
 #[test]
 fn optimizer_dispatches_refuse_invalid_hyper_parameters() {
@@ -888,7 +938,7 @@ fn optimizer_dispatches_refuse_invalid_hyper_parameters() {
     let t = |n| Tensor::zeros(g, &[n], DType::F32).unwrap();
     let (p, gr, m, v, vm, f) = (t(4), t(4), t(4), t(4), t(4), t(4));
     let step = Tensor::zeros(g, &[1], DType::U32).unwrap();
-    let state = wgml::kernels::optim::OptimState {
+    let state = OptimState {
         step: &step,
         factors: &f,
         grad: &gr,
@@ -896,6 +946,7 @@ fn optimizer_dispatches_refuse_invalid_hyper_parameters() {
         m: &m,
         v: &v,
         v_max: &vm,
+        counters: &[],
     };
     let bad_lr = AdamConfig {
         lr: -1.0,

@@ -84,7 +84,7 @@ impl GpuSplit {
 
     /// A prepared step of the cursor to the next batch.
     pub fn next_batch(&self, gpu: &Gpu) -> Result<Dispatch> {
-        advance_dispatch(gpu, &self.cursor)
+        advance_dispatch(gpu, &[&self.cursor])
     }
 
     /// The 1-element u32 batch cursor (also where per-batch results are indexed).

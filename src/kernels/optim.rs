@@ -13,28 +13,34 @@
 //! let grad = Tensor::from_slice(&gpu, &[0.5f32, -1.0], &[2])?;
 //! let (m, unused, factors) = (zeros(2)?, zeros(2)?, zeros(4)?);
 //! let step = Tensor::zeros(&gpu, &[1], DType::U32)?;
-//! let state = OptimState { step: &step, factors: &factors, grad: &grad, param: &param, m: &m, v: &unused, v_max: &unused };
+//! let state = OptimState { step: &step, factors: &factors, grad: &grad, param: &param, m: &m, v: &unused, v_max: &unused, counters: &[] };
 //! sgd_dispatch(&gpu, &SgdConfig { lr: 0.1, ..Default::default() }, &state)?.run(&gpu)?;
 //! assert_eq!(param.to_vec::<f32>(&gpu)?, [0.95, 2.1]);
 //! # Ok::<(), wgml::Error>(())
 //! ```
 
+use super::counter::{advance_dispatch, counting};
 use super::{expect_len, u32_param};
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Dispatch, Gpu, Program, Shader, Tensor};
 
-/// The optimizer shader.
+/// The optimizer shader (with `counter.wgsl`, through which `adam_prepare` counts).
 pub const SHADER: Shader = Shader {
     name: "optim.wgsl",
-    source: include_str!("../../shaders/optim.wgsl"),
+    source: concat!(
+        include_str!("../../shaders/optim.wgsl"),
+        include_str!("../../shaders/counter.wgsl"),
+    ),
 };
 
 /// Adam eight elements per invocation through 64-bit loads (`optim_wide.wgsl` after
-/// `optim.wgsl` and `int64.wgsl`), for devices with [`wgpu::Features::SHADER_INT64`].
+/// `optim.wgsl`, `counter.wgsl` and `int64.wgsl`), for devices with
+/// [`wgpu::Features::SHADER_INT64`].
 pub const WIDE_SHADER: Shader = Shader {
     name: "optim_wide.wgsl",
     source: concat!(
         include_str!("../../shaders/optim.wgsl"),
+        include_str!("../../shaders/counter.wgsl"),
         include_str!("../../shaders/int64.wgsl"),
         include_str!("../../shaders/optim_wide.wgsl"),
     ),
@@ -290,6 +296,10 @@ pub struct OptimState<'a> {
     pub v: &'a Tensor,
     /// Adam's running maximum of v (read and written with amsgrad only).
     pub v_max: &'a Tensor,
+    /// Further 1-element u32 counters (up to three) that the step advances with `step`, in the
+    /// same dispatch: a training loop's batch cursor, saving it a dispatch of its own. Nothing
+    /// after the optimizer in a step may read them (Adam advances them before its update).
+    pub counters: &'a [&'a Tensor],
 }
 
 fn check(state: &OptimState, with_v: bool, with_v_max: bool) -> Result<u32> {
@@ -307,8 +317,8 @@ fn check(state: &OptimState, with_v: bool, with_v_max: bool) -> Result<u32> {
     u32_param(len, "parameter count")
 }
 
-/// The two prepared dispatches of one Adam / AdamW step: advance `state.step` and form the step's
-/// factors, then update `state.param` in place.
+/// The two prepared dispatches of one Adam / AdamW step: advance `state.step` (and
+/// `state.counters`) and form the step's factors, then update `state.param` in place.
 pub fn adam_dispatch(gpu: &Gpu, config: &AdamConfig, state: &OptimState) -> Result<Program> {
     config.validate()?;
     let params = Params {
@@ -333,12 +343,15 @@ pub fn adam_dispatch(gpu: &Gpu, config: &AdamConfig, state: &OptimState) -> Resu
         config.decoupled.then_some(config.weight_decay),
     )?;
     let s = state;
-    let prepare = Dispatch::new(
+    let mut counting = counting(&step_and(s))?;
+    counting.bindings.push((8, s.factors));
+    let prepare = Dispatch::specialized(
         gpu,
         SHADER,
         "adam_prepare",
+        &[counting.constant],
         &params,
-        &[(7, s.step), (8, s.factors)],
+        &counting.bindings,
         1,
     )?;
     let bindings = [
@@ -375,7 +388,7 @@ pub fn adam_dispatch(gpu: &Gpu, config: &AdamConfig, state: &OptimState) -> Resu
 }
 
 /// The prepared dispatches of one SGD step: update `state.param` in place (`state.m` is the
-/// momentum buffer), then advance `state.step`.
+/// momentum buffer), then advance `state.step` (and `state.counters`).
 pub fn sgd_dispatch(gpu: &Gpu, config: &SgdConfig, state: &OptimState) -> Result<Program> {
     config.validate()?;
     let params = Params {
@@ -404,12 +417,13 @@ pub fn sgd_dispatch(gpu: &Gpu, config: &SgdConfig, state: &OptimState) -> Result
         s.param.len().div_ceil(256) as u64,
     )?;
     let mut program = Program::from(update);
-    program.push(super::counter::advance_dispatch(gpu, s.step)?);
+    program.push(advance_dispatch(gpu, &step_and(s))?);
     Ok(program)
 }
 
 /// The prepared dispatches of one Adadelta step: update `state.param` in place (with `state.m`
-/// the square average and `state.v` the accumulated delta), then advance `state.step`.
+/// the square average and `state.v` the accumulated delta), then advance `state.step` (and
+/// `state.counters`).
 pub fn adadelta_dispatch(
     gpu: &Gpu,
     config: &AdadeltaConfig,
@@ -469,6 +483,14 @@ pub fn adadelta_dispatch(
             gpu, SHADER, "adadelta", &params, &bindings, groups,
         )?);
     }
-    program.push(super::counter::advance_dispatch(gpu, s.step)?);
+    program.push(advance_dispatch(gpu, &step_and(s))?);
     Ok(program)
+}
+
+/// The counters a step advances: its count, then the caller's.
+fn step_and<'a>(state: &OptimState<'a>) -> Vec<&'a Tensor> {
+    [state.step]
+        .into_iter()
+        .chain(state.counters.iter().copied())
+        .collect()
 }

@@ -60,13 +60,24 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
     dir
 }
 
-/// Runs `update` (Adam or SGD on a fresh state, which advances its own step count) once per
-/// gradient and returns the parameters.
+/// Runs `update` (an optimizer's step on a fresh state, which advances its own step count) once
+/// per gradient and returns the parameters.
 pub fn run_optimizer(
     p0: &[f32],
     grads: &[Vec<f32>],
     update: impl Fn(&OptimState) -> wgml::Result<Program>,
 ) -> Vec<f32> {
+    run_optimizer_counting(p0, grads, &[], update).0
+}
+
+/// [`run_optimizer`] with `counters` advanced by the step too; also returns the step's
+/// dispatch count.
+pub fn run_optimizer_counting(
+    p0: &[f32],
+    grads: &[Vec<f32>],
+    counters: &[&Tensor],
+    update: impl Fn(&OptimState) -> wgml::Result<Program>,
+) -> (Vec<f32>, usize) {
     let n = p0.len();
     let param = Tensor::from_slice(gpu(), p0, &[n]).unwrap();
     let grad = Tensor::zeros(gpu(), &[n], DType::F32).unwrap();
@@ -82,6 +93,7 @@ pub fn run_optimizer(
         m: &m,
         v: &v,
         v_max: &v_max,
+        counters,
     };
     let update = update(&state).unwrap();
     for g in grads {
@@ -89,7 +101,7 @@ pub fn run_optimizer(
         update.run(gpu()).unwrap();
     }
     assert_eq!(step.to_vec::<u32>(gpu()).unwrap(), vec![grads.len() as u32]);
-    param.to_vec(gpu()).unwrap()
+    (param.to_vec(gpu()).unwrap(), update.dispatches().len())
 }
 
 /// `n` random-looking 4×4 images per split, labels 0..10.
