@@ -8,36 +8,41 @@ use wgml::kernels::data::BatchLayout;
 use wgml::loss::{CrossEntropyLoss, Reduction, Targets};
 use wgml::nn::{Layer, Sequential};
 
-/// f64 forward of Linear(7,5) → ReLU → Linear(5,3) → cross-entropy; `p` is the state_dict.
-fn cpu_loss(p: &[Vec<f64>], x: &[f32], y: &[i32], reduction: Reduction) -> f64 {
-    let (w1, b1, w2, b2) = (&p[0], &p[1], &p[2], &p[3]);
-    let rows = y.len();
-    let mut total = 0.0;
-    let mut counted = 0.0;
-    for r in 0..rows {
-        let h: Vec<f64> = (0..5)
-            .map(|o| {
-                let s: f64 = (0..7)
-                    .map(|i| w1[o * 7 + i] * f64::from(x[r * 7 + i]))
-                    .sum();
-                (s + b1[o]).max(0.0)
-            })
-            .collect();
-        let z: Vec<f64> = (0..3)
-            .map(|o| (0..5).map(|i| w2[o * 5 + i] * h[i]).sum::<f64>() + b2[o])
-            .collect();
-        if y[r] < 0 {
+/// f64 cross-entropy of `layers` (`p` their state_dict in order) over the rows of `x`, each of
+/// `shape`, against class targets (negative ones ignored), reduced as `reduction` says.
+/// Dropout scales element j of layer `index` in row r by `keeps(r, index, j)`.
+fn cpu_loss(
+    (layers, p): (&[Layer], &[Vec<f64>]),
+    shape: &[usize],
+    (x, y): (&[f32], &[i32]),
+    reduction: Reduction,
+    keeps: &dyn Fn(usize, usize, usize) -> f64,
+) -> f64 {
+    let features: usize = shape.iter().product();
+    let (mut total, mut counted) = (0.0, 0.0);
+    for (r, &target) in y.iter().enumerate() {
+        if target < 0 {
             continue;
         }
+        let h = x[r * features..(r + 1) * features]
+            .iter()
+            .map(|&v| f64::from(v))
+            .collect();
+        let z = cpu_forward(layers, p, shape.to_vec(), h, &|index, j| keeps(r, index, j));
         let m = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         let lse = m + z.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
-        total += lse - z[y[r] as usize];
+        total += lse - z[target as usize];
         counted += 1.0;
     }
     match reduction {
         Reduction::Mean => total / counted,
         _ => total,
     }
+}
+
+/// The `keeps` of a model without dropout.
+fn no_dropout(_: usize, _: usize, _: usize) -> f64 {
+    unreachable!("this model has no dropout")
 }
 
 /// One forward, loss (`reduction`) and backward pass of `model` on x and class targets y, in a
@@ -103,12 +108,16 @@ fn model_gradients_match_finite_differences() {
         let y = Tensor::from_slice(g, &y_host, &[rows]).unwrap();
         let gpu_loss = loss_and_gradients(&model, x, &y, reduction);
 
+        let loss = |p: &[Vec<f64>]| {
+            let data = (&x_host[..], &y_host[..]);
+            cpu_loss((&layers, p), &[7], data, reduction, &no_dropout)
+        };
         let state = model.params().state_dict(g).unwrap();
         let mut p: Vec<Vec<f64>> = state
             .iter()
             .map(|(_, _, v)| v.iter().map(|&f| f64::from(f)).collect())
             .collect();
-        let cpu = cpu_loss(&p, &x_host, &y_host, reduction);
+        let cpu = loss(&p);
         assert!(
             (gpu_loss - cpu).abs() < 1e-5,
             "{reduction:?} {layout:?}: loss {gpu_loss} vs {cpu}"
@@ -120,9 +129,9 @@ fn model_gradients_match_finite_differences() {
                 let h = 1e-5;
                 let orig = p[k][i];
                 p[k][i] = orig + h;
-                let up = cpu_loss(&p, &x_host, &y_host, reduction);
+                let up = loss(&p);
                 p[k][i] = orig - h;
-                let down = cpu_loss(&p, &x_host, &y_host, reduction);
+                let down = loss(&p);
                 p[k][i] = orig;
                 let fd = (up - down) / (2.0 * h);
                 assert!(
@@ -133,44 +142,6 @@ fn model_gradients_match_finite_differences() {
             }
         }
     }
-}
-
-/// f64 forward of any stack of Linear and ReLU layers, then mean cross-entropy.
-fn cpu_stack_loss(layers: &[Layer], p: &[Vec<f64>], x: &[f32], y: &[i32]) -> f64 {
-    let rows = y.len();
-    let mut total = 0.0;
-    for r in 0..rows {
-        let mut h: Vec<f64> = x[r * x.len() / rows..(r + 1) * x.len() / rows]
-            .iter()
-            .map(|&v| f64::from(v))
-            .collect();
-        let mut k = 0;
-        for layer in layers {
-            h = match *layer {
-                Layer::Linear {
-                    in_features,
-                    out_features,
-                } => {
-                    let (w, b) = (&p[k], &p[k + 1]);
-                    k += 2;
-                    (0..out_features)
-                        .map(|o| {
-                            (0..in_features)
-                                .map(|i| w[o * in_features + i] * h[i])
-                                .sum::<f64>()
-                                + b[o]
-                        })
-                        .collect()
-                }
-                Layer::Relu => h.iter().map(|v| v.max(0.0)).collect(),
-                _ => panic!("this test stacks Linear and ReLU layers"),
-            };
-        }
-        let m = h.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        let lse = m + h.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
-        total += lse - h[y[r] as usize];
-    }
-    total / rows as f64
 }
 
 /// Orders the planner must get right: a ReLU after a fused ReLU, Linear layers back to back.
@@ -200,16 +171,20 @@ fn unusual_layer_orders_match_finite_differences() {
     let mut p: Vec<Vec<f64>> = (state.iter())
         .map(|(_, _, v)| v.iter().map(|&f| f64::from(f)).collect())
         .collect();
-    let cpu = cpu_stack_loss(&layers, &p, &x_host, &y_host);
+    let loss = |p: &[Vec<f64>]| {
+        let data = (&x_host[..], &y_host[..]);
+        cpu_loss((&layers, p), &[4], data, Reduction::Mean, &no_dropout)
+    };
+    let cpu = loss(&p);
     assert!((gpu_loss - cpu).abs() < 1e-5, "loss {gpu_loss} vs {cpu}");
     for (k, (name, _, _)) in state.iter().enumerate() {
         let grad = model.params().grad(name).unwrap().to_vec::<f32>(g).unwrap();
         for i in 0..grad.len() {
             let orig = p[k][i];
             p[k][i] = orig + 1e-5;
-            let up = cpu_stack_loss(&layers, &p, &x_host, &y_host);
+            let up = loss(&p);
             p[k][i] = orig - 1e-5;
-            let down = cpu_stack_loss(&layers, &p, &x_host, &y_host);
+            let down = loss(&p);
             p[k][i] = orig;
             let fd = (up - down) / 2e-5;
             assert!(
@@ -221,9 +196,9 @@ fn unusual_layer_orders_match_finite_differences() {
     }
 }
 
-/// f64 forward of one sample (`shape`, values `h`) through an image model's `layers`, `p` its
-/// state_dict in order; dropout keeps element `row · features + j` as `keeps` says.
-fn cpu_image_forward(
+/// f64 forward of one sample (`shape`, values `h`) through `layers`, `p` their state_dict in
+/// order; dropout scales element j of layer `index` by `keeps(index, j)`.
+fn cpu_forward(
     layers: &[Layer],
     p: &[Vec<f64>],
     mut shape: Vec<usize>,
@@ -370,26 +345,18 @@ fn image_models_match_finite_differences() {
     let Module::Dropout(dropout) = model.modules()[6].clone() else {
         panic!("module 6 is the dropout");
     };
-    let loss = |p: &[Vec<f64>]| -> f64 {
-        let mut total = 0.0;
-        for r in 0..rows {
-            let sample = x_host[r * features..(r + 1) * features].iter();
-            // The workspace's own counter, never advanced: step 0.
-            let keeps = |_: usize, j: usize| {
-                let kept = dropout.keeps((r * 8 + j) as u32, 0);
-                if kept {
-                    1.0 / (1.0 - f64::from(dropout.p))
-                } else {
-                    0.0
-                }
-            };
-            let h = sample.map(|&v| f64::from(v)).collect();
-            let z = cpu_image_forward(&layers, p, input.to_vec(), h, &keeps);
-            let m = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-            let lse = m + z.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
-            total += lse - z[y_host[r] as usize];
+    // The workspace's own counter, never advanced: step 0.
+    let keeps = |r: usize, _: usize, j: usize| {
+        let kept = dropout.keeps((r * 8 + j) as u32, 0);
+        if kept {
+            1.0 / (1.0 - f64::from(dropout.p))
+        } else {
+            0.0
         }
-        total / rows as f64
+    };
+    let loss = |p: &[Vec<f64>]| {
+        let data = (&x_host[..], &y_host[..]);
+        cpu_loss((&layers, p), &input, data, Reduction::Mean, &keeps)
     };
     let state = model.params().state_dict(g).unwrap();
     let mut p: Vec<Vec<f64>> = (state.iter())
