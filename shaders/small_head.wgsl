@@ -10,8 +10,9 @@
 //   dx = dz·W (⊙ [x > 0])                rows × features
 //   dW = dzᵀ·x, db = Σ_rows dz           classes × features, classes
 //
-// Invocation lid takes rows lid, lid + WG, … and then elements lid, lid + WG, … of dW. Every sum
-// runs in a fixed order: runs are bit-identical. Ten storage buffers: more than WebGPU's
+// Invocation lid takes rows lid, lid + WG, … and then elements lid, lid + WG, … of dW (of four
+// features each in small_head4, the entry point for features % 4 = 0). Every sum runs in a fixed
+// order: runs are bit-identical. Ten storage buffers: more than WebGPU's
 // default of 8, which the host checks (CPU adapters and GPUs offer more).
 
 struct Params {
@@ -42,6 +43,11 @@ const HELD: u32 = 3840u;
 @group(0) @binding(9) var<storage, read> cursor: array<u32>;      // 1: where the loss goes
 @group(0) @binding(10) var<storage, read_write> out: array<f32>;
 @group(0) @binding(11) var<storage, read_write> fault: array<atomic<i32>>; // [flag, bad target]
+// x, W, dx and dW again, four features at a time, for small_head4.
+@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> w4: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> dx4: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read_write> dw4: array<vec4<f32>>;
 
 var<workgroup> z: array<f32, HELD>;          // logits, then d(loss)/d(logits)
 var<workgroup> partial: array<vec2<f32>, 64>; // each invocation's (Σ loss, rows counted)
@@ -50,18 +56,32 @@ fn nan() -> f32 {
     return bitcast<f32>(0x7fc00000u);
 }
 
-// Row r's logits into z, its loss (0 when ignored) and unscaled gradient; returns (loss, 1) or
-// (0, 0) for an ignored row.
+// Row r of x · row c of W.
+fn dot_row(r: u32, c: u32) -> f32 {
+    var s = 0.0;
+    for (var d = 0u; d < p.features; d++) {
+        s = fma(x[r * p.features + d], w[c * p.features + d], s);
+    }
+    return s;
+}
+
+// dot_row four features at a time.
+fn dot_row4(r: u32, c: u32) -> f32 {
+    let quads = p.features / 4u;
+    var s = vec4(0.0);
+    for (var q = 0u; q < quads; q++) {
+        s = fma(x4[r * quads + q], w4[c * quads + q], s);
+    }
+    return (s.x + s.y) + (s.z + s.w);
+}
+
+// Row r's loss (0 when ignored) from its logits in z, which become its unscaled gradient;
+// returns (loss, 1) or (0, 0) for an ignored row.
 fn row_loss_and_grad(r: u32) -> vec2<f32> {
     let base = r * p.classes;
     var m = -3.4028235e38;
     for (var c = 0u; c < p.classes; c++) {
-        var s = b[c];
-        for (var d = 0u; d < p.features; d++) {
-            s = fma(x[r * p.features + d], w[c * p.features + d], s);
-        }
-        z[base + c] = s;
-        m = max(m, s);
+        m = max(m, z[base + c]);
     }
     let t = targets[r];
     let in_range = t >= 0 && u32(t) < p.classes;
@@ -98,8 +118,36 @@ fn row_loss_and_grad(r: u32) -> vec2<f32> {
     return vec2((1.0 - eps) * nll + spread * smoothing_term, 1.0);
 }
 
+// The head with features one at a time.
 @compute @workgroup_size(WG)
 fn small_head(@builtin(local_invocation_index) lid: u32) {
+    for (var r = lid; r < p.rows; r += WG) {
+        for (var c = 0u; c < p.classes; c++) {
+            z[r * p.classes + c] = b[c] + dot_row(r, c);
+        }
+    }
+    let total = loss_and_dz(lid);
+    gradients(lid);
+    finish(lid, total);
+}
+
+// The head four features at a time (features % 4 = 0): a quarter of the accesses to x, W, dx and
+// dW (on CPU adapters each access is a loop over the lanes).
+@compute @workgroup_size(WG)
+fn small_head4(@builtin(local_invocation_index) lid: u32) {
+    for (var r = lid; r < p.rows; r += WG) {
+        for (var c = 0u; c < p.classes; c++) {
+            z[r * p.classes + c] = b[c] + dot_row4(r, c);
+        }
+    }
+    let total = loss_and_dz(lid);
+    gradients4(lid);
+    finish(lid, total);
+}
+
+// From the logits in z (each invocation's rows): the losses, summed over the workgroup as
+// (Σ loss, rows counted), and dz in z, scaled for the mean. Ends with a barrier.
+fn loss_and_dz(lid: u32) -> vec2<f32> {
     var mine = vec2(0.0);
     for (var r = lid; r < p.rows; r += WG) {
         mine += row_loss_and_grad(r);
@@ -118,6 +166,26 @@ fn small_head(@builtin(local_invocation_index) lid: u32) {
         }
     }
     workgroupBarrier();
+    return total;
+}
+
+// db from dz in z, and the mean loss into out[cursor[0]].
+fn finish(lid: u32, total: vec2<f32>) {
+    for (var c = lid; c < p.classes; c += WG) {
+        var s = 0.0;
+        for (var r = 0u; r < p.rows; r++) {
+            s += z[r * p.classes + c];
+        }
+        db[c] = s;
+    }
+    if lid == 0u {
+        out[min(cursor[0], arrayLength(&out) - 1u)] = select(nan(), total.x / total.y, total.y != 0.0);
+    }
+}
+
+// dx (rows lid, lid + WG, …) and dW (elements lid, lid + WG, …) from dz in z, one feature at a
+// time.
+fn gradients(lid: u32) {
     for (var r = lid; r < select(0u, p.rows, DX); r += WG) {
         for (var d = 0u; d < p.features; d++) {
             var s = 0.0;
@@ -140,14 +208,31 @@ fn small_head(@builtin(local_invocation_index) lid: u32) {
         }
         dw[e] = s;
     }
-    for (var c = lid; c < p.classes; c += WG) {
-        var s = 0.0;
-        for (var r = 0u; r < p.rows; r++) {
-            s += z[r * p.classes + c];
+}
+
+// gradients, four features at a time.
+fn gradients4(lid: u32) {
+    let quads = p.features / 4u;
+    for (var r = lid; r < select(0u, p.rows, DX); r += WG) {
+        for (var q = 0u; q < quads; q++) {
+            var s = vec4(0.0);
+            for (var c = 0u; c < p.classes; c++) {
+                s = fma(vec4(z[r * p.classes + c]), w4[c * quads + q], s);
+            }
+            let i = r * quads + q;
+            if GATE {
+                s = select(vec4(0.0), s, x4[i] > vec4(0.0));
+            }
+            dx4[i] = s;
         }
-        db[c] = s;
     }
-    if lid == 0u {
-        out[min(cursor[0], arrayLength(&out) - 1u)] = select(nan(), total.x / total.y, total.y != 0.0);
+    for (var e = lid; e < p.classes * quads; e += WG) {
+        let c = e / quads;
+        let q = e % quads;
+        var s = vec4(0.0);
+        for (var r = 0u; r < p.rows; r++) {
+            s = fma(vec4(z[r * p.classes + c]), x4[r * quads + q], s);
+        }
+        dw4[e] = s;
     }
 }

@@ -427,7 +427,8 @@ fn the_tutorial_step_takes_six_dispatches() {
     assert_eq!(unfused.len(), 9, "{unfused:?}");
     if wgml::kernels::small_head::supported(g) {
         assert_eq!(fused.len(), 6, "{fused:?}");
-        assert_eq!(fused.iter().filter(|&&l| l == "small_head").count(), 1);
+        let heads = fused.iter().filter(|l| l.starts_with("small_head"));
+        assert_eq!(heads.count(), 1);
     } else {
         assert_eq!(fused, unfused);
     }

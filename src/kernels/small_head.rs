@@ -198,6 +198,12 @@ impl SmallHeadKernel {
             ("GATE", flag(grads.gate)),
             ("DX", flag(grads.dx.is_some())),
         ];
+        // Four features per access where rows hold whole vec4s.
+        let entry = if features.is_multiple_of(4) {
+            "small_head4"
+        } else {
+            "small_head"
+        };
         // Bindings nothing reads or writes get stand-ins of their access.
         let tensors = [
             (1, x),
@@ -211,8 +217,7 @@ impl SmallHeadKernel {
             (10, out),
             (11, targets_check.tensor()),
         ];
-        let dispatch =
-            Dispatch::specialized(gpu, SHADER, "small_head", &constants, &params, &tensors, 1)?;
+        let dispatch = Dispatch::specialized(gpu, SHADER, entry, &constants, &params, &tensors, 1)?;
         Ok(SmallHeadKernel {
             dispatch,
             targets_check,
