@@ -112,7 +112,7 @@ fn matmul(
                 for (var j = 0u; j < 4u; j++) {
                     acc[i][j] = fma(av[i], bv[j], acc[i][j]);
                 }
-                if ROW_SUMS {
+                if ROW_SUMS && col0 == 0u {
                     sums[i] += av[i];
                 }
             }
@@ -271,9 +271,10 @@ fn matmul_rows(
     var bl = Block();
     var br = Block();
     var sums = array(vec4(0.0), vec4(0.0)); // ROW_SUMS: the same in every lane
+    let sum_rows = ROW_SUMS && tile % p.tiles_n == 0u; // the tiles that write them
     for (var kk = 0u; kk < p.k; kk++) {
         let a8 = step8(&tl, &tr, &bl, &br, row0, kk, col0, ROW_LANES);
-        if ROW_SUMS {
+        if sum_rows {
             sums[0] += a8[0];
             sums[1] += a8[1];
         }
@@ -311,7 +312,7 @@ fn matmul_dot(
     var sums = array(vec4(0.0), vec4(0.0)); // ROW_SUMS: this lane's share of K
     for (var kk = lane; kk < p.k; kk += DOT_LANES) {
         let a8 = step8(&tl, &tr, &bl, &br, row0, kk, col0, 1u);
-        if ROW_SUMS {
+        if ROW_SUMS && col0 == 0u {
             sums[0] += a8[0];
             sums[1] += a8[1];
         }

@@ -350,7 +350,7 @@ fn matmul_subgroup(
     // ROW_SUMS: this lane's share of the row sums of each group.
     var s = RowSums64();
     for (var k0 = 0u; k0 < p.k; k0 += 8u) {
-        rows_step(&g0, &g1, &g2, &g3, &s, at.row0, lane, k0, load_b(k0, at.col, a_columns_past_k(k0)));
+        rows_step(&g0, &g1, &g2, &g3, &s, at.first, at.row0, lane, k0, load_b(k0, at.col, a_columns_past_k(k0)));
     }
     store_rows64(at.row0, at.col, g0, g1, g2, g3);
     if ROW_SUMS {
@@ -382,8 +382,8 @@ fn matmul_subgroup128(
     var s_high = RowSums64();
     for (var k0 = 0u; k0 < p.k; k0 += 8u) {
         let bb = load_b(k0, at.col, a_columns_past_k(k0));
-        rows_step(&g0, &g1, &g2, &g3, &s, at.row0, lane, k0, bb);
-        rows_step(&g4, &g5, &g6, &g7, &s_high, at.row0 + 64u, lane, k0, bb);
+        rows_step(&g0, &g1, &g2, &g3, &s, at.first, at.row0, lane, k0, bb);
+        rows_step(&g4, &g5, &g6, &g7, &s_high, at.first, at.row0 + 64u, lane, k0, bb);
     }
     store_rows64(at.row0, at.col, g0, g1, g2, g3);
     store_rows64(at.row0 + 64u, at.col, g4, g5, g6, g7);
@@ -443,13 +443,15 @@ fn a_columns_past_k(k0: u32) -> bool {
 }
 
 // The step at k0 (B's block `bb`) into rows row0.. of a tile, 16 to a group g_i (those past
-// GROUPS untouched).
+// GROUPS untouched), and with ROW_SUMS into the lane's row sums s where `sum_rows` (the tiles
+// that write them).
 fn rows_step(
     g0: ptr<function, Rows16>,
     g1: ptr<function, Rows16>,
     g2: ptr<function, Rows16>,
     g3: ptr<function, Rows16>,
     s: ptr<function, RowSums64>,
+    sum_rows: bool,
     row0: u32,
     lane: u32,
     k0: u32,
@@ -478,7 +480,7 @@ fn rows_step(
             share.s3 = steps_rows_columns(g3, row0 + 48u, k, bb);
         }
     }
-    if ROW_SUMS {
+    if ROW_SUMS && sum_rows {
         (*s).s0 = add_columns((*s).s0, share.s0);
         (*s).s1 = add_columns((*s).s1, share.s1);
         (*s).s2 = add_columns((*s).s2, share.s2);
