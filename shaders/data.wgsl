@@ -1,4 +1,5 @@
-// Batches from a GPU-resident dataset, and the step counters that index them.
+// Batches from a GPU-resident dataset. A training step's gather, its first dispatch, also
+// advances the step's optimizer count (counter.wgsl, which the host appends).
 //
 // The dataset stays as packed u8 (four pixels per u32 word, little-endian): uploaded once, it is a
 // quarter the size of f32. Each step gathers its rows through a per-epoch permutation.
@@ -18,15 +19,35 @@ struct Params {
 @group(0) @binding(4) var<storage, read> labels: array<i32>;   // samples
 @group(0) @binding(5) var<storage, read_write> x: array<f32>;  // rows × features, or features × rows
 @group(0) @binding(6) var<storage, read_write> y: array<i32>;  // rows
-// gather_words with QUADS: the same pixels and x, 16 bytes at a time
+// The same pixels and x, 16 bytes at a time (each entry point binds one view of each).
 @group(0) @binding(8) var<storage, read> pixels4: array<vec4<u32>>;
 @group(0) @binding(9) var<storage, read_write> x4: array<vec4<f32>>;
 
-// gather_words unpacks four words per invocation (rows of a multiple of 16 bytes): CPU adapters
-// pay per load and store instruction, whatever its width.
-override QUADS: bool = false;
 // gather writes x feature-major (features × rows): each feature contiguous across the batch.
 override COLUMNS: bool = false;
+
+// The sample in row r of the batch at the cursor. A cursor past the last batch (a program
+// recorded too often) rereads the last sample instead of reading out of bounds; the host
+// checks every value of `order`.
+fn sample_of(r: u32) -> u32 {
+    return order[min(cursor[0] * p.stride + r, arrayLength(&order) - 1u)];
+}
+
+// The sample of invocation i, one of `units` per row; the row's first also writes its label.
+fn labelled_sample(i: u32, units: u32) -> u32 {
+    let r = i / units;
+    let sample = sample_of(r);
+    if i % units == 0u {
+        y[r] = labels[sample];
+    }
+    return sample;
+}
+
+// The invocation's index in the dispatch; the dispatch's first also advances the step's counter.
+fn invocation(wg: vec3<u32>, groups: vec3<u32>, lid: u32) -> u32 {
+    advance_counter_once(wg, lid);
+    return (wg.x + wg.y * groups.x) * 256u + lid;
+}
 
 // x[r, j] (x[j, r] with COLUMNS) = pixels[order[b·stride + r], j] · scale + shift ;
 // y[r] = labels[order[b·stride + r]], one invocation per byte.
@@ -36,58 +57,54 @@ fn gather(
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = (wg.x + wg.y * groups.x) * 256u + lid;
+    let i = invocation(wg, groups, lid);
     if i >= p.rows * p.features {
         return;
     }
     let r = i / p.features;
     let j = i % p.features;
-    // A cursor past the last batch (a program recorded too often) rereads the last sample
-    // instead of reading out of bounds; the host checks every value of `order`.
-    let sample = order[min(cursor[0] * p.stride + r, arrayLength(&order) - 1u)];
+    let sample = labelled_sample(i, p.features);
     let byte = sample * p.features + j;
     let v = (pixels[byte / 4u] >> ((byte % 4u) * 8u)) & 0xffu;
     x[select(i, j * p.rows + r, COLUMNS)] = f32(v) * p.scale + p.shift;
-    if j == 0u {
-        y[r] = labels[sample];
-    }
 }
 
 // gather for rows of a multiple of 4 bytes: every row starts on a word, so one invocation
-// unpacks one word (or, with QUADS, four) into four outputs (sixteen).
+// unpacks one word into one vec4 of x.
 @compute @workgroup_size(256)
 fn gather_words(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let per = select(1u, 4u, QUADS); // words per invocation
-    let units = p.features / (4u * per); // invocations per row
-    let i = (wg.x + wg.y * groups.x) * 256u + lid;
+    let units = p.features / 4u; // words per row
+    let i = invocation(wg, groups, lid);
     if i >= p.rows * units {
         return;
     }
-    let r = i / units;
-    let u = i % units;
-    let sample = order[min(cursor[0] * p.stride + r, arrayLength(&order) - 1u)];
-    if QUADS {
-        let words = pixels4[sample * units + u];
-        let out = r * units * 4u + u * 4u;
-        x4[out] = unpack(words.x);
-        x4[out + 1u] = unpack(words.y);
-        x4[out + 2u] = unpack(words.z);
-        x4[out + 3u] = unpack(words.w);
-    } else {
-        let v = unpack(pixels[sample * units + u]);
-        let out = r * p.features + u * 4u;
-        x[out] = v.x;
-        x[out + 1u] = v.y;
-        x[out + 2u] = v.z;
-        x[out + 3u] = v.w;
+    let sample = labelled_sample(i, units);
+    x4[i] = unpack(pixels[sample * units + i % units]);
+}
+
+// gather_words for rows of a multiple of 16 bytes, four words per invocation: CPU adapters pay
+// per load and store instruction, whatever its width.
+@compute @workgroup_size(256)
+fn gather_quads(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let units = p.features / 16u; // 16-byte units per row
+    let i = invocation(wg, groups, lid);
+    if i >= p.rows * units {
+        return;
     }
-    if u == 0u {
-        y[r] = labels[sample];
-    }
+    let sample = labelled_sample(i, units);
+    let words = pixels4[sample * units + i % units];
+    x4[4u * i] = unpack(words.x);
+    x4[4u * i + 1u] = unpack(words.y);
+    x4[4u * i + 2u] = unpack(words.z);
+    x4[4u * i + 3u] = unpack(words.w);
 }
 
 // gather, feature-major, for rows of a multiple of 16 bytes and batches of a multiple of 4 rows:
@@ -101,19 +118,17 @@ fn gather_columns(
 ) {
     let units = p.features / 16u; // 16-byte units per row
     let quads = p.rows / 4u; // 4-row groups
-    let i = (wg.x + wg.y * groups.x) * 256u + lid;
+    let i = invocation(wg, groups, lid);
     if i >= units * quads {
         return;
     }
     // Neighbouring invocations take neighbouring rows of one unit: their stores are adjacent.
     let u = i / quads;
     let r = (i % quads) * 4u;
-    let at = cursor[0] * p.stride + r;
-    let last = arrayLength(&order) - 1u;
-    let s0 = order[min(at, last)];
-    let s1 = order[min(at + 1u, last)];
-    let s2 = order[min(at + 2u, last)];
-    let s3 = order[min(at + 3u, last)];
+    let s0 = sample_of(r);
+    let s1 = sample_of(r + 1u);
+    let s2 = sample_of(r + 2u);
+    let s3 = sample_of(r + 3u);
     let w0 = pixels4[s0 * units + u];
     let w1 = pixels4[s1 * units + u];
     let w2 = pixels4[s2 * units + u];

@@ -1,12 +1,13 @@
 // Optimizers over one flat parameter buffer, as torch.optim computes them (docs/semantics.md).
-// The step count lives on the GPU. Adam runs as two dispatches: adam_prepare (one invocation)
-// advances the count to t, with any other counters of the step (counter.wgsl, which the host
-// appends), and writes the step's factors, lr/(1 − β1ᵗ) and √(1 − β2ᵗ); adam applies them to
-// every element. SGD and Adadelta read the count before the host's advance dispatch moves it.
+// The step count t lives on the GPU and counts the step being taken: a dispatch before the
+// update advances it (counter.wgsl's `advance`, or the first kernel of a training step), and
+// for Adam also forms the step's factors, lr/(1 − β1ᵗ) and √(1 − β2ᵗ), which adam applies to
+// every element. An update's last dispatch may advance further counters of the step (a batch
+// cursor) through counter.wgsl, which the host appends, from one invocation.
 //
 // PyTorch forms its scalar factors (1 − β, 1 − βᵗ, 1 − lr·wd, …) in double precision and rounds
-// each to f32 once; the host does the same for the constant ones, and the kernel computes
-// 1 − βᵗ as −expm1(t·ln β) so that it keeps full f32 precision when βᵗ is close to 1.
+// each to f32 once; the host does the same for the constant ones, and counter.wgsl computes
+// 1 − βᵗ so that it keeps full f32 precision when βᵗ is close to 1.
 //
 // adam updates four elements per invocation (vec4 loads cost a CPU adapter little more than
 // scalar ones; adam_wide, in optim_wide.wgsl, updates eight where 64-bit integers allow), and
@@ -24,8 +25,6 @@ struct Params {
     beta2: f32,  // adam
     one_minus_beta1: f32,
     one_minus_beta2: f32,
-    ln_beta1: f32,
-    ln_beta2: f32,
     eps: f32,
     momentum: f32,
     one_minus_dampening: f32, // sgd
@@ -50,10 +49,9 @@ const MAXIMIZE: u32 = 4u;
 @group(0) @binding(4) var<storage, read_write> m4: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> v4: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read_write> v_max4: array<vec4<f32>>;
-// adam_prepare, which counts through counter.wgsl's counter0 (the step count) and the others
-@group(0) @binding(8) var<storage, read_write> factors_out: array<f32>; // [step size, √(1 − β2ᵗ), lr]
-// Every update: [(step size, √(1 − β2ᵗ)), (lr, AdamW's 1 − lr·wd)]. The second pair is the host's,
-// written when the dispatch is made and again by a learning-rate schedule between steps.
+// Every update: [(lr, AdamW's 1 − lr·wd), (ln β1, ln β2), (step size, √(1 − β2ᵗ)), (0, 0)], the
+// host's (written when the dispatch is made, the rate again by a learning-rate schedule between
+// steps), then Adam's of the step, formed where its count advances (counter.wgsl).
 @group(0) @binding(9) var<storage, read> factors: array<vec2<f32>>;
 
 fn element(wg: vec3<u32>, groups: vec3<u32>, lid: u32) -> u32 {
@@ -69,14 +67,6 @@ fn signed_grad(i: u32) -> f32 {
 fn penalized_grad(i: u32, w: f32) -> f32 {
     let g = signed_grad(i);
     return select(g, g + p.weight_decay * w, p.weight_decay != 0.0);
-}
-
-@compute @workgroup_size(1)
-fn adam_prepare() {
-    let t = f32(counter0[0] + 1u);
-    advance_counters();
-    factors_out[0] = factors_out[2] / one_minus_power(p.ln_beta1, t);
-    factors_out[1] = sqrt(one_minus_power(p.ln_beta2, t));
 }
 
 // Adam's moments and parameters for up to four elements.
@@ -122,9 +112,10 @@ fn adam(
     @builtin(local_invocation_index) lid: u32,
 ) {
     // Before any branch: one load for all lanes on CPU adapters.
-    let f = factors[0];
-    let decay = factors[1].y;
+    let f = factors[2];
+    let decay = factors[0].y;
     let i = element(wg, groups, lid);
+    advance_counter_once(wg, lid);
     if i >= p.len / 4u {
         return;
     }
@@ -146,9 +137,12 @@ override TAIL_WIDTH: u32 = 4u;
 
 @compute @workgroup_size(8)
 fn adam_tail(@builtin(local_invocation_index) lid: u32) {
-    let f = factors[0];
-    let decay = factors[1].y;
+    let f = factors[2];
+    let decay = factors[0].y;
     let i = p.len / TAIL_WIDTH * TAIL_WIDTH + lid;
+    if lid == 0u {
+        advance_counter();
+    }
     if i >= p.len {
         return;
     }
@@ -165,20 +159,6 @@ fn adam_tail(@builtin(local_invocation_index) lid: u32) {
     }
 }
 
-// 1 − βᵗ = −expm1(t·ln β), accurate to a few ulps for every t ≥ 1.
-fn one_minus_power(ln_beta: f32, t: f32) -> f32 {
-    let x = t * ln_beta;
-    if x < -0.5 {
-        return 1.0 - exp(x);
-    }
-    // expm1(x) = x(1 + x/2(1 + x/3(1 + …))) for |x| ≤ 0.5: 12 terms reach f32 precision.
-    var s = 1.0;
-    for (var k = 12.0; k >= 2.0; k -= 1.0) {
-        s = 1.0 + x / k * s;
-    }
-    return -x * s;
-}
-
 // torch.optim.SGD: g += wd·p; with momentum, buf = g on the first step, else
 // momentum·buf + (1 − dampening)·g, and g = nesterov ? g + momentum·buf : buf; p -= lr·g.
 @compute @workgroup_size(256)
@@ -188,6 +168,7 @@ fn sgd(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let i = element(wg, groups, lid);
+    advance_counter_once(wg, lid);
     if i >= p.len {
         return;
     }
@@ -195,13 +176,13 @@ fn sgd(
     var g = penalized_grad(i, w);
     if p.momentum != 0.0 {
         var buf = g;
-        if step[0] != 0u {
+        if step[0] > 1u {
             buf = p.momentum * m[i] + p.one_minus_dampening * g;
         }
         m[i] = buf;
         g = select(buf, g + p.momentum * buf, (p.flags & NESTEROV) != 0u);
     }
-    param[i] = w - factors[1].x * g;
+    param[i] = w - factors[0].x * g;
 }
 
 // Adadelta, as torch.optim.Adadelta: a running average of squared gradients (square_avg, in m)
@@ -224,7 +205,7 @@ fn adadelta_update(grad: vec4<f32>, s: AdadeltaState, lr: f32) -> AdadeltaState 
 
 // Element i alone.
 fn adadelta_one(i: u32) {
-    let s = adadelta_update(vec4(grad[i]), AdadeltaState(vec4(param[i]), vec4(m[i]), vec4(v[i])), factors[1].x);
+    let s = adadelta_update(vec4(grad[i]), AdadeltaState(vec4(param[i]), vec4(m[i]), vec4(v[i])), factors[0].x);
     param[i] = s.w.x;
     m[i] = s.square_avg.x;
     v[i] = s.acc_delta.x;
@@ -237,6 +218,7 @@ fn adadelta(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let i = element(wg, groups, lid);
+    advance_counter_once(wg, lid);
     if i < p.len {
         adadelta_one(i);
     }
@@ -246,6 +228,9 @@ fn adadelta(
 @compute @workgroup_size(8)
 fn adadelta_tail(@builtin(local_invocation_index) lid: u32) {
     let i = p.len / TAIL_WIDTH * TAIL_WIDTH + lid;
+    if lid == 0u {
+        advance_counter();
+    }
     if i < p.len {
         adadelta_one(i);
     }

@@ -17,9 +17,10 @@ fn adam_wide(
     @builtin(local_invocation_index) lid: u32,
 ) {
     // Before any branch: one load for all lanes on CPU adapters.
-    let f = factors[0];
-    let decay = factors[1].y;
+    let f = factors[2];
+    let decay = factors[0].y;
     let i = element(wg, groups, lid);
+    advance_counter_once(wg, lid);
     if i >= p.len / 8u {
         return;
     }
@@ -48,8 +49,9 @@ fn adadelta_wide(
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let lr = factors[1].x;
+    let lr = factors[0].x;
     let i = element(wg, groups, lid);
+    advance_counter_once(wg, lid);
     if i >= p.len / 8u {
         return;
     }

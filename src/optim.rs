@@ -3,8 +3,9 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Program, Tensor};
+use crate::kernels::counter::Advance;
 use crate::kernels::optim::{
-    adadelta_dispatch, adam_dispatch, intended, sgd_dispatch, write_rate, OptimState,
+    adadelta_dispatch, adam_dispatch, intended, sgd_dispatch, write_rate, OptimState, FACTORS,
 };
 use crate::nn::{NamedTensor, Parameters};
 
@@ -108,13 +109,13 @@ impl Optimizer {
         Ok(Optimizer {
             config,
             step: Tensor::zeros(gpu, &[1], DType::U32)?,
-            factors: Tensor::zeros(gpu, &[4], DType::F32)?,
+            factors: Tensor::zeros(gpu, &[FACTORS], DType::F32)?,
             buffers,
         })
     }
 
-    /// The step counter on the GPU (u32), advanced by every step: what dropout masks are
-    /// keyed by in training ([`crate::nn::Workspace::key_dropout_by`]).
+    /// The step counter on the GPU (u32), advanced at the start of every step (the first step
+    /// reads 1): what dropout masks are keyed by in training ([`crate::nn::Workspace::key_dropout_by`]).
     pub fn step_counter(&self) -> &Tensor {
         &self.step
     }
@@ -134,30 +135,44 @@ impl Optimizer {
         write_rate(gpu, &self.factors, lr, decoupled)
     }
 
-    /// The dispatches of one step: every parameter updated, the step count advanced.
+    /// The dispatches of one step: the step count advanced, every parameter updated.
     pub fn step_program(&self, gpu: &Gpu, params: &Parameters) -> Result<Program> {
-        self.program(gpu, params.values(), params.grads(), &[])
+        self.program(gpu, params.values(), params.grads(), false, None)
     }
 
-    /// [`Optimizer::step_program`], also advancing `counters` (up to three 1-element u32
-    /// tensors, such as a batch cursor) in the dispatch that advances the step count, which
-    /// saves them a dispatch of their own. Nothing after the optimizer in a step may read them.
-    pub fn step_program_counting(
+    /// What must advance this optimizer's step count in a dispatch before its update, for
+    /// [`Optimizer::update_program`]: a training step's first kernel can do it as its last act
+    /// (a batch gather does), which saves the step a dispatch.
+    pub fn step_advance(&self) -> Advance<'_> {
+        let adam = matches!(self.config, OptimizerConfig::Adam(_));
+        Advance {
+            counter: &self.step,
+            adam_factors: adam.then_some(&self.factors),
+        }
+    }
+
+    /// The update alone, for a step in which an earlier dispatch did what
+    /// [`Optimizer::step_advance`] says; its last dispatch also advances `counter` (a 1-element
+    /// u32 tensor, such as a batch cursor), which saves it a dispatch of its own. Nothing after
+    /// the optimizer in a step may read it.
+    pub fn update_program(
         &self,
         gpu: &Gpu,
         params: &Parameters,
-        counters: &[&Tensor],
+        counter: Option<&Tensor>,
     ) -> Result<Program> {
-        self.program(gpu, params.values(), params.grads(), counters)
+        self.program(gpu, params.values(), params.grads(), true, counter)
     }
 
-    /// The dispatches of one step of `param` from `grad`, advancing `counters` too.
+    /// The dispatches of one step of `param` from `grad`: the count's advance unless
+    /// `advanced_earlier`, the update, `counter` advanced at its end.
     fn program(
         &self,
         gpu: &Gpu,
         param: &Tensor,
         grad: &Tensor,
-        counters: &[&Tensor],
+        advanced_earlier: bool,
+        counter: Option<&Tensor>,
     ) -> Result<Program> {
         // A buffer the configuration leaves unused (amsgrad's v_max) is bound to the first one.
         let first = &self.buffers[0];
@@ -170,7 +185,8 @@ impl Optimizer {
             m: buffer(0),
             v: buffer(1),
             v_max: buffer(2),
-            counters,
+            advanced_earlier,
+            counter,
         };
         match &self.config {
             OptimizerConfig::Adam(c) => adam_dispatch(gpu, c, &state),
@@ -252,7 +268,7 @@ impl TensorOptimizer {
                 )));
             }
             let optimizer = Optimizer::sized(gpu, param.len(), config)?;
-            program.append(optimizer.program(gpu, param, grad, &[])?);
+            program.append(optimizer.program(gpu, param, grad, false, None)?);
             state.push(optimizer);
         }
         Ok(TensorOptimizer { state, program })

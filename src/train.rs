@@ -9,6 +9,7 @@ use crate::checkpoint::TrainingState;
 use crate::data::{GpuSplit, Mnist};
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Program, Readback, Tensor};
+use crate::kernels::counter::Advance;
 use crate::kernels::cross_entropy::{CrossEntropyKernel, CrossEntropyOptions};
 use crate::kernels::data::BatchLayout;
 use crate::kernels::linear_cross_entropy::LinearCrossEntropyKernel;
@@ -320,16 +321,17 @@ impl<'a> Batches<'a> {
         })
     }
 
-    /// The views a batch of `rows` samples is gathered into, and the gather.
-    fn gather(&self, rows: usize) -> Result<(Tensor, Tensor, Program)> {
+    /// The views a batch of `rows` samples is gathered into, and the gather, which then does
+    /// what `advance` says.
+    fn gather(&self, rows: usize, advance: Option<Advance>) -> Result<(Tensor, Tensor, Program)> {
         let x = self
             .x
             .view(0, &self.layout.shape(rows, self.model.in_features()))?;
         let y = self.y.rows(rows)?;
         let norm = (self.config.scale, self.config.shift);
-        let gather = self
-            .split
-            .gather(self.gpu, (&x, self.layout), &y, self.batch, norm)?;
+        let gather =
+            self.split
+                .gather(self.gpu, ((&x, self.layout), &y), self.batch, norm, advance)?;
         Ok((x, y, Program::from(gather)))
     }
 
@@ -344,7 +346,8 @@ impl<'a> Batches<'a> {
         let (gpu, model, ws) = (self.gpu, self.model, &self.ws);
         let loss = CrossEntropyLoss::new().label_smoothing(self.config.label_smoothing);
         pass(self.split.len(), self.batch, |rows| {
-            let (x, y, mut step) = self.gather(rows)?;
+            // The step count advances first: dropout and the update read it.
+            let (x, y, mut step) = self.gather(rows, Some(optimizer.step_advance()))?;
             let input = (&x, self.layout);
             let cursor = self.split.cursor();
             if let Some((index, head)) = self.head {
@@ -403,8 +406,8 @@ impl<'a> Batches<'a> {
                 kernels.push(LossKernel::Plain(ce));
                 step.append(model.backward_program(gpu, input, ws)?);
             }
-            // The next batch: its cursor advances with the optimizer's step count.
-            step.append(optimizer.step_program_counting(gpu, model.params(), &[cursor])?);
+            // The next batch: its cursor advances at the end of the update.
+            step.append(optimizer.update_program(gpu, model.params(), Some(cursor))?);
             Ok(step)
         })
     }
@@ -433,7 +436,7 @@ impl<'a> Batches<'a> {
         let (gpu, model, ws) = (self.gpu, self.model, &self.ws);
         let sum = CrossEntropyLoss::new().reduction(Reduction::Sum);
         pass(self.split.len(), self.batch, |rows| {
-            let (x, y, mut step) = self.gather(rows)?;
+            let (x, y, mut step) = self.gather(rows, None)?;
             let (forward, out) = model.forward_program(gpu, (&x, self.layout), ws)?;
             step.append(forward);
             step.push(count_correct_dispatch(gpu, &out, &y, correct)?);

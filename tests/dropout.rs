@@ -4,7 +4,7 @@
 mod common;
 use common::{gpu, random};
 use wgml::gpu::{DType, Program, Tensor};
-use wgml::kernels::counter::advance_dispatch;
+use wgml::kernels::counter::{advance_dispatch, Advance};
 use wgml::kernels::dropout::{dropout_dispatch, philox, Dropout};
 
 fn run(x: &[f32], step: &Tensor, drop: &Dropout) -> Vec<f32> {
@@ -69,7 +69,7 @@ fn masks_of(n: usize) {
         let kept = y.iter().filter(|&&v| v != 0.0).count() as f64 / n as f64;
         assert!((kept - 0.7).abs() < 0.01, "step {t}: kept {kept}");
         masks.push(y.iter().map(|&v| v != 0.0).collect::<Vec<_>>());
-        Program::from(advance_dispatch(g, &[&step]).unwrap())
+        Program::from(advance_dispatch(g, Advance::of(&step)).unwrap())
             .run(g)
             .unwrap();
     }

@@ -7,7 +7,7 @@ use common::{
     assert_close, assert_torch_close, gpu, random, run_optimizer, run_optimizer_counting,
 };
 use wgml::gpu::{DType, Tensor};
-use wgml::kernels::counter::advance_dispatch;
+use wgml::kernels::counter::{advance_dispatch, Advance};
 use wgml::kernels::cross_entropy::{
     cross_entropy, CrossEntropyKernel, CrossEntropyOptions, Reduction, Targets,
 };
@@ -16,7 +16,7 @@ use wgml::kernels::elementwise::{relu, relu_backward};
 use wgml::kernels::matmul::{matmul, matmul_dispatch, MatmulKernel, MatmulOptions};
 use wgml::kernels::optim::{
     adadelta_dispatch, adam_dispatch, sgd_dispatch, AdadeltaConfig, AdamConfig, OptimState,
-    SgdConfig,
+    SgdConfig, FACTORS,
 };
 use wgml::kernels::reduce::{argmax, column_sum, count_correct};
 use wgml::optim::OptimizerConfig;
@@ -724,10 +724,25 @@ fn gather_case(features: usize, layout: BatchLayout, batch: u32) {
         cursor: &cursor,
         stride,
     };
-    gather_dispatch(gpu(), &src, (&x, layout), &y, 0.5, -1.0)
-        .unwrap()
-        .run(gpu())
-        .unwrap();
+    // The gather also advances a step count; it may not advance its own cursor.
+    let step = Tensor::from_slice(gpu(), &[41u32], &[1]).unwrap();
+    let norm = (0.5, -1.0);
+    let own = Some(Advance::of(&cursor));
+    let err = gather_dispatch(gpu(), &src, (&x, layout), &y, norm, own).err();
+    assert!(err.unwrap().to_string().contains("cannot advance it"));
+    gather_dispatch(
+        gpu(),
+        &src,
+        (&x, layout),
+        &y,
+        norm,
+        Some(Advance::of(&step)),
+    )
+    .unwrap()
+    .run(gpu())
+    .unwrap();
+    assert_eq!(step.to_vec::<u32>(gpu()).unwrap(), [42]);
+    assert_eq!(cursor.to_vec::<u32>(gpu()).unwrap(), [batch]);
     let sample = |r: usize| order[first + r] as usize;
     let value = |r: usize, j: usize| f32::from(bytes[sample(r) * features + j]) * 0.5 - 1.0;
     let expected: Vec<f32> = match layout {
@@ -888,11 +903,12 @@ fn a_user_optimizes_their_own_tensors() {
         .contains("parameter's shape [3, 2]"));
 }
 
-/// Each optimizer advances the caller's counters (a batch cursor) in the dispatch that
-/// advances its step count: the same number of dispatches as without them, and the same
-/// parameters. A counter list that cannot be advanced is refused.
+/// Each optimizer advances the caller's counter (a batch cursor) at the end of its update,
+/// and its step count either in a dispatch of its own or in one earlier in the step (a
+/// training step's gather): the same parameters every way, and no dispatch added for the
+/// counter. A counter that cannot be advanced is refused.
 #[test]
-fn optimizers_advance_the_callers_counters_with_their_step() {
+fn optimizers_advance_counters_where_the_step_asks() {
     let g = gpu();
     let configs = [
         OptimizerConfig::Adam(AdamConfig::default()),
@@ -903,40 +919,48 @@ fn optimizers_advance_the_callers_counters_with_their_step() {
         }),
         OptimizerConfig::Adadelta(AdadeltaConfig::default()),
     ];
+    // 13 elements: Adam and Adadelta update in two dispatches where 64-bit integers allow.
     let p0 = random(13, -1.0, 1.0, 950);
     let grads: Vec<Vec<f32>> = (0..3).map(|i| random(13, -1.0, 1.0, 900 + i)).collect();
     for config in configs {
-        let run = |counters: &[&Tensor]| {
-            run_optimizer_counting(&p0, &grads, counters, |state| match &config {
+        let adam = matches!(config, OptimizerConfig::Adam(_));
+        let run = |counter: Option<&Tensor>, earlier: bool| {
+            let earlier = earlier.then_some(adam);
+            run_optimizer_counting(&p0, &grads, counter, earlier, |state| match &config {
                 OptimizerConfig::Adam(c) => adam_dispatch(g, c, state),
                 OptimizerConfig::Sgd(c) => sgd_dispatch(g, c, state),
                 OptimizerConfig::Adadelta(c) => adadelta_dispatch(g, c, state),
             })
         };
         let cursor = Tensor::from_slice(g, &[7u32], &[1]).unwrap();
-        let other = Tensor::zeros(g, &[1], DType::U32).unwrap();
-        let alone = run(&[]);
-        assert_eq!(run(&[&cursor, &other]), alone, "{config:?}");
+        let (alone, dispatches) = run(None, false);
+        assert_eq!(run(Some(&cursor), false), (alone.clone(), dispatches));
         assert_eq!(cursor.to_vec::<u32>(g).unwrap(), [10], "{config:?}");
-        assert_eq!(other.to_vec::<u32>(g).unwrap(), [3], "{config:?}");
+        let (earlier, fewer) = run(Some(&cursor), true);
+        assert_eq!(earlier, alone, "{config:?}");
+        assert_eq!(fewer, dispatches - 1, "{config:?}");
+        assert_eq!(cursor.to_vec::<u32>(g).unwrap(), [13], "{config:?}");
     }
-    let c: Vec<Tensor> = (0..5)
-        .map(|_| Tensor::zeros(g, &[1], DType::U32).unwrap())
-        .collect();
-    let err = |counters: &[&Tensor]| advance_dispatch(g, counters).err().unwrap().to_string();
-    assert!(err(&[]).contains("1 to 4 counters, got 0"));
-    assert!(err(&[&c[0], &c[1], &c[2], &c[3], &c[4]]).contains("got 5"));
-    assert!(err(&[&c[0], &c[1], &c[0]]).contains("appears twice"));
     let wide = Tensor::zeros(g, &[2], DType::U32).unwrap();
-    assert!(advance_dispatch(g, &[&wide]).is_err());
+    assert!(advance_dispatch(g, Advance::of(&wide)).is_err());
+    let floats = Tensor::zeros(g, &[1], DType::F32).unwrap();
+    assert!(advance_dispatch(g, Advance::of(&floats)).is_err());
+    let step = Tensor::zeros(g, &[1], DType::U32).unwrap();
+    let factors = Tensor::zeros(g, &[4], DType::F32).unwrap(); // short of FACTORS
+    let short = Advance {
+        counter: &step,
+        adam_factors: Some(&factors),
+    };
+    assert!(advance_dispatch(g, short).is_err());
 }
 
-/// The optimizer kernels check their hyper-parameters themselves, as `Optimizer::new` does.
+/// The optimizer kernels check their hyper-parameters themselves, as `Optimizer::new` does,
+/// and the counters they advance.
 #[test]
 fn optimizer_dispatches_refuse_invalid_hyper_parameters() {
     let g = gpu();
     let t = |n| Tensor::zeros(g, &[n], DType::F32).unwrap();
-    let (p, gr, m, v, vm, f) = (t(4), t(4), t(4), t(4), t(4), t(4));
+    let (p, gr, m, v, vm, f) = (t(4), t(4), t(4), t(4), t(4), t(FACTORS));
     let step = Tensor::zeros(g, &[1], DType::U32).unwrap();
     let state = OptimState {
         step: &step,
@@ -946,7 +970,8 @@ fn optimizer_dispatches_refuse_invalid_hyper_parameters() {
         m: &m,
         v: &v,
         v_max: &vm,
-        counters: &[],
+        advanced_earlier: false,
+        counter: None,
     };
     let bad_lr = AdamConfig {
         lr: -1.0,
@@ -964,7 +989,15 @@ fn optimizer_dispatches_refuse_invalid_hyper_parameters() {
         ..SgdConfig::default()
     };
     assert!(sgd_dispatch(g, &nesterov, &state).is_err());
+    // The step count cannot be the counter the update advances: it advances before.
+    let twice = OptimState {
+        counter: Some(&step),
+        ..state
+    };
+    let err = adam_dispatch(g, &AdamConfig::default(), &twice).err();
+    assert!(err.unwrap().to_string().contains("must be another"));
 }
+
 /// Products over a K longer than a CPU adapter's loop budget (Mesa stops an invocation's
 /// loops after 65,535 iterations): Auto avoids the layouts that can loop once per k there, and
 /// those layouts refuse such a K when asked for by name.

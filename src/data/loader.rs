@@ -3,7 +3,7 @@
 use super::Split;
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Dispatch, Gpu, Tensor};
-use crate::kernels::counter::advance_dispatch;
+use crate::kernels::counter::{advance_dispatch, Advance};
 use crate::kernels::data::{gather_dispatch, pack_bytes, BatchLayout, GatherSource};
 
 /// A split uploaded once as packed bytes, with the permutation and batch cursor that
@@ -62,14 +62,15 @@ impl GpuSplit {
     }
 
     /// A prepared gather of the batch at the cursor into `x` (f32, scaled as byte · scale +
-    /// shift, laid out as the layout says) and `y` (rows, i32). Batches are `stride` samples apart.
+    /// shift, laid out as the layout says) and `y` (rows, i32), which then does what `advance`
+    /// says (see [`gather_dispatch`]). Batches are `stride` samples apart.
     pub fn gather(
         &self,
         gpu: &Gpu,
-        x: (&Tensor, BatchLayout),
-        y: &Tensor,
+        (x, y): ((&Tensor, BatchLayout), &Tensor),
         stride: usize,
-        (scale, shift): (f32, f32),
+        norm: (f32, f32),
+        advance: Option<Advance>,
     ) -> Result<Dispatch> {
         let src = GatherSource {
             pixels: &self.pixels,
@@ -79,12 +80,12 @@ impl GpuSplit {
             cursor: &self.cursor,
             stride,
         };
-        gather_dispatch(gpu, &src, x, y, scale, shift)
+        gather_dispatch(gpu, &src, x, y, norm, advance)
     }
 
     /// A prepared step of the cursor to the next batch.
     pub fn next_batch(&self, gpu: &Gpu) -> Result<Dispatch> {
-        advance_dispatch(gpu, &[&self.cursor])
+        advance_dispatch(gpu, Advance::of(&self.cursor))
     }
 
     /// The 1-element u32 batch cursor (also where per-batch results are indexed).

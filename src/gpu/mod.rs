@@ -144,6 +144,8 @@ struct GpuInner {
     /// The first GPU error reported outside an error scope, kept until [`Gpu::check`].
     fault: Arc<Mutex<Option<String>>>,
     created: Counters,
+    /// See [`Gpu::spare`].
+    spare: std::sync::OnceLock<Tensor>,
 }
 
 /// The running counts behind [`Creations`].
@@ -317,8 +319,19 @@ impl Gpu {
                 pipelines: Mutex::new(HashMap::new()),
                 fault,
                 created: Default::default(),
+                spare: std::sync::OnceLock::new(),
             }),
         })
+    }
+
+    /// A small zeroed tensor (eight f32) for kernels to bind where their layout has a place
+    /// they leave untouched; made on first use.
+    pub(crate) fn spare(&self) -> Result<&Tensor> {
+        if let Some(spare) = self.inner.spare.get() {
+            return Ok(spare);
+        }
+        let spare = Tensor::zeros(self, &[8], DType::F32)?;
+        Ok(self.inner.spare.get_or_init(|| spare))
     }
 
     /// The wgpu device.

@@ -182,6 +182,11 @@ impl Tensor {
         self.offset
     }
 
+    /// Whether `other` starts at the same place of the same buffer.
+    pub fn same_start(&self, other: &Tensor) -> bool {
+        self.buffer == other.buffer && self.offset == other.offset
+    }
+
     /// The binding of this view (at least one element wide, as bindings cannot be empty).
     pub fn binding(&self) -> wgpu::BindingResource<'_> {
         wgpu::BindingResource::Buffer(wgpu::BufferBinding {

@@ -14,12 +14,14 @@
 //! let cursor = Tensor::zeros(&gpu, &[1], DType::U32)?;
 //! let src = GatherSource { pixels: &pixels, labels: &labels, features: 4, order: &order, cursor: &cursor, stride: 2 };
 //! let (x, y) = (Tensor::zeros(&gpu, &[2, 4], DType::F32)?, Tensor::zeros(&gpu, &[2], DType::I32)?);
-//! gather_dispatch(&gpu, &src, (&x, BatchLayout::Rows), &y, 1.0 / 255.0, 0.0)?.run(&gpu)?;
+//! let norm = (1.0 / 255.0, 0.0);
+//! gather_dispatch(&gpu, &src, (&x, BatchLayout::Rows), &y, norm, None)?.run(&gpu)?;
 //! assert_eq!(y.to_vec::<i32>(&gpu)?, [9, 7]);
 //! assert_eq!(x.to_vec::<f32>(&gpu)?[0], 160.0 / 255.0);
 //! # Ok::<(), wgml::Error>(())
 //! ```
 
+use super::counter::{counting, Advance};
 use super::u32_param;
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Dispatch, Gpu, Shader, Tensor};
@@ -27,7 +29,10 @@ use crate::gpu::{DType, Dispatch, Gpu, Shader, Tensor};
 /// The data shader.
 pub const SHADER: Shader = Shader {
     name: "data.wgsl",
-    source: include_str!("../../shaders/data.wgsl"),
+    source: concat!(
+        include_str!("../../shaders/data.wgsl"),
+        include_str!("../../shaders/counter.wgsl"),
+    ),
 };
 
 #[repr(C)]
@@ -94,14 +99,15 @@ pub struct GatherSource<'a> {
 }
 
 /// A prepared gather of `y.len()` samples into `x`, laid out as `layout` says: x = byte · scale +
-/// shift, y = label.
+/// shift, y = label; one invocation also does what `advance` says (a training step's first
+/// kernel advancing its optimizer's step count), which must not be the cursor.
 pub fn gather_dispatch(
     gpu: &Gpu,
     src: &GatherSource,
     (x, layout): (&Tensor, BatchLayout),
     y: &Tensor,
-    scale: f32,
-    shift: f32,
+    (scale, shift): (f32, f32),
+    advance: Option<Advance>,
 ) -> Result<Dispatch> {
     x.expect_dtype(DType::F32)?;
     y.expect_dtype(DType::I32)?;
@@ -129,25 +135,28 @@ pub fn gather_dispatch(
     };
     // Whole words per row: one invocation per word, or per four when rows hold whole quads;
     // feature-major, four rows of four words each, when the batch holds whole 4-row groups.
-    // (`gather_words` also binds the pixels and x as vec4s: each must hold one.)
+    // (Entry points that bind the pixels or x as vec4s need each to hold one.)
     let quads = src.features.is_multiple_of(16);
     let columns = layout == BatchLayout::Columns;
     let words = src.features.is_multiple_of(4) && src.pixels.len() >= 4 && x.len() >= 4;
     let (entry, per_invocation) = match (words, quads, columns) {
         (_, true, true) if rows.is_multiple_of(4) => ("gather_columns", 64),
-        (_, _, true) => ("gather", 1),
-        (_, true, false) => ("gather_words", 16),
+        (_, _, true) | (false, _, false) => ("gather", 1),
+        (true, true, false) => ("gather_quads", 16),
         (true, false, false) => ("gather_words", 4),
-        (false, _, false) => ("gather", 1),
     };
+    if advance.is_some_and(|a| a.counter.same_start(src.cursor)) {
+        return Err(Error::invalid(
+            "a gather reads its cursor throughout: it cannot advance it",
+        ));
+    }
+    let counting = counting(gpu, advance)?;
     let mut tensors = vec![(1, src.cursor), (2, src.order), (4, src.labels), (6, y)];
-    let mut constants = vec![];
+    tensors.extend(counting.bindings);
+    let mut constants = counting.constants.to_vec();
     match entry {
-        "gather_words" => {
-            tensors.extend([(3, src.pixels), (5, x), (8, src.pixels), (9, x)]);
-            constants.push(("QUADS", f64::from(u8::from(quads))));
-        }
-        "gather_columns" => tensors.extend([(8, src.pixels), (9, x)]),
+        "gather_words" => tensors.extend([(3, src.pixels), (9, x)]),
+        "gather_quads" | "gather_columns" => tensors.extend([(8, src.pixels), (9, x)]),
         _ => {
             tensors.extend([(3, src.pixels), (5, x)]);
             constants.push(("COLUMNS", f64::from(u8::from(columns))));

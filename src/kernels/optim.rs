@@ -1,4 +1,4 @@
-//! `shaders/optim.wgsl`: Adam / AdamW and SGD over a flat parameter buffer.
+//! `shaders/optim.wgsl`: Adam / AdamW, SGD and Adadelta over a flat parameter buffer.
 //!
 //! The model API's [`crate::optim::TensorOptimizer`] keeps this state for you; here is one
 //! SGD step done by hand:
@@ -11,20 +11,20 @@
 //! let zeros = |n| Tensor::zeros(&gpu, &[n], DType::F32);
 //! let param = Tensor::from_slice(&gpu, &[1.0f32, 2.0], &[2])?;
 //! let grad = Tensor::from_slice(&gpu, &[0.5f32, -1.0], &[2])?;
-//! let (m, unused, factors) = (zeros(2)?, zeros(2)?, zeros(4)?);
+//! let (m, unused, factors) = (zeros(2)?, zeros(2)?, zeros(8)?);
 //! let step = Tensor::zeros(&gpu, &[1], DType::U32)?;
-//! let state = OptimState { step: &step, factors: &factors, grad: &grad, param: &param, m: &m, v: &unused, v_max: &unused, counters: &[] };
+//! let state = OptimState { step: &step, factors: &factors, grad: &grad, param: &param, m: &m, v: &unused, v_max: &unused, advanced_earlier: false, counter: None };
 //! sgd_dispatch(&gpu, &SgdConfig { lr: 0.1, ..Default::default() }, &state)?.run(&gpu)?;
 //! assert_eq!(param.to_vec::<f32>(&gpu)?, [0.95, 2.1]);
 //! # Ok::<(), wgml::Error>(())
 //! ```
 
-use super::counter::{advance_dispatch, counting};
+use super::counter::{advance_dispatch, counting, Advance};
 use super::{expect_len, u32_param};
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Dispatch, Gpu, Program, Shader, Tensor};
 
-/// The optimizer shader (with `counter.wgsl`, through which `adam_prepare` counts).
+/// The optimizer shader (with `counter.wgsl`, through which an update's last dispatch counts).
 pub const SHADER: Shader = Shader {
     name: "optim.wgsl",
     source: concat!(
@@ -231,8 +231,6 @@ struct Params {
     beta2: f32,
     one_minus_beta1: f32,
     one_minus_beta2: f32,
-    ln_beta1: f32,
-    ln_beta2: f32,
     eps: f32,
     momentum: f32,
     one_minus_dampening: f32,
@@ -252,8 +250,6 @@ pub fn uniform_layouts() -> Vec<super::UniformLayout> {
             beta2,
             one_minus_beta1,
             one_minus_beta2,
-            ln_beta1,
-            ln_beta2,
             eps,
             momentum,
             one_minus_dampening,
@@ -273,18 +269,22 @@ pub(crate) fn intended(x: f32) -> f64 {
 /// submitted step on (a learning-rate schedule's move), with AdamW's decay factor 1 − lr·wd
 /// for a decoupled `weight_decay`, formed in double precision as PyTorch forms it.
 pub fn write_rate(gpu: &Gpu, factors: &Tensor, lr: f32, weight_decay: Option<f32>) -> Result<()> {
-    expect_len(factors, 4, "the optimizer's factors")?;
+    expect_len(factors, FACTORS, "the optimizer's factors")?;
     let decay = weight_decay.map_or(1.0, |wd| (1.0 - intended(lr) * intended(wd)) as f32);
-    factors.view(2, &[2])?.write(gpu, &[lr, decay])
+    factors.view(0, &[2])?.write(gpu, &[lr, decay])
 }
+
+/// Elements of an optimizer's factors ([`OptimState::factors`]).
+pub const FACTORS: usize = 8;
 
 /// The tensors one update touches; all f32 of one length except `step` and `factors`.
 pub struct OptimState<'a> {
-    /// 1-element u32: steps taken so far (the update is step number step + 1).
+    /// 1-element u32: the step count, this step included once advanced (the first step is 1).
     pub step: &'a Tensor,
-    /// 4-element f32: Adam's per-step factors (scratch), then the learning rate and AdamW's
-    /// 1 − lr·wd, which each dispatch writes when made and [`write_rate`] rewrites for a
-    /// schedule.
+    /// [`FACTORS`] f32: the learning rate and AdamW's 1 − lr·wd (each dispatch writes them when
+    /// made, [`write_rate`] again for a schedule), ln β1 and ln β2 (Adam's dispatch writes
+    /// them), then Adam's two factors of the step (formed where the count advances) and two
+    /// zeros.
     pub factors: &'a Tensor,
     /// Gradients.
     pub grad: &'a Tensor,
@@ -296,15 +296,29 @@ pub struct OptimState<'a> {
     pub v: &'a Tensor,
     /// Adam's running maximum of v (read and written with amsgrad only).
     pub v_max: &'a Tensor,
-    /// Further 1-element u32 counters (up to three) that the step advances with `step`, in the
-    /// same dispatch: a training loop's batch cursor, saving it a dispatch of its own. Nothing
-    /// after the optimizer in a step may read them (Adam advances them before its update).
-    pub counters: &'a [&'a Tensor],
+    /// Whether a dispatch earlier in the step advances `step`, as the [`Advance`] that
+    /// [`step_advance`] returns says: a training step's first kernel can, saving the step a
+    /// dispatch. Otherwise the program's first dispatch does.
+    pub advanced_earlier: bool,
+    /// A further 1-element u32 counter that the update's last dispatch advances: a training
+    /// loop's batch cursor, saving it a dispatch of its own. Nothing after the optimizer in a
+    /// step may read it.
+    pub counter: Option<&'a Tensor>,
+}
+
+/// What advances the step count of `state`, and for Adam (`adam`) forms the step's factors:
+/// the optimizer program's first dispatch, or one earlier in the step
+/// ([`OptimState::advanced_earlier`]).
+pub fn step_advance<'a>(state: &OptimState<'a>, adam: bool) -> Advance<'a> {
+    Advance {
+        counter: state.step,
+        adam_factors: adam.then_some(state.factors),
+    }
 }
 
 fn check(state: &OptimState, with_v: bool, with_v_max: bool) -> Result<u32> {
     let len = state.param.len();
-    expect_len(state.factors, 4, "the optimizer's factors")?;
+    expect_len(state.factors, FACTORS, "the optimizer's factors")?;
     expect_len(state.grad, len, "the gradient")?;
     expect_len(state.m, len, "the optimizer's first buffer")?;
     if with_v {
@@ -317,8 +331,56 @@ fn check(state: &OptimState, with_v: bool, with_v_max: bool) -> Result<u32> {
     u32_param(len, "parameter count")
 }
 
-/// The two prepared dispatches of one Adam / AdamW step: advance `state.step` (and
-/// `state.counters`) and form the step's factors, then update `state.param` in place.
+/// One update dispatch of a step: its shader, entry point, override constants and workgroups.
+struct Update {
+    shader: Shader,
+    entry: &'static str,
+    constants: Vec<(&'static str, f64)>,
+    groups: u64,
+}
+
+/// A step's program: the step count's advance (unless an earlier dispatch does it), then the
+/// `updates`, the last of which advances `state.counter`.
+fn step_program(
+    gpu: &Gpu,
+    state: &OptimState,
+    adam: bool,
+    params: &Params,
+    bindings: &[(u32, &Tensor)],
+    updates: Vec<Update>,
+) -> Result<Program> {
+    if state.counter.is_some_and(|c| c.same_start(state.step)) {
+        return Err(Error::invalid(
+            "the step count advances before the update: the update's counter must be another",
+        ));
+    }
+    let mut program = Program::new();
+    if !state.advanced_earlier {
+        program.push(advance_dispatch(gpu, step_advance(state, adam))?);
+    }
+    let last = updates.len().saturating_sub(1);
+    for (i, update) in updates.into_iter().enumerate() {
+        let advance = state.counter.filter(|_| i == last).map(Advance::of);
+        let counting = counting(gpu, advance)?;
+        let mut constants = update.constants;
+        constants.extend(counting.constants);
+        let mut all = bindings.to_vec();
+        all.extend(counting.bindings);
+        program.push(Dispatch::specialized(
+            gpu,
+            update.shader,
+            update.entry,
+            &constants,
+            params,
+            &all,
+            update.groups,
+        )?);
+    }
+    Ok(program)
+}
+
+/// The prepared dispatches of one Adam / AdamW step: advance `state.step` and form the step's
+/// factors (unless [`OptimState::advanced_earlier`]), then update `state.param` in place.
 pub fn adam_dispatch(gpu: &Gpu, config: &AdamConfig, state: &OptimState) -> Result<Program> {
     config.validate()?;
     let params = Params {
@@ -330,30 +392,18 @@ pub fn adam_dispatch(gpu: &Gpu, config: &AdamConfig, state: &OptimState) -> Resu
         beta2: config.betas.1,
         one_minus_beta1: (1.0 - intended(config.betas.0)) as f32,
         one_minus_beta2: (1.0 - intended(config.betas.1)) as f32,
-        ln_beta1: intended(config.betas.0).ln() as f32,
-        ln_beta2: intended(config.betas.1).ln() as f32,
         eps: config.eps,
         ..Params::default()
     };
-
     write_rate(
         gpu,
         state.factors,
         config.lr,
         config.decoupled.then_some(config.weight_decay),
     )?;
+    let ln_betas = [intended(config.betas.0).ln(), intended(config.betas.1).ln()];
+    (state.factors.view(2, &[2])?).write(gpu, &ln_betas.map(|x| x as f32))?;
     let s = state;
-    let mut counting = counting(&step_and(s))?;
-    counting.bindings.push((8, s.factors));
-    let prepare = Dispatch::specialized(
-        gpu,
-        SHADER,
-        "adam_prepare",
-        &[counting.constant],
-        &params,
-        &counting.bindings,
-        1,
-    )?;
     let bindings = [
         (2, s.grad),
         (3, s.param),
@@ -363,32 +413,36 @@ pub fn adam_dispatch(gpu: &Gpu, config: &AdamConfig, state: &OptimState) -> Resu
         (9, s.factors),
     ];
     let amsgrad = f64::from(u8::from(config.amsgrad));
-    // Eight elements per invocation where 64-bit loads carry them, else four.
+    // Eight elements per invocation where 64-bit loads carry them, else four; then the rest.
     let (shader, entry, width) = if gpu.features().contains(wgpu::Features::SHADER_INT64) {
         (WIDE_SHADER, "adam_wide", 8)
     } else {
         (SHADER, "adam", 4)
     };
     let len = s.param.len();
-    let mut program = Program::from(prepare);
+    let mut updates = Vec::new();
     if len >= width {
-        let groups = (len / width).div_ceil(256) as u64;
-        let constants = [("AMSGRAD", amsgrad)];
-        let update =
-            Dispatch::specialized(gpu, shader, entry, &constants, &params, &bindings, groups)?;
-        program.push(update);
+        updates.push(Update {
+            shader,
+            entry,
+            constants: vec![("AMSGRAD", amsgrad)],
+            groups: (len / width).div_ceil(256) as u64,
+        });
     }
     if !len.is_multiple_of(width) {
-        let constants = [("AMSGRAD", amsgrad), ("TAIL_WIDTH", width as f64)];
-        let tail =
-            Dispatch::specialized(gpu, SHADER, "adam_tail", &constants, &params, &bindings, 1)?;
-        program.push(tail);
+        updates.push(Update {
+            shader: SHADER,
+            entry: "adam_tail",
+            constants: vec![("AMSGRAD", amsgrad), ("TAIL_WIDTH", width as f64)],
+            groups: 1,
+        });
     }
-    Ok(program)
+    step_program(gpu, state, true, &params, &bindings, updates)
 }
 
-/// The prepared dispatches of one SGD step: update `state.param` in place (`state.m` is the
-/// momentum buffer), then advance `state.step` (and `state.counters`).
+/// The prepared dispatches of one SGD step: advance `state.step` (unless
+/// [`OptimState::advanced_earlier`]), then update `state.param` in place (`state.m` is the
+/// momentum buffer).
 pub fn sgd_dispatch(gpu: &Gpu, config: &SgdConfig, state: &OptimState) -> Result<Program> {
     config.validate()?;
     let params = Params {
@@ -408,22 +462,18 @@ pub fn sgd_dispatch(gpu: &Gpu, config: &SgdConfig, state: &OptimState) -> Result
         (4, s.m),
         (9, s.factors),
     ];
-    let update = Dispatch::new(
-        gpu,
-        SHADER,
-        "sgd",
-        &params,
-        &bindings,
-        s.param.len().div_ceil(256) as u64,
-    )?;
-    let mut program = Program::from(update);
-    program.push(advance_dispatch(gpu, &step_and(s))?);
-    Ok(program)
+    let update = Update {
+        shader: SHADER,
+        entry: "sgd",
+        constants: vec![],
+        groups: s.param.len().div_ceil(256) as u64,
+    };
+    step_program(gpu, state, false, &params, &bindings, vec![update])
 }
 
-/// The prepared dispatches of one Adadelta step: update `state.param` in place (with `state.m`
-/// the square average and `state.v` the accumulated delta), then advance `state.step` (and
-/// `state.counters`).
+/// The prepared dispatches of one Adadelta step: advance `state.step` (unless
+/// [`OptimState::advanced_earlier`]), then update `state.param` in place (with `state.m` the
+/// square average and `state.v` the accumulated delta).
 pub fn adadelta_dispatch(
     gpu: &Gpu,
     config: &AdadeltaConfig,
@@ -449,48 +499,25 @@ pub fn adadelta_dispatch(
         (9, s.factors),
     ];
     let len = s.param.len();
-    let mut program = Program::new();
+    let update = |shader, entry, constants, groups| Update {
+        shader,
+        entry,
+        constants,
+        groups,
+    };
+    let mut updates = Vec::new();
     if gpu.features().contains(wgpu::Features::SHADER_INT64) {
         // Eight elements per invocation, then the rest.
         if len >= 8 {
             let groups = (len / 8).div_ceil(256) as u64;
-            let wide = Dispatch::new(
-                gpu,
-                WIDE_SHADER,
-                "adadelta_wide",
-                &params,
-                &bindings,
-                groups,
-            )?;
-            program.push(wide);
+            updates.push(update(WIDE_SHADER, "adadelta_wide", vec![], groups));
         }
         if !len.is_multiple_of(8) {
-            let constants = [("TAIL_WIDTH", 8.0)];
-            let tail = Dispatch::specialized(
-                gpu,
-                SHADER,
-                "adadelta_tail",
-                &constants,
-                &params,
-                &bindings,
-                1,
-            )?;
-            program.push(tail);
+            let tail = vec![("TAIL_WIDTH", 8.0)];
+            updates.push(update(SHADER, "adadelta_tail", tail, 1));
         }
     } else {
-        let groups = len.div_ceil(256) as u64;
-        program.push(Dispatch::new(
-            gpu, SHADER, "adadelta", &params, &bindings, groups,
-        )?);
+        updates.push(update(SHADER, "adadelta", vec![], len.div_ceil(256) as u64));
     }
-    program.push(advance_dispatch(gpu, &step_and(s))?);
-    Ok(program)
-}
-
-/// The counters a step advances: its count, then the caller's.
-fn step_and<'a>(state: &OptimState<'a>) -> Vec<&'a Tensor> {
-    [state.step]
-        .into_iter()
-        .chain(state.counters.iter().copied())
-        .collect()
+    step_program(gpu, state, false, &params, &bindings, updates)
 }

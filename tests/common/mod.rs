@@ -3,7 +3,8 @@
 
 use std::sync::OnceLock;
 use wgml::gpu::{DType, Gpu, Program, Tensor};
-use wgml::kernels::optim::OptimState;
+use wgml::kernels::counter::advance_dispatch;
+use wgml::kernels::optim::{step_advance, OptimState, FACTORS};
 use wgml::rng::Rng;
 
 /// A fixture of `tests/golden/`, found at run time: under `WGML_FIXTURES` when set (test
@@ -67,15 +68,17 @@ pub fn run_optimizer(
     grads: &[Vec<f32>],
     update: impl Fn(&OptimState) -> wgml::Result<Program>,
 ) -> Vec<f32> {
-    run_optimizer_counting(p0, grads, &[], update).0
+    run_optimizer_counting(p0, grads, None, None, update).0
 }
 
-/// [`run_optimizer`] with `counters` advanced by the step too; also returns the step's
-/// dispatch count.
+/// [`run_optimizer`] with `counter` advanced by the step too, and with `earlier = Some(adam)`
+/// the step count advanced by a dispatch before the update's program (as a training step's
+/// gather does; for Adam with its factors); also returns the program's dispatch count.
 pub fn run_optimizer_counting(
     p0: &[f32],
     grads: &[Vec<f32>],
-    counters: &[&Tensor],
+    counter: Option<&Tensor>,
+    earlier: Option<bool>,
     update: impl Fn(&OptimState) -> wgml::Result<Program>,
 ) -> (Vec<f32>, usize) {
     let n = p0.len();
@@ -84,7 +87,7 @@ pub fn run_optimizer_counting(
     let zeros = || Tensor::zeros(gpu(), &[n], DType::F32).unwrap();
     let (m, v, v_max) = (zeros(), zeros(), zeros());
     let step = Tensor::zeros(gpu(), &[1], DType::U32).unwrap();
-    let factors = Tensor::zeros(gpu(), &[4], DType::F32).unwrap();
+    let factors = Tensor::zeros(gpu(), &[FACTORS], DType::F32).unwrap();
     let state = OptimState {
         step: &step,
         factors: &factors,
@@ -93,12 +96,18 @@ pub fn run_optimizer_counting(
         m: &m,
         v: &v,
         v_max: &v_max,
-        counters,
+        advanced_earlier: earlier.is_some(),
+        counter,
     };
     let update = update(&state).unwrap();
+    let mut step_program = Program::new();
+    if let Some(adam) = earlier {
+        step_program.push(advance_dispatch(gpu(), step_advance(&state, adam)).unwrap());
+    }
+    step_program.append(update.clone());
     for g in grads {
         grad.write(gpu(), g).unwrap();
-        update.run(gpu()).unwrap();
+        step_program.run(gpu()).unwrap();
     }
     assert_eq!(step.to_vec::<u32>(gpu()).unwrap(), vec![grads.len() as u32]);
     (param.to_vec(gpu()).unwrap(), update.dispatches().len())
