@@ -8,6 +8,7 @@
 //                  db = row_sum(dy')                     [O]
 //                  dW = dy' · colᵀ                       [O, K]    (matmul)
 //                  col = Wᵀ · dy'                        [K, P]    (matmul, over the forward's col)
+//                   or dy'ᵀ · W                          [P, K]    (POSITION_MAJOR)
 //                  dx = col2im(col), ⊙ gate              [N, C, H, W]
 //
 // Where the sizes allow, the kernels move four values per access (the `*4` entries: on CPU
@@ -41,6 +42,7 @@ override BIAS: bool = false; // to_nchw adds bias[o]
 override RELU: bool = false; // to_nchw applies max(·, 0) after the bias
 override GATE: bool = false; // col2im zeroes dx where gate ≤ 0 (the backward of a ReLU before)
 override UNIT_STRIDE: bool = false; // col2im: stride (1, 1), no division to find the window
+override POSITION_MAJOR: bool = false; // col2im: col is [P, K]
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
@@ -161,9 +163,11 @@ fn window_of(x: u32, t: u32, pad: u32, dilation: u32, stride: u32, size: u32) ->
     return select(i32(at), -1, step < 0 || at >= size);
 }
 
-// Σ of col over the taps that read input (n, c, h, w), in tap order.
+// Σ of col ([K, P], or [P, K] with POSITION_MAJOR) over the taps that read input (n, c, h, w),
+// in tap order.
 fn taps_sum(n: u32, c: u32, h: u32, w: u32) -> f32 {
     let cols = positions();
+    let taps = p.channels * p.kernel_h * p.kernel_w;
     let plane = p.out_height * p.out_width;
     var sum = 0.0;
     for (var u = 0u; u < p.kernel_h; u++) {
@@ -177,7 +181,8 @@ fn taps_sum(n: u32, c: u32, h: u32, w: u32) -> f32 {
                 continue;
             }
             let k = (c * p.kernel_h + u) * p.kernel_w + v;
-            sum += src[k * cols + n * plane + u32(oh) * p.out_width + u32(ow)];
+            let position = n * plane + u32(oh) * p.out_width + u32(ow);
+            sum += src[select(k * cols + position, position * taps + k, POSITION_MAJOR)];
         }
     }
     return sum;

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{DType, Dispatch, Gpu, Program, Tensor};
 use crate::kernels::conv::{
     conv2d_backward, conv2d_forward, Conv2dGrads, Conv2dOptions, Conv2dScratch, Conv2dShape,
+    TapsGradLayout,
 };
 use crate::kernels::cross_entropy::{CrossEntropyKernel, CrossEntropyOptions, Targets};
 use crate::kernels::linear_cross_entropy::{
@@ -330,6 +331,7 @@ pub fn conv_gflops(
                 dweight: &dw,
                 dbias: Some(&db),
                 taps_kept: true,
+                taps_grad: TapsGradLayout::Auto,
             };
             let backward = conv2d_backward(gpu, &x, &w, &dy, grads, &scratch, opts)?;
             let flops = 2.0 * shape.macs() as f64 / 1e9;
@@ -345,7 +347,10 @@ pub fn conv_gflops(
                 Ok(r.map_or(0.0, |r| r.gflops))
             };
             let dw_gemm = gemm((o, k, p), false, true)?;
-            let dcol_gemm = gemm((k, p, o), true, false)?;
+            let dcol_gemm = match TapsGradLayout::Auto.resolve(gpu, &shape) {
+                TapsGradLayout::PositionMajor => gemm((p, k, o), true, false)?,
+                _ => gemm((k, p, o), true, false)?,
+            };
             times.push(ConvTime {
                 shape,
                 options: *opts,

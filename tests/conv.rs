@@ -7,7 +7,7 @@ use serde_json::Value;
 use wgml::gpu::{DType, Tensor};
 use wgml::kernels::conv::{
     conv2d, conv2d_backward, conv2d_forward, conv2d_gradients, output_size, Conv2dGrads,
-    Conv2dOptions, Conv2dScratch, Conv2dShape,
+    Conv2dOptions, Conv2dScratch, Conv2dShape, TapsGradLayout,
 };
 use wgml::reference;
 
@@ -112,6 +112,24 @@ fn conv2d_matches_the_reference_over_odd_shapes() {
         assert_sum_close(&read(&dx), &edx, &format!("{what}: dx"));
         assert_sum_close(&read(&dw), &edw, &format!("{what}: dw"));
         assert_sum_close(&read(&db), &edb, &format!("{what}: db"));
+        // dx through each layout of the taps' gradient, whichever the adapter takes.
+        let scratch = Conv2dScratch::for_shapes(g, &[shape]).unwrap();
+        for taps_grad in [TapsGradLayout::TapsMajor, TapsGradLayout::PositionMajor] {
+            let grads = Conv2dGrads {
+                dx: Some(&dx),
+                gate: None,
+                dweight: &dw,
+                dbias: None,
+                taps_kept: false,
+                taps_grad,
+            };
+            dx.write(g, &vec![f32::NAN; dx.len()]).unwrap();
+            conv2d_backward(g, &x, &w, &dy, grads, &scratch, &opts)
+                .unwrap()
+                .run(g)
+                .unwrap();
+            assert_sum_close(&read(&dx), &edx, &format!("{what}: dx, {taps_grad:?}"));
+        }
     }
 }
 
@@ -210,6 +228,7 @@ fn fused_epilogues_apply_bias_relu_and_gate() {
         dweight: &dw,
         dbias: None,
         taps_kept: true,
+        taps_grad: TapsGradLayout::Auto,
     };
     conv2d_backward(g, &x, &w, &dy, grads, &scratch, &opts)
         .unwrap()

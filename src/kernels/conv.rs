@@ -447,12 +447,39 @@ pub struct Conv2dGrads<'a> {
     /// The scratch still holds the input's taps from this convolution's forward pass (nothing
     /// has used it since): backward skips gathering them again.
     pub taps_kept: bool,
+    /// How the input gradient's product lays out the taps' gradient.
+    pub taps_grad: TapsGradLayout,
+}
+
+/// The layout of the taps' gradient, the product that `col2im` turns into dx.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TapsGradLayout {
+    /// The adapter's faster one ([`policy::taps_grad_layout`]).
+    #[default]
+    Auto,
+    /// `[taps, positions]` = Wᵀ·dy', as the forward's taps: neighbouring inputs read
+    /// neighbouring values in `col2im` (coalesced on GPUs).
+    TapsMajor,
+    /// `[positions, taps]` = dy'ᵀ·W: the product writes rows of `taps` values rather than rows
+    /// of every position, which CPU adapters run faster.
+    PositionMajor,
+}
+
+impl TapsGradLayout {
+    /// The concrete layout on `gpu` for a convolution of `shape`.
+    pub fn resolve(self, gpu: &Gpu, shape: &Conv2dShape) -> Self {
+        match self {
+            TapsGradLayout::Auto => policy::taps_grad_layout(gpu.profile(), shape),
+            layout => layout,
+        }
+    }
 }
 
 /// A prepared backward pass from dy (`[N, O, OH, OW]`): the weight's and bias's gradients and,
 /// when asked, the input's. Unless `grads.taps_kept`, it gathers the input's taps again, so it
 /// needs nothing the forward pass left in the scratch. Up to six dispatches: im2col, dy to
-/// `[O, positions]`, the bias's row sums, dW = dy·colᵀ, col = Wᵀ·dy, and col2im with the gate.
+/// `[O, positions]`, the bias's row sums, dW = dy·colᵀ, the taps' gradient (Wᵀ·dy or its
+/// transpose, as `grads.taps_grad` says), and col2im with the gate.
 pub fn conv2d_backward(
     gpu: &Gpu,
     x: &Tensor,
@@ -530,16 +557,23 @@ pub fn conv2d_backward(
     }
     program.push(matmul_dispatch(gpu, &product, &col, &dw, weight_grad)?);
     if let Some(dx) = grads.dx {
-        let input_grad = MatmulOptions {
+        let position_major = grads.taps_grad.resolve(gpu, &shape) == TapsGradLayout::PositionMajor;
+        let transposed = MatmulOptions {
             trans_a: true,
             ..Default::default()
         };
-        program.push(matmul_dispatch(gpu, &w, &product, &col, input_grad)?);
+        program.push(if position_major {
+            let col = col.reshape(&[shape.positions(), shape.taps()])?;
+            matmul_dispatch(gpu, &product, &w, &col, transposed)?
+        } else {
+            matmul_dispatch(gpu, &w, &product, &col, transposed)?
+        });
         // Without a gate, the taps stand in for its binding (read-only, like them).
         let gate = grads.gate.unwrap_or(&col);
         let constants = [
             ("GATE", flag(grads.gate.is_some())),
             ("UNIT_STRIDE", flag(opts.stride == (1, 1))),
+            ("POSITION_MAJOR", flag(position_major)),
         ];
         let tensors = [(1, &col), (2, dx), (4, gate)];
         program.push(dispatch(
@@ -589,6 +623,7 @@ pub fn conv2d_gradients(
         dweight: &dw,
         dbias: Some(&db),
         taps_kept: false,
+        taps_grad: TapsGradLayout::Auto,
     };
     conv2d_backward(gpu, x, weight, dy, grads, &scratch, opts)?.run(gpu)?;
     Ok((dx, dw, db))

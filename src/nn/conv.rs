@@ -4,7 +4,7 @@ use super::{NamedTensor, Parameters};
 use crate::error::Result;
 use crate::gpu::{Gpu, Program, Tensor};
 use crate::kernels::conv::{
-    conv2d_backward, conv2d_forward, Conv2dGrads, Conv2dOptions, Conv2dScratch,
+    conv2d_backward, conv2d_forward, Conv2dGrads, Conv2dOptions, Conv2dScratch, TapsGradLayout,
 };
 use crate::rng::Rng;
 
@@ -132,6 +132,7 @@ impl Conv2dParams {
             dweight: &self.dweight,
             dbias: Some(&self.dbias),
             taps_kept: true,
+            taps_grad: TapsGradLayout::Auto,
         };
         conv2d_backward(gpu, x, &self.weight, dy, grads, scratch, &self.options)
     }
