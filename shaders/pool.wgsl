@@ -8,7 +8,11 @@
 //                      when the windows tile the input exactly (stride = kernel, no padding or
 //                      dilation, sizes multiples of the kernel): one invocation per output
 //                      writes its whole window, dy at the maximum and zeros elsewhere.
-// With GATE, both backward entries also zero dx where gate (the input, a ReLU's output) ≤ 0:
+//   max_pool_forward_2x2, max_pool_backward_2x2
+//                      the common 2×2 windows at stride 2 (no padding or dilation) over rows of
+//                      a multiple of 4: one invocation per two neighbouring windows, reading
+//                      and writing vectors (CPU adapters pay per access, whatever its width).
+// With GATE, the backward entries also zero dx where gate (the input, a ReLU's output) ≤ 0:
 // the ReLU's backward, fused.
 
 struct Params {
@@ -35,6 +39,14 @@ struct Params {
 @group(0) @binding(5) var<storage, read> index_in: array<u32>;    // planes × OH × OW
 @group(0) @binding(6) var<storage, read_write> dx: array<f32>;    // planes × H × W
 @group(0) @binding(7) var<storage, read> gate: array<f32>;        // planes × H × W
+// The same, as vectors, for the 2×2 entries.
+@group(0) @binding(8) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(9) var<storage, read_write> y2: array<vec2<f32>>;
+@group(0) @binding(10) var<storage, read_write> index2: array<vec2<u32>>;
+@group(0) @binding(11) var<storage, read> dy2: array<vec2<f32>>;
+@group(0) @binding(12) var<storage, read> index_in2: array<vec2<u32>>;
+@group(0) @binding(13) var<storage, read_write> dx4: array<vec4<f32>>;
+@group(0) @binding(14) var<storage, read> gate4: array<vec4<f32>>;
 
 override GATE: bool = false;
 
@@ -166,4 +178,90 @@ fn max_pool_backward_tiled(
             store_dx(base + row + v, select(0.0, g, row + v == at));
         }
     }
+}
+
+// A window's maximum so far and its flat index.
+struct Best {
+    value: f32,
+    index: u32,
+}
+
+// `best`, or (value, index) where max_pool_forward's rule takes it.
+fn consider(best: Best, value: f32, index: u32) -> Best {
+    let take = (value > best.value) | is_nan(value);
+    return Best(select(best.value, value, take), select(best.index, index, take));
+}
+
+// The 2×2 window of rows `top` and `bottom` (two values each) whose first value is at flat
+// index `at`, scanned in max_pool_forward's order.
+fn window_max(top: vec2<f32>, bottom: vec2<f32>, at: u32) -> Best {
+    var best = Best(top.x, at);
+    best = consider(best, top.y, at + 1u);
+    best = consider(best, bottom.x, at + p.width);
+    return consider(best, bottom.y, at + p.width + 1u);
+}
+
+// Pair q of 2×2 windows (two neighbouring windows, q < pairs()): the vec4 index of its top
+// row in the input, and the flat index within the plane of its first value.
+fn pair_rows(q: u32) -> vec2<u32> {
+    let pairs = p.out_width / 2u;
+    let per_plane = p.out_height * pairs;
+    let plane = q / per_plane;
+    let oh = (q % per_plane) / pairs;
+    let j = q % pairs;
+    let quads = p.width / 4u;
+    return vec2((plane * p.height + 2u * oh) * quads + j, 2u * oh * p.width + 4u * j);
+}
+
+fn pairs() -> u32 {
+    return p.planes * p.out_height * p.out_width / 2u;
+}
+
+@compute @workgroup_size(256)
+fn max_pool_forward_2x2(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let q = linear_index(wg, groups, lid);
+    if q >= pairs() {
+        return;
+    }
+    let rows = pair_rows(q);
+    let top = x4[rows.x];
+    let bottom = x4[rows.x + p.width / 4u];
+    let left = rows.y;
+    let a = window_max(top.xy, bottom.xy, left);
+    let b = window_max(top.zw, bottom.zw, left + 2u);
+    y2[q] = vec2(a.value, b.value);
+    index2[q] = vec2(a.index, b.index);
+}
+
+@compute @workgroup_size(256)
+fn max_pool_backward_2x2(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let q = linear_index(wg, groups, lid);
+    if q >= pairs() {
+        return;
+    }
+    let rows = pair_rows(q);
+    let row = rows.x;
+    let quads = p.width / 4u;
+    let g = dy2[q];
+    let chosen = index_in2[q];
+    // The flat indices of the four columns in the top row (the bottom row's are W on).
+    let columns = vec4(rows.y) + vec4(0u, 1u, 2u, 3u);
+    let routed = vec4(chosen.x, chosen.x, chosen.y, chosen.y);
+    let value = vec4(g.x, g.x, g.y, g.y);
+    var top = select(vec4(0.0), value, columns == routed);
+    var bottom = select(vec4(0.0), value, columns + vec4(p.width) == routed);
+    if GATE {
+        top = select(vec4(0.0), top, gate4[row] > vec4(0.0));
+        bottom = select(vec4(0.0), bottom, gate4[row + quads] > vec4(0.0));
+    }
+    dx4[row] = top;
+    dx4[row + quads] = bottom;
 }

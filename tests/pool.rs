@@ -74,7 +74,16 @@ fn max_pool2d_matches_pytorch() {
 #[test]
 fn max_pool2d_matches_the_reference_over_odd_shapes() {
     let g = gpu();
-    let shapes = [[1, 1, 1, 1], [1, 3, 7, 5], [2, 2, 63, 9], [3, 1, 13, 65]];
+    // Rows of a multiple of 4 take the 2×2 entry points for 2×2 windows (backward only where
+    // the windows tile the input: an even height).
+    let shapes = [
+        [1, 1, 1, 1],
+        [1, 3, 7, 5],
+        [2, 2, 63, 9],
+        [3, 1, 13, 65],
+        [2, 3, 9, 12],
+        [1, 2, 6, 4],
+    ];
     let pools = [
         MaxPool2d::default(),
         MaxPool2d {
@@ -96,10 +105,9 @@ fn max_pool2d_matches_the_reference_over_odd_shapes() {
                 continue;
             }
             let len = shape.iter().product();
-            // Few distinct values, so that ties are common.
-            let x: Vec<f32> = random(len, 0.0, 4.0, s as u64)
-                .iter()
-                .map(|v| v.floor())
+            // Few distinct values, so that ties are common, and a NaN now and then.
+            let x: Vec<f32> = (random(len, 0.0, 4.0, s as u64).iter().enumerate())
+                .map(|(i, v)| if i % 23 == 5 { f32::NAN } else { v.floor() })
                 .collect();
             let (y, indices) =
                 max_pool2d(g, &Tensor::from_slice(g, &x, shape).unwrap(), pool).unwrap();
@@ -131,6 +139,7 @@ fn gated_backward_zeroes_where_the_gate_is_closed() {
     };
     for (shape, pool) in [
         ([2, 3, 8, 6], MaxPool2d::default()),
+        ([2, 3, 8, 12], MaxPool2d::default()),
         ([1, 3, 7, 5], MaxPool2d::default()),
         ([2, 2, 9, 7], overlapping),
     ] {

@@ -181,9 +181,32 @@ pub fn max_pool2d_dispatch(
     let (out, params) = plan(x.shape(), pool)?;
     expect(y, &out, DType::F32, "output")?;
     expect(indices, &out, DType::U32, "indices")?;
+    if in_pairs(pool, &params) {
+        let bindings = [(8, x), (9, y), (10, indices)];
+        let groups = (y.len() / 2).div_ceil(256) as u64;
+        return Dispatch::new(
+            gpu,
+            SHADER,
+            "max_pool_forward_2x2",
+            &params,
+            &bindings,
+            groups,
+        );
+    }
     let groups = y.len().div_ceil(256) as u64;
     let bindings = [(1, x), (2, y), (3, indices)];
     Dispatch::new(gpu, SHADER, "max_pool_forward", &params, &bindings, groups)
+}
+
+/// Whether the 2×2 entry points take this pooling: 2×2 windows at stride 2 without padding or
+/// dilation, over rows of a multiple of 4 values (so that each row is whole vec4s and each
+/// pair of windows one of them).
+fn in_pairs(pool: &MaxPool2d, params: &Params) -> bool {
+    pool.kernel == (2, 2)
+        && pool.stride.unwrap_or(pool.kernel) == (2, 2)
+        && pool.padding == (0, 0)
+        && pool.dilation == (1, 1)
+        && params.width.is_multiple_of(4)
 }
 
 /// A prepared backward of max pooling: `dx` (the input's shape) from `dy` and the forward's
@@ -211,12 +234,23 @@ pub fn max_pool2d_backward_dispatch(
         && pool.dilation == (1, 1)
         && params.height.is_multiple_of(params.kernel_h)
         && params.width.is_multiple_of(params.kernel_w);
+    let constants = [("GATE", f64::from(u8::from(gate.is_some())))];
+    if tiles && in_pairs(pool, &params) {
+        // Without a gate, a spare stands in for its binding.
+        let gate = match gate {
+            Some(gate) => gate,
+            None => gpu.spare()?,
+        };
+        let bindings = [(11, dy), (12, indices), (13, dx), (14, gate)];
+        let groups = (dy.len() / 2).div_ceil(256) as u64;
+        let entry = "max_pool_backward_2x2";
+        return Dispatch::specialized(gpu, SHADER, entry, &constants, &params, &bindings, groups);
+    }
     let (entry, invocations) = if tiles {
         ("max_pool_backward_tiled", dy.len())
     } else {
         ("max_pool_backward", dx.len())
     };
-    let constants = [("GATE", f64::from(u8::from(gate.is_some())))];
     let bindings = [(4, dy), (5, indices), (6, dx), (7, gate.unwrap_or(dy))];
     let groups = invocations.div_ceil(256) as u64;
     Dispatch::specialized(gpu, SHADER, entry, &constants, &params, &bindings, groups)
