@@ -8,7 +8,8 @@
 //                  db = row_sum(dy')                     [O]
 //                  dW = dy' · colᵀ                       [O, K]    (matmul)
 //                  col = Wᵀ · dy'                        [K, P]    (matmul, over the forward's col)
-//                   or dy'ᵀ · W                          [P, K]    (POSITION_MAJOR)
+//                   or dy'ᵀ · W                          [P, K]    (POSITION_MAJOR: K ordered
+//                                                                   (u, v, c), W reordered so)
 //                  dx = col2im(col), ⊙ gate              [N, C, H, W]
 //
 // Where the sizes allow, the kernels move four values per access (the `*4` entries: on CPU
@@ -42,7 +43,7 @@ override BIAS: bool = false; // to_nchw adds bias[o]
 override RELU: bool = false; // to_nchw applies max(·, 0) after the bias
 override GATE: bool = false; // col2im zeroes dx where gate ≤ 0 (the backward of a ReLU before)
 override UNIT_STRIDE: bool = false; // col2im: stride (1, 1), no division to find the window
-override POSITION_MAJOR: bool = false; // col2im: col is [P, K]
+override POSITION_MAJOR: bool = false; // col2im: col is [P, K], K ordered (u, v, c)
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
@@ -163,33 +164,38 @@ fn window_of(x: u32, t: u32, pad: u32, dilation: u32, stride: u32, size: u32) ->
     return select(i32(at), -1, step < 0 || at >= size);
 }
 
-// Σ of col ([K, P], or [P, K] with POSITION_MAJOR) over the taps that read input (n, c, h, w),
-// in tap order.
+// The output position whose window reads input (n, ·, h, w) at tap (u, v), or −1.
+fn tap_position(n: u32, h: u32, w: u32, u: u32, v: u32) -> i32 {
+    let oh = window_of(h, u, p.pad_h, p.dilation_h, p.stride_h, p.out_height);
+    let ow = window_of(w, v, p.pad_w, p.dilation_w, p.stride_w, p.out_width);
+    if oh < 0 || ow < 0 {
+        return -1;
+    }
+    return i32((n * p.out_height + u32(oh)) * p.out_width + u32(ow));
+}
+
+// Σ of col over the taps that read input (n, c, h, w), in tap order. col is [K, P], or with
+// POSITION_MAJOR [P, K] with each tap's channels side by side (K ordered (u, v, c)).
 fn taps_sum(n: u32, c: u32, h: u32, w: u32) -> f32 {
-    let cols = positions();
-    let taps = p.channels * p.kernel_h * p.kernel_w;
-    let plane = p.out_height * p.out_width;
+    let k = p.channels * p.kernel_h * p.kernel_w;
     var sum = 0.0;
     for (var u = 0u; u < p.kernel_h; u++) {
-        let oh = window_of(h, u, p.pad_h, p.dilation_h, p.stride_h, p.out_height);
-        if oh < 0 {
-            continue;
-        }
         for (var v = 0u; v < p.kernel_w; v++) {
-            let ow = window_of(w, v, p.pad_w, p.dilation_w, p.stride_w, p.out_width);
-            if ow < 0 {
-                continue;
+            let at = tap_position(n, h, w, u, v);
+            if at >= 0 {
+                let tap = u * p.kernel_w + v;
+                let position_major = u32(at) * k + tap * p.channels + c;
+                let taps_major = (c * p.kernel_h * p.kernel_w + tap) * positions() + u32(at);
+                sum += src[select(taps_major, position_major, POSITION_MAJOR)];
             }
-            let k = (c * p.kernel_h + u) * p.kernel_w + v;
-            let position = n * plane + u32(oh) * p.out_width + u32(ow);
-            sum += src[select(k * cols + position, position * taps + k, POSITION_MAJOR)];
         }
     }
     return sum;
 }
 
-// src = col [C·KH·KW, P], dst = dx [N, C, H, W]: one invocation per input element. (Four
-// per invocation with one vec4 store measured no faster: the nine loads per input dominate.)
+// src = col [C·KH·KW, P] (or [P, KH·KW·C]), dst = dx [N, C, H, W]: one invocation per input
+// element. (Four per invocation with one vec4 store measured no faster: the nine loads per
+// input dominate.)
 @compute @workgroup_size(256)
 fn col2im(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -206,6 +212,64 @@ fn col2im(
         sum = select(0.0, sum, gate[i] > 0.0);
     }
     dst[i] = sum;
+}
+
+// col2im from a position-major col [P, KH·KW·C] with C a multiple of 4: one invocation per four
+// channels of one input position, whose taps lie side by side: one vec4 load per tap instead of
+// four scalar ones. Neighbouring invocations take neighbouring columns w.
+@compute @workgroup_size(256)
+fn col2im_channels4(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = linear_index(wg, groups, lid);
+    let image = p.height * p.width;
+    let quads = p.channels / 4u;
+    if i >= p.batch * quads * image {
+        return;
+    }
+    let n = i / (quads * image);
+    let c = (i / image) % quads * 4u;
+    let h = (i % image) / p.width;
+    let w = i % p.width;
+    let k = p.channels * p.kernel_h * p.kernel_w;
+    var sum = vec4(0.0);
+    for (var u = 0u; u < p.kernel_h; u++) {
+        for (var v = 0u; v < p.kernel_w; v++) {
+            let at = tap_position(n, h, w, u, v);
+            if at >= 0 {
+                sum += src4[(u32(at) * k + (u * p.kernel_w + v) * p.channels + c) / 4u];
+            }
+        }
+    }
+    let first = ((n * p.channels + c) * p.height + h) * p.width + w;
+    for (var j = 0u; j < 4u; j++) {
+        let at = first + j * image;
+        var value = sum[j];
+        if GATE {
+            value = select(0.0, value, gate[at] > 0.0);
+        }
+        dst[at] = value;
+    }
+}
+
+// W [O, C·KH·KW] → [O, KH·KW·C], the tap order of a position-major col (each tap's channels
+// side by side), for its product dy'ᵀ·W.
+@compute @workgroup_size(256)
+fn weight_channels_inner(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = linear_index(wg, groups, lid);
+    let taps = p.kernel_h * p.kernel_w;
+    let k = p.channels * taps;
+    if i >= p.out_channels * k {
+        return;
+    }
+    let r = i % k;
+    dst[i] = src[i - r + (r % p.channels) * taps + r / p.channels];
 }
 
 // src = y' [O, P], dst = y [N, O, OH, OW]: one invocation per element of y, then the bias and

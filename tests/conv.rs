@@ -82,6 +82,8 @@ fn odd_cases() -> Vec<([usize; 4], [usize; 4], Conv2dOptions)> {
         ([1, 65, 4, 4], [3, 65, 1, 1], Conv2dOptions::default()),
         ([2, 1, 63, 3], [63, 1, 3, 3], opts((3, 1), (0, 1), (1, 1))),
         ([1, 4, 9, 9], [2, 4, 9, 9], Conv2dOptions::default()),
+        // Channels in fours: position-major col2im reads four per access.
+        ([2, 8, 7, 6], [5, 8, 3, 2], opts((2, 1), (1, 1), (1, 2))),
         // 12 positions: the taps move eight at a time, then four.
         ([1, 2, 6, 2], [3, 2, 1, 1], Conv2dOptions::default()),
         ([3, 1, 5, 4], [2, 1, 2, 3], opts((1, 1), (1, 2), (1, 1))),
@@ -209,7 +211,7 @@ fn fused_epilogues_apply_bias_relu_and_gate() {
     let b = Tensor::from_slice(g, &bs, &[4]).unwrap();
     let dy = Tensor::from_slice(g, &dys, &shape.output()).unwrap();
     // One scratch, larger than needed, shared by both passes.
-    let scratch = Conv2dScratch::new(g, 10_000, 10_000).unwrap();
+    let scratch = Conv2dScratch::new(g, 10_000, 10_000, 10_000).unwrap();
     let y = Tensor::zeros(g, &shape.output(), DType::F32).unwrap();
     conv2d_forward(g, &x, &w, Some(&b), true, &y, &scratch, &opts)
         .unwrap()
@@ -270,7 +272,7 @@ fn bad_shapes_get_clear_errors() {
     assert!(err.to_string().contains("must be positive"), "{err}");
     let err = output_size((5, 5), (0, 3), &Conv2dOptions::default()).unwrap_err();
     assert!(err.to_string().contains("must be positive"), "{err}");
-    let small = Conv2dScratch::new(g, 10, 10).unwrap();
+    let small = Conv2dScratch::new(g, 10, 10, 10).unwrap();
     let y = Tensor::zeros(g, &[1, 4, 3, 3], DType::F32).unwrap();
     let Err(err) = conv2d_forward(g, &x, &w2, None, false, &y, &small, &Default::default()) else {
         panic!("a scratch too small was taken");

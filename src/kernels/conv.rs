@@ -196,50 +196,61 @@ pub fn output_size(
 }
 
 /// The matrices a convolution works in, allocated once: the input's taps `[taps, positions]`
-/// (and, in backward, their gradient) and the product `[out_channels, positions]`. One scratch
-/// serves every convolution it is large enough for.
+/// (and, in backward, their gradient), the product `[out_channels, positions]`, and the weight
+/// reordered for a position-major taps' gradient ([`TapsGradLayout::PositionMajor`]). One
+/// scratch serves every convolution it is large enough for.
 pub struct Conv2dScratch {
     col: Tensor,
     product: Tensor,
+    weight: Tensor,
 }
 
 impl Conv2dScratch {
-    /// Scratch for convolutions of up to `taps × positions` and `out_channels × positions`
-    /// values (`[Conv2dScratch::for_shapes]` sizes it for several).
-    pub fn new(gpu: &Gpu, taps: usize, product: usize) -> Result<Self> {
+    /// Scratch for convolutions of up to `taps × positions`, `out_channels × positions` and
+    /// `out_channels × taps` values (`[Conv2dScratch::for_shapes]` sizes it for several).
+    pub fn new(gpu: &Gpu, taps: usize, product: usize, weight: usize) -> Result<Self> {
         Ok(Conv2dScratch {
             col: Tensor::zeros(gpu, &[taps.max(1)], DType::F32)?,
             product: Tensor::zeros(gpu, &[product.max(1)], DType::F32)?,
+            weight: Tensor::zeros(gpu, &[weight.max(1)], DType::F32)?,
         })
     }
 
     /// Scratch large enough for each of `shapes`.
     pub fn for_shapes(gpu: &Gpu, shapes: &[Conv2dShape]) -> Result<Self> {
-        let col = shapes.iter().map(|s| s.taps() * s.positions()).max();
-        let product = shapes.iter().map(|s| s.out_channels * s.positions()).max();
-        Self::new(gpu, col.unwrap_or(0), product.unwrap_or(0))
+        let most = |size: fn(&Conv2dShape) -> usize| shapes.iter().map(size).max().unwrap_or(0);
+        Self::new(
+            gpu,
+            most(|s| s.taps() * s.positions()),
+            most(|s| s.out_channels * s.positions()),
+            most(|s| s.out_channels * s.taps()),
+        )
     }
 
     /// Bytes it holds.
     pub fn bytes(&self) -> u64 {
-        4 * (self.col.len() + self.product.len()) as u64
+        4 * (self.col.len() + self.product.len() + self.weight.len()) as u64
     }
 
-    /// The views for `shape`: col `[taps, positions]`, product `[out_channels, positions]`.
-    fn views(&self, shape: &Conv2dShape) -> Result<(Tensor, Tensor)> {
-        let (taps, positions) = (shape.taps(), shape.positions());
+    /// The views for `shape`: col `[taps, positions]`, product `[out_channels, positions]`,
+    /// weight `[out_channels, taps]`.
+    fn views(&self, shape: &Conv2dShape) -> Result<(Tensor, Tensor, Tensor)> {
+        let (taps, positions, out) = (shape.taps(), shape.positions(), shape.out_channels);
         let fits = taps * positions <= self.col.len()
-            && shape.out_channels * positions <= self.product.len();
+            && out * positions <= self.product.len()
+            && out * taps <= self.weight.len();
         if !fits {
             return Err(Error::shape(format!(
-                "conv2d: the scratch holds {} and {} values, too few for {shape:?}",
+                "conv2d: the scratch holds {}, {} and {} values, too few for {shape:?}",
                 self.col.len(),
-                self.product.len()
+                self.product.len(),
+                self.weight.len()
             )));
         }
         Ok((
             self.col.view(0, &[taps, positions])?,
-            self.product.view(0, &[shape.out_channels, positions])?,
+            self.product.view(0, &[out, positions])?,
+            self.weight.view(0, &[out, taps])?,
         ))
     }
 }
@@ -407,7 +418,7 @@ pub fn conv2d_forward(
         expect(b, &[shape.out_channels], "bias")?;
     }
     let params = Params::new(&shape, opts)?;
-    let (col, product) = scratch.views(&shape)?;
+    let (col, product, _) = scratch.views(&shape)?;
     let w = weight.reshape(&[shape.out_channels, shape.taps()])?;
     let mut program = Program::new();
     program.push(im2col(gpu, &shape, &params, x, &col)?);
@@ -460,8 +471,10 @@ pub enum TapsGradLayout {
     /// `[taps, positions]` = Wᵀ·dy', as the forward's taps: neighbouring inputs read
     /// neighbouring values in `col2im` (coalesced on GPUs).
     TapsMajor,
-    /// `[positions, taps]` = dy'ᵀ·W: the product writes rows of `taps` values rather than rows
-    /// of every position, which CPU adapters run faster.
+    /// `[positions, taps]` = dy'ᵀ·W, W's taps reordered so that each tap's channels lie side
+    /// by side (one more small dispatch): the product writes rows of `taps` values rather than
+    /// rows of every position, which CPU adapters run faster, and `col2im` reads four channels
+    /// per access where their number is a multiple of 4.
     PositionMajor,
 }
 
@@ -477,9 +490,9 @@ impl TapsGradLayout {
 
 /// A prepared backward pass from dy (`[N, O, OH, OW]`): the weight's and bias's gradients and,
 /// when asked, the input's. Unless `grads.taps_kept`, it gathers the input's taps again, so it
-/// needs nothing the forward pass left in the scratch. Up to six dispatches: im2col, dy to
-/// `[O, positions]`, the bias's row sums, dW = dy·colᵀ, the taps' gradient (Wᵀ·dy or its
-/// transpose, as `grads.taps_grad` says), and col2im with the gate.
+/// needs nothing the forward pass left in the scratch. Up to seven dispatches: im2col, dy to
+/// `[O, positions]`, the bias's row sums, dW = dy·colᵀ, the taps' gradient (Wᵀ·dy, or dyᵀ·W
+/// after reordering W's taps, as `grads.taps_grad` says), and col2im with the gate.
 pub fn conv2d_backward(
     gpu: &Gpu,
     x: &Tensor,
@@ -518,7 +531,7 @@ pub fn conv2d_backward(
         }
     }
     let params = Params::new(&shape, opts)?;
-    let (col, product) = scratch.views(&shape)?;
+    let (col, product, reordered) = scratch.views(&shape)?;
     let w = weight.reshape(&[shape.out_channels, shape.taps()])?;
     let dw = grads.dweight.reshape(&[shape.out_channels, shape.taps()])?;
     let mut program = Program::new();
@@ -562,12 +575,25 @@ pub fn conv2d_backward(
             trans_a: true,
             ..Default::default()
         };
-        program.push(if position_major {
+        if position_major {
+            // dy'ᵀ·W with W's taps reordered (u, v, c): each tap's channels side by side.
+            let tensors = [(1, weight), (2, &reordered)];
+            let entry = "weight_channels_inner";
+            program.push(dispatch(
+                gpu,
+                entry,
+                &[],
+                &params,
+                &tensors,
+                reordered.len(),
+            )?);
             let col = col.reshape(&[shape.positions(), shape.taps()])?;
-            matmul_dispatch(gpu, &product, &w, &col, transposed)?
+            program.push(matmul_dispatch(
+                gpu, &product, &reordered, &col, transposed,
+            )?);
         } else {
-            matmul_dispatch(gpu, &w, &product, &col, transposed)?
-        });
+            program.push(matmul_dispatch(gpu, &w, &product, &col, transposed)?);
+        }
         // Without a gate, the taps stand in for its binding (read-only, like them).
         let gate = grads.gate.unwrap_or(&col);
         let constants = [
@@ -575,15 +601,14 @@ pub fn conv2d_backward(
             ("UNIT_STRIDE", flag(opts.stride == (1, 1))),
             ("POSITION_MAJOR", flag(position_major)),
         ];
-        let tensors = [(1, &col), (2, dx), (4, gate)];
-        program.push(dispatch(
-            gpu,
-            "col2im",
-            &constants,
-            &params,
-            &tensors,
-            dx.len(),
-        )?);
+        program.push(if position_major && shape.channels.is_multiple_of(4) {
+            let tensors = [(5, &col), (2, dx), (4, gate)];
+            let entry = "col2im_channels4";
+            dispatch(gpu, entry, &constants, &params, &tensors, dx.len() / 4)?
+        } else {
+            let tensors = [(1, &col), (2, dx), (4, gate)];
+            dispatch(gpu, "col2im", &constants, &params, &tensors, dx.len())?
+        });
     }
     Ok(program)
 }
