@@ -941,6 +941,27 @@ fn optimizers_advance_counters_where_the_step_asks() {
         assert_eq!(fewer, dispatches - 1, "{config:?}");
         assert_eq!(cursor.to_vec::<u32>(g).unwrap(), [13], "{config:?}");
     }
+    // No parameters: the counter still advances.
+    let empty = Tensor::zeros(g, &[0], DType::F32).unwrap();
+    let (step, factors) = (
+        Tensor::zeros(g, &[1], DType::U32).unwrap(),
+        Tensor::zeros(g, &[FACTORS], DType::F32).unwrap(),
+    );
+    let cursor = Tensor::zeros(g, &[1], DType::U32).unwrap();
+    let state = OptimState {
+        step: &step,
+        factors: &factors,
+        grad: &empty,
+        param: &empty,
+        m: &empty,
+        v: &empty,
+        v_max: &empty,
+        advanced_earlier: true,
+        counter: Some(&cursor),
+    };
+    let program = adam_dispatch(g, &AdamConfig::default(), &state).unwrap();
+    program.run(g).unwrap();
+    assert_eq!(cursor.to_vec::<u32>(g).unwrap(), [1]);
     let wide = Tensor::zeros(g, &[2], DType::U32).unwrap();
     assert!(advance_dispatch(g, Advance::of(&wide)).is_err());
     let floats = Tensor::zeros(g, &[1], DType::F32).unwrap();

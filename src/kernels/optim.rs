@@ -358,6 +358,10 @@ fn step_program(
     if !state.advanced_earlier {
         program.push(advance_dispatch(gpu, step_advance(state, adam))?);
     }
+    // No parameters, no update: the counter advances on its own.
+    if let (true, Some(counter)) = (updates.is_empty(), state.counter) {
+        program.push(advance_dispatch(gpu, Advance::of(counter))?);
+    }
     let last = updates.len().saturating_sub(1);
     for (i, update) in updates.into_iter().enumerate() {
         let advance = state.counter.filter(|_| i == last).map(Advance::of);

@@ -83,9 +83,8 @@ pub fn loops_fit(profile: &Profile, kernel: MatmulKernel, k: usize) -> bool {
 
 /// The layout of a convolution's taps' gradient: position-major on CPU adapters where the
 /// subgroup matmul takes the product dy'ᵀ·W, which then writes rows of `taps` values instead
-/// of rows of every output position (at `Net`'s second convolution 46 against 33 GFLOP/s on
-/// lavapipe) while `col2im` gathers either as fast; taps-major elsewhere, and on GPUs, where
-/// neighbouring invocations of `col2im` then read neighbouring values.
+/// of rows of every output position (the README has the measurements); taps-major elsewhere,
+/// and on GPUs, where neighbouring invocations of `col2im` then read neighbouring values.
 pub fn taps_grad_layout(profile: &Profile, shape: &Conv2dShape) -> TapsGradLayout {
     let transposed = MatmulOptions {
         trans_a: true,
