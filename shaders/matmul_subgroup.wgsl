@@ -8,7 +8,9 @@
 //
 //   - a subgroup owns 16, 32 or 64 rows (GROUPS groups of 16; `matmul_subgroup128`: 128) × 64
 //     columns of C; each lane owns 8 adjacent columns (one Eight) of all the rows, so it keeps
-//     an Eight accumulator per row;
+//     an Eight accumulator per row. With LANE_EIGHTS = 2 the tile is 128 columns wide and each
+//     lane also owns the 8 columns 64 further, so each broadcast of A feeds twice the FMAs
+//     (a broadcast is itself a loop over the lanes on CPU adapters);
 //   - K is walked 8 at a time. Each lane gets its 8 columns of B at those 8 k: one 8-wide load
 //     per k when B's rows hold whole groups of 8 (N % 8 = 0), one per column when its columns
 //     do (B transposed, K % 8 = 0), else two vec4s per k or per column. Of each 16×8 block of
@@ -59,8 +61,18 @@ override C_VEC8: bool = true;
 // Groups of 16 rows per block of 64: 1, 2 or 4. Each load of B feeds FMAs in proportion, for as
 // many accumulators (and a slower compile on CPU adapters).
 override GROUPS: u32 = 1u;
+// Eights of columns per lane: 1, or 2 (lane l also owns columns 64 + 8l..+7 of the tile). Each
+// broadcast of A feeds FMAs in proportion; broadcasts are loops over the lanes on CPU adapters.
+override LANE_EIGHTS: u32 = 1u;
 
-const COLS: u32 = 64u; // per subgroup: 8 per lane
+override COLS: u32 = 64u * LANE_EIGHTS; // per subgroup
+
+// A row's accumulators in this lane: its first eight columns, and with LANE_EIGHTS = 2 the eight
+// 64 columns further.
+struct Cols {
+    e0: Eight,
+    e1: Eight,
+}
 
 // Elements e..e+7 of A or B (e a multiple of 8), and e..e+3 of B (e a multiple of 4).
 fn a_eight(e: u32) -> Eight {
@@ -83,6 +95,20 @@ struct BBlock {
     k5: Eight,
     k6: Eight,
     k7: Eight,
+}
+
+// op(B)'s blocks at a step for this lane's columns: e0's, and e1's with LANE_EIGHTS = 2.
+struct BPair {
+    b0: BBlock,
+    b1: BBlock,
+}
+
+fn load_bs(k0: u32, col: u32, masked: bool) -> BPair {
+    var out = BPair(load_b(k0, col, masked), BBlock());
+    if LANE_EIGHTS == 2u {
+        out.b1 = load_b(k0, col + 64u, masked);
+    }
+    return out;
 }
 
 // Columns col..col+7 at k0..k0+7; columns past N read ones inside (never stored). `masked`
@@ -190,34 +216,43 @@ fn row_fmas(acc: Eight, a: vec4<f32>, b0: Eight, b1: Eight, b2: Eight, b3: Eight
 
 // One row += its values of op(A) at the step's 8 k (low: the first four, high: the last four)
 // ⊗ op(B)'s block: the whole step in one visit to the row's accumulator.
-fn row_step(acc: Eight, low: vec4<f32>, high: vec4<f32>, bb: BBlock) -> Eight {
+fn eight_step(acc: Eight, low: vec4<f32>, high: vec4<f32>, bb: BBlock) -> Eight {
     return row_fmas(row_fmas(acc, low, bb.k0, bb.k1, bb.k2, bb.k3), high, bb.k4, bb.k5, bb.k6, bb.k7);
+}
+
+// eight_step for each of the lane's eights of columns, from the same values of op(A).
+fn row_step(acc: Cols, low: vec4<f32>, high: vec4<f32>, bb: BPair) -> Cols {
+    var out = Cols(eight_step(acc.e0, low, high, bb.b0), acc.e1);
+    if LANE_EIGHTS == 2u {
+        out.e1 = eight_step(acc.e1, low, high, bb.b1);
+    }
+    return out;
 }
 
 // A subgroup's rows in groups of 16: this lane's 8 columns of each.
 struct Rows16 {
-    r0: Eight,
-    r1: Eight,
-    r2: Eight,
-    r3: Eight,
-    r4: Eight,
-    r5: Eight,
-    r6: Eight,
-    r7: Eight,
-    r8: Eight,
-    r9: Eight,
-    r10: Eight,
-    r11: Eight,
-    r12: Eight,
-    r13: Eight,
-    r14: Eight,
-    r15: Eight,
+    r0: Cols,
+    r1: Cols,
+    r2: Cols,
+    r3: Cols,
+    r4: Cols,
+    r5: Cols,
+    r6: Cols,
+    r7: Cols,
+    r8: Cols,
+    r9: Cols,
+    r10: Cols,
+    r11: Cols,
+    r12: Cols,
+    r13: Cols,
+    r14: Cols,
+    r15: Cols,
 }
 
 // Eight k of op(A) read along K into one group of 16 rows: lane l reads rows row0 + l (at
 // offset u_row) and row0 + 8 + l (w_row), which broadcasts hand to every lane a row at a time.
 // Returns this lane's share of the step's row sums: its two rows, four partial sums each.
-fn steps_rows_along_k(g: ptr<function, Rows16>, u_row: u32, w_row: u32, k0: u32, bb: BBlock) -> AColumn {
+fn steps_rows_along_k(g: ptr<function, Rows16>, u_row: u32, w_row: u32, k0: u32, bb: BPair) -> AColumn {
     let u = a_eight(u_row + k0);
     let w = a_eight(w_row + k0);
     (*g).r0 = row_step((*g).r0, subgroupBroadcast(u.low, 0u), subgroupBroadcast(u.high, 0u), bb);
@@ -287,13 +322,13 @@ fn k_high(v: f32) -> vec4<f32> {
 }
 
 // One row of a step from op(A) read as columns: lane l holds the row at k0 + l.
-fn column_step(acc: Eight, v: f32, bb: BBlock) -> Eight {
+fn column_step(acc: Cols, v: f32, bb: BPair) -> Cols {
     return row_step(acc, k_low(v), k_high(v), bb);
 }
 
 // Eight k of op(A) read as columns (along M or as scalars; this lane's k is `k`) into one group
 // of 16 rows, row0..row0+15. Returns this lane's share of the row sums: the 16 rows at its k.
-fn steps_rows_columns(g: ptr<function, Rows16>, row0: u32, k: u32, bb: BBlock) -> AColumn {
+fn steps_rows_columns(g: ptr<function, Rows16>, row0: u32, k: u32, bb: BPair) -> AColumn {
     let x = load_a_column(row0, k);
     (*g).r0 = column_step((*g).r0, x.x0.x, bb);
     (*g).r1 = column_step((*g).r1, x.x0.y, bb);
@@ -350,7 +385,7 @@ fn matmul_subgroup(
     // ROW_SUMS: this lane's share of the row sums of each group.
     var s = RowSums64();
     for (var k0 = 0u; k0 < p.k; k0 += 8u) {
-        rows_step(&g0, &g1, &g2, &g3, &s, at.first, at.row0, lane, k0, load_b(k0, at.col, a_columns_past_k(k0)));
+        rows_step(&g0, &g1, &g2, &g3, &s, at.first, at.row0, lane, k0, load_bs(k0, at.col, a_columns_past_k(k0)));
     }
     store_rows64(at.row0, at.col, g0, g1, g2, g3);
     if ROW_SUMS {
@@ -381,7 +416,7 @@ fn matmul_subgroup128(
     var s = RowSums64();
     var s_high = RowSums64();
     for (var k0 = 0u; k0 < p.k; k0 += 8u) {
-        let bb = load_b(k0, at.col, a_columns_past_k(k0));
+        let bb = load_bs(k0, at.col, a_columns_past_k(k0));
         rows_step(&g0, &g1, &g2, &g3, &s, at.first, at.row0, lane, k0, bb);
         rows_step(&g4, &g5, &g6, &g7, &s_high, at.first, at.row0 + 64u, lane, k0, bb);
     }
@@ -455,7 +490,7 @@ fn rows_step(
     row0: u32,
     lane: u32,
     k0: u32,
-    bb: BBlock,
+    bb: BPair,
 ) {
     // Each group's share of the row sums (ROW_SUMS; otherwise unused).
     var share = RowSums64();
@@ -499,13 +534,9 @@ fn a_row_at(first: u32, lane: u32) -> u32 {
 
 // Writes rows row0.. of a tile, 16 to a group g_i, at this lane's columns col..col+7.
 fn store_rows64(row0: u32, col: u32, g0: Rows16, g1: Rows16, g2: Rows16, g3: Rows16) {
-    var bias8 = Eight();
-    if BIAS {
-        let last = p.n - 1u;
-        bias8 = Eight(
-            vec4(bias[min(col, last)], bias[min(col + 1u, last)], bias[min(col + 2u, last)], bias[min(col + 3u, last)]),
-            vec4(bias[min(col + 4u, last)], bias[min(col + 5u, last)], bias[min(col + 6u, last)], bias[min(col + 7u, last)]),
-        );
+    var bias8 = Cols(bias_at(col), Eight());
+    if LANE_EIGHTS == 2u {
+        bias8.e1 = bias_at(col + 64u);
     }
     store_rows16(row0, col, g0, bias8);
     if GROUPS > 1u {
@@ -517,24 +548,44 @@ fn store_rows64(row0: u32, col: u32, g0: Rows16, g1: Rows16, g2: Rows16, g3: Row
     }
 }
 
+// The bias at columns col..col+7 (clamped inside N), or zeros without BIAS.
+fn bias_at(col: u32) -> Eight {
+    if !BIAS {
+        return Eight();
+    }
+    let last = p.n - 1u;
+    return Eight(
+        vec4(bias[min(col, last)], bias[min(col + 1u, last)], bias[min(col + 2u, last)], bias[min(col + 3u, last)]),
+        vec4(bias[min(col + 4u, last)], bias[min(col + 5u, last)], bias[min(col + 6u, last)], bias[min(col + 7u, last)]),
+    );
+}
+
 // Writes rows row..row+15 of one group.
-fn store_rows16(row: u32, col: u32, g: Rows16, bias8: Eight) {
-    store_row(row, col, g.r0, bias8);
-    store_row(row + 1u, col, g.r1, bias8);
-    store_row(row + 2u, col, g.r2, bias8);
-    store_row(row + 3u, col, g.r3, bias8);
-    store_row(row + 4u, col, g.r4, bias8);
-    store_row(row + 5u, col, g.r5, bias8);
-    store_row(row + 6u, col, g.r6, bias8);
-    store_row(row + 7u, col, g.r7, bias8);
-    store_row(row + 8u, col, g.r8, bias8);
-    store_row(row + 9u, col, g.r9, bias8);
-    store_row(row + 10u, col, g.r10, bias8);
-    store_row(row + 11u, col, g.r11, bias8);
-    store_row(row + 12u, col, g.r12, bias8);
-    store_row(row + 13u, col, g.r13, bias8);
-    store_row(row + 14u, col, g.r14, bias8);
-    store_row(row + 15u, col, g.r15, bias8);
+fn store_rows16(row: u32, col: u32, g: Rows16, bias8: Cols) {
+    store_cols(row, col, g.r0, bias8);
+    store_cols(row + 1u, col, g.r1, bias8);
+    store_cols(row + 2u, col, g.r2, bias8);
+    store_cols(row + 3u, col, g.r3, bias8);
+    store_cols(row + 4u, col, g.r4, bias8);
+    store_cols(row + 5u, col, g.r5, bias8);
+    store_cols(row + 6u, col, g.r6, bias8);
+    store_cols(row + 7u, col, g.r7, bias8);
+    store_cols(row + 8u, col, g.r8, bias8);
+    store_cols(row + 9u, col, g.r9, bias8);
+    store_cols(row + 10u, col, g.r10, bias8);
+    store_cols(row + 11u, col, g.r11, bias8);
+    store_cols(row + 12u, col, g.r12, bias8);
+    store_cols(row + 13u, col, g.r13, bias8);
+    store_cols(row + 14u, col, g.r14, bias8);
+    store_cols(row + 15u, col, g.r15, bias8);
+}
+
+// Writes a row's accumulators at the lane's columns (bias8: the bias at them).
+fn store_cols(row: u32, col: u32, v: Cols, bias8: Cols) {
+    store_row(row, col, v.e0, bias8.e0);
+    if LANE_EIGHTS == 2u {
+        store_row(row, col + 64u, v.e1, bias8.e1);
+    }
 }
 
 // Four columns of a row after the bias (bias4, at those columns) and ReLU.

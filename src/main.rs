@@ -79,7 +79,7 @@ struct BenchArgs {
     #[arg(long)]
     large: bool,
     /// Time the matmuls with this layout (auto, tiled, wide, rows, dot, subgroup16,
-    /// subgroup32, subgroup64, subgroup128), skipping shapes it cannot compute.
+    /// subgroup32, subgroup64, subgroup128, subgroup64wide), skipping shapes it cannot compute.
     #[arg(long, default_value = "auto")]
     layout: wgml::kernels::matmul::MatmulKernel,
     /// Time only the fused linear cross-entropy (loss and gradients), at N,D,V (rows,

@@ -103,7 +103,8 @@ fn matmul_matches_reference_over_odd_shapes_and_every_option() {
                 };
                 // The taller subgroup layouts share Subgroup16's epilogue and differ only in their
                 // rows, so they run without one: each of their pipelines takes a second or more
-                // to compile on lavapipe.
+                // to compile on lavapipe. Subgroup64Wide stores its second eight of columns
+                // through its own, and reads its operands one way only: it runs with each.
                 let tall_skip = matches!(
                     kernel,
                     MatmulKernel::Subgroup32 | MatmulKernel::Subgroup64 | MatmulKernel::Subgroup128
@@ -190,8 +191,8 @@ fn matmul_writes_row_sums_beside_the_product() {
 #[test]
 fn matmul_auto_takes_128_row_tiles_only_where_a_is_read_along_k() {
     // Read along M, a 128-row pipeline would take about 20 s to compile on lavapipe.
-    let square = (1024, 1024, 1024);
-    if !MatmulKernel::Subgroup16.supports(gpu(), square, &MatmulOptions::default()) {
+    let tall = (1024, 64, 1024);
+    if !MatmulKernel::Subgroup16.supports(gpu(), tall, &MatmulOptions::default()) {
         return;
     }
     let auto = |m, n, k, trans_a| {
@@ -201,16 +202,33 @@ fn matmul_auto_takes_128_row_tiles_only_where_a_is_read_along_k() {
         };
         MatmulKernel::Auto.resolve(gpu(), (m, n, k), &opts)
     };
-    assert_eq!(auto(1024, 1024, 1024, false), MatmulKernel::Subgroup128);
-    assert_eq!(auto(1024, 1024, 1024, true), MatmulKernel::Subgroup64);
+    assert_eq!(auto(1024, 64, 1024, false), MatmulKernel::Subgroup128);
+    assert_eq!(auto(1024, 64, 1024, true), MatmulKernel::Subgroup64);
     // K not a multiple of 8: A is read as scalars.
-    assert_eq!(auto(1024, 1024, 1020, false), MatmulKernel::Subgroup64);
+    assert_eq!(auto(1024, 64, 1020, false), MatmulKernel::Subgroup64);
     let explicit = MatmulOptions {
         trans_a: true,
         kernel: MatmulKernel::Subgroup128,
         ..Default::default()
     };
     assert!(!MatmulKernel::Subgroup128.supports(gpu(), (256, 256, 256), &explicit));
+}
+
+/// 64×128 tiles where C is wide and tall enough for many of them and they add no padding;
+/// elsewhere the 64-column layouts.
+#[test]
+fn matmul_auto_takes_wide_tiles_only_where_they_are_many_and_fit() {
+    let square = (1024, 1024, 1024);
+    if !MatmulKernel::Subgroup16.supports(gpu(), square, &MatmulOptions::default()) {
+        return;
+    }
+    let auto = |dims| MatmulKernel::Auto.resolve(gpu(), dims, &MatmulOptions::default());
+    assert_eq!(auto(square), MatmulKernel::Subgroup64Wide);
+    // A convolution's forward product: 36,864 output positions wide.
+    assert_eq!(auto((64, 36864, 288)), MatmulKernel::Subgroup64Wide);
+    // Three tiles only; and 288 columns would pad to 384 rather than 320.
+    assert_ne!(auto((64, 288, 36864)), MatmulKernel::Subgroup64Wide);
+    assert_ne!(auto((36864, 288, 64)), MatmulKernel::Subgroup64Wide);
 }
 
 #[test]

@@ -69,6 +69,11 @@ pub enum MatmulKernel {
     /// a multiple of 8): each load of B feeds eight times the FMAs. Read along M, its pipeline
     /// would compile several times more slowly, hence the restriction.
     Subgroup128,
+    /// `Subgroup64` with 16 columns per lane (tiles 128 wide): each broadcast of A feeds twice
+    /// the FMAs. For products wide and tall enough to give every core many tiles, with A and B
+    /// untransposed and K and N multiples of 8 (read otherwise, its pipelines would compile
+    /// several times more slowly).
+    Subgroup64Wide,
 }
 
 /// Storage bindings of `matmul_subgroup`: A and B each as two views, C as three, the bias, the
@@ -78,7 +83,7 @@ pub const SUBGROUP_STORAGE_BUFFERS: u32 = 11;
 
 impl MatmulKernel {
     /// Every concrete layout.
-    pub const ALL: [MatmulKernel; 8] = [
+    pub const ALL: [MatmulKernel; 9] = [
         MatmulKernel::Tiled,
         MatmulKernel::Wide,
         MatmulKernel::Rows,
@@ -87,6 +92,7 @@ impl MatmulKernel {
         MatmulKernel::Subgroup32,
         MatmulKernel::Subgroup64,
         MatmulKernel::Subgroup128,
+        MatmulKernel::Subgroup64Wide,
     ];
 
     /// Whether this is one of the subgroup layouts (`shaders/matmul_subgroup.wgsl`).
@@ -97,6 +103,7 @@ impl MatmulKernel {
                 | MatmulKernel::Subgroup32
                 | MatmulKernel::Subgroup64
                 | MatmulKernel::Subgroup128
+                | MatmulKernel::Subgroup64Wide
         )
     }
 
@@ -134,6 +141,8 @@ impl MatmulKernel {
             && m * n >= 8
             && n >= 4
             && (self != MatmulKernel::Subgroup128 || (!opts.trans_a && k.is_multiple_of(8)))
+            && (self != MatmulKernel::Subgroup64Wide
+                || (!opts.trans_a && !opts.trans_b && k.is_multiple_of(8) && n.is_multiple_of(8)))
     }
 
     /// The concrete layout `Auto` stands for on `gpu` for this product: the adapter's fastest,
@@ -171,6 +180,7 @@ impl MatmulKernel {
             MatmulKernel::Subgroup32 => (SUBGROUP_SHADER, "matmul_subgroup", 32, 64),
             MatmulKernel::Subgroup64 => (SUBGROUP_SHADER, "matmul_subgroup", 64, 64),
             MatmulKernel::Subgroup128 => (SUBGROUP_SHADER, "matmul_subgroup128", 128, 64),
+            MatmulKernel::Subgroup64Wide => (SUBGROUP_SHADER, "matmul_subgroup", 64, 128),
         }
     }
 }
@@ -179,7 +189,7 @@ impl std::str::FromStr for MatmulKernel {
     type Err = Error;
 
     /// A layout by its lowercase name: auto, tiled, wide, rows, dot, subgroup16, subgroup32,
-    /// subgroup64 or subgroup128.
+    /// subgroup64, subgroup128 or subgroup64wide.
     fn from_str(name: &str) -> Result<Self> {
         let all = [MatmulKernel::Auto].into_iter().chain(MatmulKernel::ALL);
         all.into_iter()
@@ -187,7 +197,7 @@ impl std::str::FromStr for MatmulKernel {
             .ok_or_else(|| {
                 Error::InvalidArgument(format!(
                     "unknown matmul layout '{name}' (auto, tiled, wide, rows, dot, subgroup16, \
-                     subgroup32, subgroup64, subgroup128)"
+                     subgroup32, subgroup64, subgroup128, subgroup64wide)"
                 ))
             })
     }
@@ -365,7 +375,8 @@ pub fn matmul_dispatch(
             "matmul: the {kernel:?} layout needs an adapter with 8-lane subgroups, 64-bit \
              integers and {SUBGROUP_STORAGE_BUFFERS} storage buffers per stage, op(B)'s \
              contiguous dimension a multiple of 4, N ≥ 4 and A, B and C of 8 elements or more \
-             (and for Subgroup128, A untransposed with K a multiple of 8) (M={m} N={n} K={k})"
+             (for Subgroup128, A untransposed with K a multiple of 8; for Subgroup64Wide, A and \
+             B untransposed with K and N multiples of 8) (M={m} N={n} K={k})"
         )));
     }
     let (shader, entry, tile_rows, tile_cols) = kernel.layout();
@@ -395,7 +406,7 @@ pub fn matmul_dispatch(
         tensors.push((11, opts.row_sums.unwrap_or(c)));
     }
     if kernel.is_subgroup() {
-        constants.extend(subgroup_constants(dims, &opts, tile_rows));
+        constants.extend(subgroup_constants(dims, &opts, (tile_rows, tile_cols)));
         // The same tensors seen another way: A and C as scalars, the gate as vec4s, B and C
         // as groups of eight.
         tensors.extend([(6, a), (7, c), (8, gate), (9, b), (10, c)]);
@@ -470,12 +481,13 @@ impl Params {
 }
 
 /// The subgroup layouts' override constants for this product: how A and B are read, C's
-/// store width, and 16-row groups per block of 64 (`matmul_subgroup128` takes two blocks).
+/// store width, 16-row groups per block of 64 (`matmul_subgroup128` takes two blocks) and
+/// eights of columns per lane.
 fn subgroup_constants(
     (m, n, k): (usize, usize, usize),
     opts: &MatmulOptions,
-    tile_rows: usize,
-) -> [(&'static str, f64); 5] {
+    (tile_rows, tile_cols): (usize, usize),
+) -> [(&'static str, f64); 6] {
     let a_read = match opts.trans_a {
         false if k.is_multiple_of(8) => ARead::AlongK,
         true if m.is_multiple_of(8) => ARead::AlongM,
@@ -494,6 +506,7 @@ fn subgroup_constants(
         ("C_VEC4", flag(n.is_multiple_of(4))),
         ("C_VEC8", flag(n.is_multiple_of(8))),
         ("GROUPS", (tile_rows.min(64) / 16) as f64),
+        ("LANE_EIGHTS", (tile_cols / 64) as f64),
     ]
 }
 

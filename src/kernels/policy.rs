@@ -37,9 +37,20 @@ pub fn matmul_layout(
         };
     }
     if MatmulKernel::Subgroup16.supports_on(profile, dims, opts) {
-        // The tallest tiles that still give every core a tile of its own: taller ones read B
-        // fewer times. 64 rows or more only where K's loop is long enough (8 steps) and C wide
-        // enough (a whole tile) to repay their slower compile.
+        // 64×128 tiles where they cost no padding beyond 64×64 ones and leave every core eight
+        // tiles or more (fewer balance badly): each broadcast of A feeds twice the FMAs.
+        let wide = MatmulKernel::Subgroup64Wide;
+        if k >= 64
+            && m >= 64
+            && n.div_ceil(128) * 2 == n.div_ceil(64)
+            && m.div_ceil(64) * n.div_ceil(128) >= 8 * profile.host_cores
+            && wide.supports_on(profile, dims, opts)
+        {
+            return wide;
+        }
+        // Otherwise the tallest tiles that still give every core a tile of its own: taller
+        // ones read B fewer times. 64 rows or more only where K's loop is long enough (8
+        // steps) and C wide enough (a whole tile) to repay their slower compile.
         let tallest = [
             MatmulKernel::Subgroup128,
             MatmulKernel::Subgroup64,
