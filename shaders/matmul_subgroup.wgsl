@@ -103,6 +103,7 @@ struct BPair {
     b1: BBlock,
 }
 
+// load_b for each of the lane's eights of columns.
 fn load_bs(k0: u32, col: u32, masked: bool) -> BPair {
     var out = BPair(load_b(k0, col, masked), BBlock());
     if LANE_EIGHTS == 2u {
@@ -229,7 +230,7 @@ fn row_step(acc: Cols, low: vec4<f32>, high: vec4<f32>, bb: BPair) -> Cols {
     return out;
 }
 
-// A subgroup's rows in groups of 16: this lane's 8 columns of each.
+// A subgroup's rows in groups of 16: this lane's columns of each.
 struct Rows16 {
     r0: Cols,
     r1: Cols,
