@@ -12,6 +12,12 @@ struct Params {
     b_col: u32,   // stride of op(B)'s columns in b
     tiles_n: u32, // tiles along N
     tiles: u32,   // tiles in all
+    // matmul_subgroup with A_PLANES / C_PLANES: values per plane, and the distance between the
+    // starts of consecutive planes.
+    a_plane: u32,
+    a_plane_stride: u32,
+    c_plane: u32,
+    c_plane_stride: u32,
 }
 
 // The epilogue, in this order; fixed per pipeline, so no kernel tests them per element.

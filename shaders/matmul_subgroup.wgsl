@@ -67,6 +67,30 @@ override LANE_EIGHTS: u32 = 1u;
 
 override COLS: u32 = 64u * LANE_EIGHTS; // per subgroup
 
+// A's stored matrix (A_PLANES) or C (C_PLANES) is a batch of planes, as an NCHW tensor
+// [B, R, G] is the R × B·G matrix of its channels: column x lies in plane x / G at x % G, and
+// the host passes G as the stride of the rows. Runs of 8 never straddle planes (G % 8 = 0).
+override A_PLANES: bool = false;
+override C_PLANES: bool = false;
+// The bias is per row of C (length M) instead of per column.
+override BIAS_ROWS: bool = false;
+
+// Where column x of A's stored matrix lies, from the start of its row.
+fn a_column_at(x: u32) -> u32 {
+    if A_PLANES {
+        return (x / p.a_plane) * p.a_plane_stride + x % p.a_plane;
+    }
+    return x;
+}
+
+// Where C[row, col] lies.
+fn c_at(row: u32, col: u32) -> u32 {
+    if C_PLANES {
+        return (col / p.c_plane) * p.c_plane_stride + row * p.c_plane + col % p.c_plane;
+    }
+    return row * p.n + col;
+}
+
 // A row's accumulators in this lane: its first eight columns, and with LANE_EIGHTS = 2 the eight
 // 64 columns further.
 struct Cols {
@@ -254,8 +278,9 @@ struct Rows16 {
 // offset u_row) and row0 + 8 + l (w_row), which broadcasts hand to every lane a row at a time.
 // Returns this lane's share of the step's row sums: its two rows, four partial sums each.
 fn steps_rows_along_k(g: ptr<function, Rows16>, u_row: u32, w_row: u32, k0: u32, bb: BPair) -> AColumn {
-    let u = a_eight(u_row + k0);
-    let w = a_eight(w_row + k0);
+    let at = a_column_at(k0);
+    let u = a_eight(u_row + at);
+    let w = a_eight(w_row + at);
     (*g).r0 = row_step((*g).r0, subgroupBroadcast(u.low, 0u), subgroupBroadcast(u.high, 0u), bb);
     (*g).r1 = row_step((*g).r1, subgroupBroadcast(u.low, 1u), subgroupBroadcast(u.high, 1u), bb);
     (*g).r2 = row_step((*g).r2, subgroupBroadcast(u.low, 2u), subgroupBroadcast(u.high, 2u), bb);
@@ -302,8 +327,8 @@ fn load_a_column(row0: u32, k: u32) -> AColumn {
     var x: AColumn;
     if A_READ == A_ALONG_M {
         // M % 8 = 0: rows past M repeat the last eight (never stored).
-        let first = a_eight(kc * p.a_k + min(row0, p.m - 8u));
-        let second = a_eight(kc * p.a_k + min(row0 + 8u, p.m - 8u));
+        let first = a_eight(kc * p.a_k + a_column_at(min(row0, p.m - 8u)));
+        let second = a_eight(kc * p.a_k + a_column_at(min(row0 + 8u, p.m - 8u)));
         x = AColumn(first.low, first.high, second.low, second.high);
     } else {
         x = AColumn(a_quad(row0, 0u, kc), a_quad(row0, 1u, kc), a_quad(row0, 2u, kc), a_quad(row0, 3u, kc));
@@ -551,7 +576,7 @@ fn store_rows64(row0: u32, col: u32, g0: Rows16, g1: Rows16, g2: Rows16, g3: Row
 
 // The bias at columns col..col+7 (clamped inside N), or zeros without BIAS.
 fn bias_at(col: u32) -> Eight {
-    if !BIAS {
+    if !BIAS || BIAS_ROWS {
         return Eight();
     }
     let last = p.n - 1u;
@@ -607,8 +632,13 @@ fn store_row(row: u32, col: u32, v: Eight, bias8: Eight) {
     if row >= p.m || col >= p.n {
         return;
     }
-    let i = row * p.n + col;
-    var out = Eight(bias_relu(v.low, bias8.low), bias_relu(v.high, bias8.high));
+    let i = c_at(row, col);
+    var b8 = bias8;
+    if BIAS_ROWS {
+        let b = bias[row];
+        b8 = Eight(vec4(b), vec4(b));
+    }
+    var out = Eight(bias_relu(v.low, b8.low), bias_relu(v.high, b8.high));
     if C_VEC8 {
         if GATE {
             let gate_at = unpack(gate8[i / 8u]);

@@ -100,6 +100,7 @@ fn matmul_matches_reference_over_odd_shapes_and_every_option() {
                     gate: use_gate.then_some(&gate_t),
                     row_sums: None,
                     kernel,
+                    ..Default::default()
                 };
                 // The taller subgroup layouts share Subgroup16's epilogue and differ only in their
                 // rows, so they run without one: each of their pipelines takes a second or more
@@ -121,6 +122,131 @@ fn matmul_matches_reference_over_odd_shapes_and_every_option() {
                 let got = c.to_vec::<f32>(gpu()).unwrap();
                 assert_close(&got, &expected, 1e-5 * k as f32, 1e-5, &what);
             }
+        }
+    }
+}
+
+/// The matrix [rows, planes·plane] held as planes [planes, rows, plane] (an NCHW tensor's
+/// channels), and back.
+fn to_planes(x: &[f32], rows: usize, plane: usize) -> Vec<f32> {
+    let cols = x.len() / rows;
+    let mut out = vec![0.0; x.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[(c / plane) * rows * plane + r * plane + c % plane] = x[r * cols + c];
+        }
+    }
+    out
+}
+
+/// A read from planes (as a convolution's weight and input gradients read dy in place, with
+/// the row sums beside), and C written in planes with a bias per row and ReLU (as its forward
+/// writes NCHW), by the subgroup layouts; the others refuse planes.
+#[test]
+fn matmul_reads_and_writes_planes() {
+    // (m, n, k, trans_a, trans_b, plane): A in planes of `plane` along its stored rows.
+    let a_cases = [
+        (20, 40, 72, false, true, 24),
+        (32, 20, 12, true, false, 16),
+        (64, 288, 64, false, true, 8),
+    ];
+    let mut seed = 900;
+    for (m, n, k, ta, tb, plane) in a_cases {
+        seed += 1;
+        let a = random(m * k, -1.0, 1.0, seed);
+        let b = random(k * n, -1.0, 1.0, seed + 1);
+        let expected = reference::matmul(&a, &b, m, n, k, ta, tb, None, false);
+        let op_a = |i: usize, kk: usize| f64::from(if ta { a[kk * m + i] } else { a[i * k + kk] });
+        let sums: Vec<f32> = (0..m)
+            .map(|i| (0..k).map(|kk| op_a(i, kk)).sum::<f64>() as f32)
+            .collect();
+        let stored_rows = if ta { k } else { m };
+        let a_t = upload(
+            &to_planes(&a, stored_rows, plane),
+            &if ta { [k, m] } else { [m, k] },
+        );
+        let b_t = upload(&b, &if tb { [n, k] } else { [k, n] });
+        for kernel in [
+            MatmulKernel::Auto,
+            MatmulKernel::Subgroup16,
+            MatmulKernel::Tiled,
+        ] {
+            let row_sums = Tensor::from_slice(gpu(), &vec![f32::NAN; m], &[m]).unwrap();
+            let c = Tensor::zeros(gpu(), &[m, n], DType::F32).unwrap();
+            let opts = MatmulOptions {
+                trans_a: ta,
+                trans_b: tb,
+                row_sums: Some(&row_sums),
+                a_planes: Some(plane),
+                kernel,
+                ..Default::default()
+            };
+            let what = format!("{kernel:?} A in planes of {plane}, m={m} n={n} k={k} ta={ta}");
+            let resolved = kernel.resolve(gpu(), (m, n, k), &opts);
+            if !resolved.supports(gpu(), (m, n, k), &opts) {
+                assert!(
+                    !resolved.is_subgroup() || kernel != MatmulKernel::Auto,
+                    "{what}"
+                );
+                assert!(
+                    matmul_dispatch(gpu(), &a_t, &b_t, &c, opts).is_err(),
+                    "{what}"
+                );
+                continue;
+            }
+            matmul_dispatch(gpu(), &a_t, &b_t, &c, opts)
+                .unwrap()
+                .run(gpu())
+                .unwrap();
+            let got = c.to_vec::<f32>(gpu()).unwrap();
+            assert_close(&got, &expected, 1e-5 * k as f32, 1e-5, &what);
+            let got = row_sums.to_vec::<f32>(gpu()).unwrap();
+            assert_close(&got, &sums, 1e-5 * k as f32, 1e-5, &what);
+        }
+    }
+    // (m, n, k, plane): C in planes, bias per row, ReLU; 128 columns or more take the wide tile.
+    for (m, n, k, plane) in [(12, 48, 16, 16), (64, 2048, 72, 256), (9, 24, 8, 8)] {
+        seed += 1;
+        let a = random(m * k, -1.0, 1.0, seed);
+        let b = random(k * n, -1.0, 1.0, seed + 1);
+        let bias = random(m, -1.0, 1.0, seed + 2);
+        let mut expected = reference::matmul(&a, &b, m, n, k, false, false, None, false);
+        for (i, e) in expected.iter_mut().enumerate() {
+            *e = (*e + bias[i / n]).max(0.0);
+        }
+        let expected = to_planes(&expected, m, plane);
+        let (a_t, b_t, bias_t) = (
+            upload(&a, &[m, k]),
+            upload(&b, &[k, n]),
+            upload(&bias, &[m]),
+        );
+        for kernel in [
+            MatmulKernel::Auto,
+            MatmulKernel::Subgroup16,
+            MatmulKernel::Subgroup64Wide,
+        ] {
+            let c = Tensor::zeros(gpu(), &[m, n], DType::F32).unwrap();
+            let opts = MatmulOptions {
+                bias: Some(&bias_t),
+                bias_rows: true,
+                relu: true,
+                c_planes: Some(plane),
+                kernel,
+                ..Default::default()
+            };
+            let what = format!("{kernel:?} C in planes of {plane}, m={m} n={n} k={k}");
+            if !kernel
+                .resolve(gpu(), (m, n, k), &opts)
+                .supports(gpu(), (m, n, k), &opts)
+            {
+                continue;
+            }
+            matmul_dispatch(gpu(), &a_t, &b_t, &c, opts)
+                .unwrap()
+                .run(gpu())
+                .unwrap();
+            let got = c.to_vec::<f32>(gpu()).unwrap();
+            assert_close(&got, &expected, 1e-5 * k as f32, 1e-5, &what);
         }
     }
 }

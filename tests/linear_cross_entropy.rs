@@ -249,9 +249,9 @@ fn memory_beyond_inputs_and_outputs_is_o_of_n_plus_v() {
         assert_eq!(kernel.scratch_bytes(), tensors);
         let dispatches = kernel.forward.dispatches().len()
             + kernel.backward.as_ref().unwrap().dispatches().len();
-        // Uniform blocks are at most 48 bytes; the staging buffer holds the 2-word fault.
+        // Uniform blocks are at most 64 bytes; the staging buffer holds the 2-word fault.
         assert!(
-            measured >= tensors && measured <= tensors + 48 * dispatches as u64 + 8,
+            measured >= tensors && measured <= tensors + 64 * dispatches as u64 + 8,
             "V = {v}: {measured} bytes created, {tensors} in tensors, {dispatches} dispatches"
         );
         println!(

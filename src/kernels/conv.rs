@@ -22,7 +22,7 @@
 //! # Ok::<(), wgml::Error>(())
 //! ```
 
-use super::matmul::{fuse_row_sums, matmul_dispatch, MatmulOptions};
+use super::matmul::{fuse_row_sums, matmul_dispatch, output_dims, MatmulOptions};
 use super::{policy, u32_param};
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Dispatch, Gpu, Program, Shader, Tensor};
@@ -400,7 +400,8 @@ fn shape_of(x: &Tensor, weight: &Tensor, opts: &Conv2dOptions) -> Result<Conv2dS
 
 /// A prepared forward pass: y = conv2d(x, weight) (+ bias) (then ReLU when `relu`), y
 /// `[N, O, OH, OW]`. Three dispatches: im2col, the product, and the NCHW store with the
-/// epilogue.
+/// epilogue; two where the product itself writes NCHW with the epilogue
+/// ([`MatmulOptions::c_planes`]: the subgroup layouts, output planes of a multiple of 8).
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_forward(
     gpu: &Gpu,
@@ -422,6 +423,18 @@ pub fn conv2d_forward(
     let w = weight.reshape(&[shape.out_channels, shape.taps()])?;
     let mut program = Program::new();
     program.push(im2col(gpu, &shape, &params, x, &col)?);
+    let nchw = MatmulOptions {
+        bias,
+        bias_rows: bias.is_some(),
+        relu,
+        c_planes: Some(shape.out_height * shape.out_width),
+        ..Default::default()
+    };
+    if in_planes(gpu, &w, &col, &nchw)? {
+        let y = y.reshape(&[shape.out_channels, shape.positions()])?;
+        program.push(matmul_dispatch(gpu, &w, &col, &y, nchw)?);
+        return Ok(program);
+    }
     program.push(matmul_dispatch(
         gpu,
         &w,
@@ -441,6 +454,14 @@ pub fn conv2d_forward(
         dispatch(gpu, "to_nchw", &constants, &params, &tensors, y.len())?
     });
     Ok(program)
+}
+
+/// Whether the product `opts` describes, with its planes, runs on `gpu`: the layout it
+/// resolves to reads and writes them, and writes row sums (the bias gradient's).
+fn in_planes(gpu: &Gpu, a: &Tensor, b: &Tensor, opts: &MatmulOptions) -> Result<bool> {
+    let dims = output_dims(a, b, opts)?;
+    let kernel = opts.kernel.resolve(gpu, dims, opts);
+    Ok(kernel.supports(gpu, dims, opts) && kernel.sums_rows())
 }
 
 /// Where a convolution's backward pass writes.
@@ -491,8 +512,9 @@ impl TapsGradLayout {
 /// A prepared backward pass from dy (`[N, O, OH, OW]`): the weight's and bias's gradients and,
 /// when asked, the input's. Unless `grads.taps_kept`, it gathers the input's taps again, so it
 /// needs nothing the forward pass left in the scratch. Up to seven dispatches: im2col, dy to
-/// `[O, positions]`, the bias's row sums, dW = dy·colᵀ, the taps' gradient (Wᵀ·dy, or dyᵀ·W
-/// after reordering W's taps, as `grads.taps_grad` says), and col2im with the gate.
+/// `[O, positions]` (skipped where the products read dy in place,
+/// [`MatmulOptions::a_planes`]), the bias's row sums, dW = dy·colᵀ, the taps' gradient (Wᵀ·dy,
+/// or dyᵀ·W after reordering W's taps, as `grads.taps_grad` says), and col2im with the gate.
 pub fn conv2d_backward(
     gpu: &Gpu,
     x: &Tensor,
@@ -538,23 +560,48 @@ pub fn conv2d_backward(
     if !grads.taps_kept {
         program.push(im2col(gpu, &shape, &params, x, &col)?);
     }
-    program.push(if quads(gpu, &shape) {
-        let plane = shape.out_channels * shape.out_height * shape.out_width;
-        Dispatch::new(
-            gpu,
-            SHADER,
-            "from_nchw4",
-            &params,
-            &[(5, dy), (6, &product)],
-            1,
-        )?
-        .on_grid(gpu, grid(plane / 4, shape.batch)?)?
+    let position_major =
+        grads.dx.is_some() && grads.taps_grad.resolve(gpu, &shape) == TapsGradLayout::PositionMajor;
+    // The products read dy in place, as planes of [O, positions], where their layouts can
+    // (the taps-major input gradient reads it as B, which they cannot); else a copy.
+    let planes = Some(shape.out_height * shape.out_width);
+    let dy_rows = dy.reshape(&[shape.out_channels, shape.positions()])?;
+    let weight_grad_read = MatmulOptions {
+        trans_b: true,
+        a_planes: planes,
+        ..Default::default()
+    };
+    let taps_grad_read = MatmulOptions {
+        trans_a: true,
+        a_planes: planes,
+        ..Default::default()
+    };
+    let in_place = in_planes(gpu, &dy_rows, &col, &weight_grad_read)?
+        && (grads.dx.is_none()
+            || (position_major && in_planes(gpu, &dy_rows, &reordered, &taps_grad_read)?));
+    let (product, planes) = if in_place {
+        (dy_rows, planes)
     } else {
-        let tensors = [(1, dy), (2, &product)];
-        dispatch(gpu, "from_nchw", &[], &params, &tensors, product.len())?
-    });
+        program.push(if quads(gpu, &shape) {
+            let plane = shape.out_channels * shape.out_height * shape.out_width;
+            Dispatch::new(
+                gpu,
+                SHADER,
+                "from_nchw4",
+                &params,
+                &[(5, dy), (6, &product)],
+                1,
+            )?
+            .on_grid(gpu, grid(plane / 4, shape.batch)?)?
+        } else {
+            let tensors = [(1, dy), (2, &product)];
+            dispatch(gpu, "from_nchw", &[], &params, &tensors, product.len())?
+        });
+        (product, None)
+    };
     let mut weight_grad = MatmulOptions {
         trans_b: true,
+        a_planes: planes,
         ..Default::default()
     };
     // The bias gradient: the product's row sums, beside the weight gradient where its layout
@@ -570,9 +617,9 @@ pub fn conv2d_backward(
     }
     program.push(matmul_dispatch(gpu, &product, &col, &dw, weight_grad)?);
     if let Some(dx) = grads.dx {
-        let position_major = grads.taps_grad.resolve(gpu, &shape) == TapsGradLayout::PositionMajor;
         let transposed = MatmulOptions {
             trans_a: true,
+            a_planes: planes,
             ..Default::default()
         };
         if position_major {

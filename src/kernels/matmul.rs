@@ -129,7 +129,10 @@ impl MatmulKernel {
             return false;
         }
         if !self.is_subgroup() {
-            return true;
+            return !opts.subgroup_only();
+        }
+        if !opts.planes_fit((m, n, k)) {
+            return false;
         }
         // B is read as vec4s, and A, B, C and the gate as vec4<u64>s: every binding that may
         // be seen as either must hold at least one (32 bytes).
@@ -259,8 +262,11 @@ pub struct MatmulOptions<'a> {
     pub trans_a: bool,
     /// B is stored N×K and read transposed (as `nn.Linear` weights are).
     pub trans_b: bool,
-    /// Adds `bias[j]` to every row of C (length N).
+    /// Adds `bias[j]` to every row of C (length N), or with `bias_rows` `bias[i]` to every
+    /// column (length M).
     pub bias: Option<&'a Tensor>,
+    /// The bias is per row of C: a convolution's, whose rows are output channels.
+    pub bias_rows: bool,
     /// Applies max(·, 0) after the bias.
     pub relu: bool,
     /// Zeroes C where `gate` (M×N) is ≤ 0, last: ReLU's backward from its output, fused into
@@ -270,8 +276,32 @@ pub struct MatmulOptions<'a> {
     /// gradient beside its weight gradient dzᵀ·x. Only layouts whose
     /// [`MatmulKernel::sums_rows`] holds compute it (`Auto` picks one).
     pub row_sums: Option<&'a Tensor>,
+    /// A's stored matrix (M×K, or K×M with `trans_a`) holds its columns in planes of this many
+    /// values (a multiple of 8 dividing its row length), as an NCHW tensor `[B, R, G]` holds
+    /// the R × B·G matrix of its channels: a convolution's output gradient, read in place.
+    /// Subgroup layouts only.
+    pub a_planes: Option<usize>,
+    /// C (and the gate) lie in planes likewise: a convolution's output, NCHW, straight from
+    /// its product. Subgroup layouts only.
+    pub c_planes: Option<usize>,
     /// The work layout.
     pub kernel: MatmulKernel,
+}
+
+impl MatmulOptions<'_> {
+    /// Whether these options ask for what only the subgroup layouts do.
+    fn subgroup_only(&self) -> bool {
+        self.bias_rows || self.a_planes.is_some() || self.c_planes.is_some()
+    }
+
+    /// Whether the planes asked for fit an M×N×K product: a multiple of 8 values each, whole
+    /// planes in every row of the stored matrix.
+    fn planes_fit(&self, (m, n, k): (usize, usize, usize)) -> bool {
+        let fits = |plane: Option<usize>, row: usize| {
+            plane.is_none_or(|g| g > 0 && g.is_multiple_of(8) && row.is_multiple_of(g))
+        };
+        fits(self.a_planes, if self.trans_a { m } else { k }) && fits(self.c_planes, n)
+    }
 }
 
 #[repr(C)]
@@ -286,6 +316,10 @@ struct Params {
     b_col: u32,
     tiles_n: u32,
     tiles: u32,
+    a_plane: u32,
+    a_plane_stride: u32,
+    c_plane: u32,
+    c_plane_stride: u32,
 }
 
 /// The uniform block of this module's shaders, as the host lays it out (checked against the
@@ -302,7 +336,11 @@ pub fn uniform_layouts() -> Vec<super::UniformLayout> {
             b_k,
             b_col,
             tiles_n,
-            tiles
+            tiles,
+            a_plane,
+            a_plane_stride,
+            c_plane,
+            c_plane_stride
         }
     )
 }
@@ -376,7 +414,9 @@ pub fn matmul_dispatch(
              integers and {SUBGROUP_STORAGE_BUFFERS} storage buffers per stage, op(B)'s \
              contiguous dimension a multiple of 4, N ≥ 4 and A, B and C of 8 elements or more \
              (for Subgroup128, A untransposed with K a multiple of 8; for Subgroup64Wide, A and \
-             B untransposed with K and N multiples of 8) (M={m} N={n} K={k})"
+             B untransposed with K and N multiples of 8; planes and a per-row bias: subgroup \
+             layouts only, planes of a multiple of 8 values dividing the stored rows) (M={m} \
+             N={n} K={k})"
         )));
     }
     let (shader, entry, tile_rows, tile_cols) = kernel.layout();
@@ -438,7 +478,8 @@ fn check(
         )));
     }
     if let Some(bias) = opts.bias {
-        super::expect_len(bias, n, "matmul's bias")?;
+        let len = if opts.bias_rows { m } else { n };
+        super::expect_len(bias, len, "matmul's bias")?;
     }
     if let Some(sums) = opts.row_sums {
         super::expect_len(sums, m, "matmul's row sums")?;
@@ -464,8 +505,25 @@ impl Params {
         tiles: usize,
     ) -> Result<Self> {
         let (m32, n32, k32) = (u32_param(m, "M")?, u32_param(n, "N")?, u32_param(k, "K")?);
-        let (a_row, a_k) = if opts.trans_a { (1, m32) } else { (k32, 1) };
+        let (mut a_row, mut a_k) = if opts.trans_a { (1, m32) } else { (k32, 1) };
         let (b_k, b_col) = if opts.trans_b { (1, k32) } else { (n32, 1) };
+        // In planes, the stored matrix's rows are a plane apart, and its planes rows·plane.
+        let (mut a_plane, mut a_plane_stride) = (0, 0);
+        if let Some(g) = opts.a_planes {
+            a_plane = u32_param(g, "plane")?;
+            let rows = if opts.trans_a { k } else { m };
+            a_plane_stride = u32_param(rows * g, "plane")?;
+            if opts.trans_a {
+                a_k = a_plane;
+            } else {
+                a_row = a_plane;
+            }
+        }
+        let (mut c_plane, mut c_plane_stride) = (0, 0);
+        if let Some(g) = opts.c_planes {
+            c_plane = u32_param(g, "plane")?;
+            c_plane_stride = u32_param(m * g, "plane")?;
+        }
         Ok(Params {
             m: m32,
             n: n32,
@@ -476,18 +534,22 @@ impl Params {
             b_col,
             tiles_n: u32_param(tiles_n, "tiles")?,
             tiles: u32_param(tiles, "tiles")?,
+            a_plane,
+            a_plane_stride,
+            c_plane,
+            c_plane_stride,
         })
     }
 }
 
 /// The subgroup layouts' override constants for this product: how A and B are read, C's
-/// store width, 16-row groups per block of 64 (`matmul_subgroup128` takes two blocks) and
-/// eights of columns per lane.
+/// store width, 16-row groups per block of 64 (`matmul_subgroup128` takes two blocks), eights
+/// of columns per lane, planes and the bias's direction.
 fn subgroup_constants(
     (m, n, k): (usize, usize, usize),
     opts: &MatmulOptions,
     (tile_rows, tile_cols): (usize, usize),
-) -> [(&'static str, f64); 6] {
+) -> [(&'static str, f64); 9] {
     let a_read = match opts.trans_a {
         false if k.is_multiple_of(8) => ARead::AlongK,
         true if m.is_multiple_of(8) => ARead::AlongM,
@@ -507,6 +569,9 @@ fn subgroup_constants(
         ("C_VEC8", flag(n.is_multiple_of(8))),
         ("GROUPS", (tile_rows.min(64) / 16) as f64),
         ("LANE_EIGHTS", (tile_cols / 64) as f64),
+        ("A_PLANES", flag(opts.a_planes.is_some())),
+        ("C_PLANES", flag(opts.c_planes.is_some())),
+        ("BIAS_ROWS", flag(opts.bias_rows)),
     ]
 }
 
