@@ -139,6 +139,29 @@ fn to_planes(x: &[f32], rows: usize, plane: usize) -> Vec<f32> {
     out
 }
 
+/// Σ_k op(A)[i, k] for each row i of op(A) (M×K; A stored K×M when transposed).
+fn row_sums_of(a: &[f32], m: usize, k: usize, trans_a: bool) -> Vec<f32> {
+    let op_a = |i: usize, kk: usize| {
+        f64::from(if trans_a {
+            a[kk * m + i]
+        } else {
+            a[i * k + kk]
+        })
+    };
+    (0..m)
+        .map(|i| (0..k).map(|kk| op_a(i, kk)).sum::<f64>() as f32)
+        .collect()
+}
+
+/// C after one run of the product `opts` describes.
+fn run_product(a: &Tensor, b: &Tensor, c: &Tensor, opts: MatmulOptions) -> Vec<f32> {
+    matmul_dispatch(gpu(), a, b, c, opts)
+        .unwrap()
+        .run(gpu())
+        .unwrap();
+    c.to_vec::<f32>(gpu()).unwrap()
+}
+
 /// A read from planes (as a convolution's weight and input gradients read dy in place, with
 /// the row sums beside), and C written in planes with a bias per row and ReLU (as its forward
 /// writes NCHW), by the subgroup layouts; the others refuse planes.
@@ -156,10 +179,7 @@ fn matmul_reads_and_writes_planes() {
         let a = random(m * k, -1.0, 1.0, seed);
         let b = random(k * n, -1.0, 1.0, seed + 1);
         let expected = reference::matmul(&a, &b, m, n, k, ta, tb, None, false);
-        let op_a = |i: usize, kk: usize| f64::from(if ta { a[kk * m + i] } else { a[i * k + kk] });
-        let sums: Vec<f32> = (0..m)
-            .map(|i| (0..k).map(|kk| op_a(i, kk)).sum::<f64>() as f32)
-            .collect();
+        let sums = row_sums_of(&a, m, k, ta);
         let stored_rows = if ta { k } else { m };
         let a_t = upload(
             &to_planes(&a, stored_rows, plane),
@@ -194,11 +214,7 @@ fn matmul_reads_and_writes_planes() {
                 );
                 continue;
             }
-            matmul_dispatch(gpu(), &a_t, &b_t, &c, opts)
-                .unwrap()
-                .run(gpu())
-                .unwrap();
-            let got = c.to_vec::<f32>(gpu()).unwrap();
+            let got = run_product(&a_t, &b_t, &c, opts);
             assert_close(&got, &expected, 1e-5 * k as f32, 1e-5, &what);
             let got = row_sums.to_vec::<f32>(gpu()).unwrap();
             assert_close(&got, &sums, 1e-5 * k as f32, 1e-5, &what);
@@ -241,11 +257,7 @@ fn matmul_reads_and_writes_planes() {
             {
                 continue;
             }
-            matmul_dispatch(gpu(), &a_t, &b_t, &c, opts)
-                .unwrap()
-                .run(gpu())
-                .unwrap();
-            let got = c.to_vec::<f32>(gpu()).unwrap();
+            let got = run_product(&a_t, &b_t, &c, opts);
             assert_close(&got, &expected, 1e-5 * k as f32, 1e-5, &what);
         }
     }
@@ -276,11 +288,7 @@ fn matmul_writes_row_sums_beside_the_product() {
             let a_t = upload(&a, &if ta { [k, m] } else { [m, k] });
             let b_t = upload(&b, &if tb { [n, k] } else { [k, n] });
             let expected = reference::matmul(&a, &b, m, n, k, ta, tb, None, false);
-            let op_a =
-                |i: usize, kk: usize| f64::from(if ta { a[kk * m + i] } else { a[i * k + kk] });
-            let sums: Vec<f32> = (0..m)
-                .map(|i| (0..k).map(|kk| op_a(i, kk)).sum::<f64>() as f32)
-                .collect();
+            let sums = row_sums_of(&a, m, k, ta);
             for kernel in [MatmulKernel::Auto].into_iter().chain(MatmulKernel::ALL) {
                 let row_sums = Tensor::from_slice(gpu(), &vec![f32::NAN; m], &[m]).unwrap();
                 let c = Tensor::zeros(gpu(), &[m, n], DType::F32).unwrap();
