@@ -21,7 +21,7 @@ struct Params {
 }
 
 // The epilogue, in this order; fixed per pipeline, so no kernel tests them per element.
-override BIAS: bool = false; // adds bias[j] (binding 3)
+override BIAS: bool = false; // adds bias[j] (binding 3; matmul_subgroup's BIAS_ROWS: bias[i])
 override RELU: bool = false; // max(·, 0)
 override GATE: bool = false; // zero where gate[i, j] ≤ 0 (binding 5): ReLU's backward, fused
 // Also writes Σ_k op(A)[i, k] into row_sums[i] (binding 11): a linear layer's bias gradient

@@ -574,7 +574,7 @@ fn store_rows64(row0: u32, col: u32, g0: Rows16, g1: Rows16, g2: Rows16, g3: Row
     }
 }
 
-// The bias at columns col..col+7 (clamped inside N), or zeros without BIAS.
+// The bias at columns col..col+7 (clamped inside N), or zeros without a bias per column.
 fn bias_at(col: u32) -> Eight {
     if !BIAS || BIAS_ROWS {
         return Eight();
