@@ -22,7 +22,7 @@ use crate::optim::{Optimizer, OptimizerConfig, StepLr};
 use crate::rng::Rng;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// How to train.
 #[derive(Clone, Debug)]
@@ -139,16 +139,28 @@ impl Watch {
         }
     }
 
-    /// Polls, takes in landed readbacks, reports; true once every step is done (or on a fault,
-    /// kept for [`Watch::finish`]).
+    /// Polls, waiting up to `wait` for the GPU to finish what it was given; takes in landed
+    /// readbacks, reports; true once every step is done (or on a fault, kept for
+    /// [`Watch::finish`]).
     fn tick(
         &mut self,
         gpu: &Gpu,
         readbacks: &[Readback<f32>],
         done: &AtomicUsize,
         report: &mut dyn FnMut(Progress),
+        wait: Option<Duration>,
     ) -> bool {
-        let polled = gpu.device().poll(wgpu::PollType::Poll);
+        let poll = match wait {
+            Some(timeout) => wgpu::PollType::Wait {
+                submission_index: None,
+                timeout: Some(timeout),
+            },
+            None => wgpu::PollType::Poll,
+        };
+        let polled = match gpu.device().poll(poll) {
+            Err(wgpu::PollError::Timeout) => Ok(wgpu::PollStatus::Poll),
+            other => other,
+        };
         if let Err(e) = gpu.check() {
             self.error = Some(e);
             return true;
@@ -648,14 +660,14 @@ impl Trainer {
             &mut |submitted| {
                 if let Some(report) = progress.as_mut() {
                     watch.queue_readbacks(gpu, readbacks, submitted);
-                    watch.tick(gpu, readbacks, &done, &mut **report);
+                    watch.tick(gpu, readbacks, &done, &mut **report, None);
                 }
             },
         );
         if let Some(report) = progress.as_mut() {
-            while !watch.tick(gpu, readbacks, &done, &mut **report) {
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
+            // Returns as soon as the GPU is done, else redraws every 100 ms while it works.
+            let redraw = Some(Duration::from_millis(100));
+            while !watch.tick(gpu, readbacks, &done, &mut **report, redraw) {}
             watch.finish(gpu, readbacks)?;
         }
         let losses = self.losses.read(&self.gpu)?;
