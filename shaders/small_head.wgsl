@@ -10,9 +10,10 @@
 //   dx = dz·W (⊙ [x > 0])                rows × features
 //   dW = dzᵀ·x, db = Σ_rows dz           classes × features, classes
 //
-// Invocation lid takes rows lid, lid + WG, … and then elements lid, lid + WG, … of dW (of four
-// features each in small_head4, the entry point for features % 4 = 0). Every sum runs in a fixed
-// order: runs are bit-identical. Ten storage buffers: more than WebGPU's
+// Invocation lid takes elements lid, lid + WG, … of z, then rows lid, lid + 64, … for the loss,
+// then elements of dx and dW (of four features each in small_head4, the entry point for
+// features % 4 = 0). Every sum runs in a fixed order by one invocation: runs are bit-identical
+// whatever WG is. Ten storage buffers: more than WebGPU's
 // default of 8, which the host checks (CPU adapters and GPUs offer more).
 
 struct Params {
@@ -24,7 +25,9 @@ struct Params {
 }
 
 // Invocations: one 8-lane subgroup on CPU adapters (no barrier waits on another), more on GPUs.
-override WG: u32 = 64u;
+override WG: u32 = 256u;
+// Invocations that take the loss's rows (the partial sums' length; the loss is a small part).
+const LOSS_WG: u32 = 64u;
 // Write dx (nothing needs it for a first layer).
 override DX: bool = true;
 // Zero dx where x (a ReLU's output) is ≤ 0: that ReLU's backward, fused.
@@ -50,7 +53,7 @@ const HELD: u32 = 3840u;
 @group(0) @binding(7) var<storage, read_write> dw4: array<vec4<f32>>;
 
 var<workgroup> z: array<f32, HELD>;          // logits, then d(loss)/d(logits)
-var<workgroup> partial: array<vec2<f32>, 64>; // each invocation's (Σ loss, rows counted)
+var<workgroup> partial: array<vec2<f32>, LOSS_WG>; // each loss invocation's (Σ loss, rows counted)
 
 fn nan() -> f32 {
     return bitcast<f32>(0x7fc00000u);
@@ -121,11 +124,10 @@ fn row_loss_and_grad(r: u32) -> vec2<f32> {
 // The head with features one at a time.
 @compute @workgroup_size(WG)
 fn small_head(@builtin(local_invocation_index) lid: u32) {
-    for (var r = lid; r < p.rows; r += WG) {
-        for (var c = 0u; c < p.classes; c++) {
-            z[r * p.classes + c] = b[c] + dot_row(r, c);
-        }
+    for (var e = lid; e < p.rows * p.classes; e += WG) {
+        z[e] = b[e % p.classes] + dot_row(e / p.classes, e % p.classes);
     }
+    workgroupBarrier();
     let total = loss_and_dz(lid);
     gradients(lid);
     finish(lid, total);
@@ -135,35 +137,36 @@ fn small_head(@builtin(local_invocation_index) lid: u32) {
 // dW (on CPU adapters each access is a loop over the lanes).
 @compute @workgroup_size(WG)
 fn small_head4(@builtin(local_invocation_index) lid: u32) {
-    for (var r = lid; r < p.rows; r += WG) {
-        for (var c = 0u; c < p.classes; c++) {
-            z[r * p.classes + c] = b[c] + dot_row4(r, c);
-        }
+    for (var e = lid; e < p.rows * p.classes; e += WG) {
+        z[e] = b[e % p.classes] + dot_row4(e / p.classes, e % p.classes);
     }
+    workgroupBarrier();
     let total = loss_and_dz(lid);
     gradients4(lid);
     finish(lid, total);
 }
 
-// From the logits in z (each invocation's rows): the losses, summed over the workgroup as
-// (Σ loss, rows counted), and dz in z, scaled for the mean. Ends with a barrier.
+// From the logits in z: the losses (rows by the first min(WG, LOSS_WG) invocations), summed
+// over the workgroup as (Σ loss, rows counted), and dz in z, scaled for the mean. Ends with a
+// barrier.
 fn loss_and_dz(lid: u32) -> vec2<f32> {
-    var mine = vec2(0.0);
-    for (var r = lid; r < p.rows; r += WG) {
-        mine += row_loss_and_grad(r);
+    let takers = min(WG, LOSS_WG);
+    if lid < takers {
+        var mine = vec2(0.0);
+        for (var r = lid; r < p.rows; r += takers) {
+            mine += row_loss_and_grad(r);
+        }
+        partial[lid] = mine;
     }
-    partial[lid] = mine;
     workgroupBarrier();
     var total = vec2(0.0);
-    for (var i = 0u; i < WG; i++) {
+    for (var i = 0u; i < takers; i++) {
         total += partial[i];
     }
     // The mean's gradient: 1 / (rows counted), 0 when none is.
     let g = select(0.0, 1.0 / total.y, total.y != 0.0);
-    for (var r = lid; r < p.rows; r += WG) {
-        for (var c = 0u; c < p.classes; c++) {
-            z[r * p.classes + c] *= g;
-        }
+    for (var e = lid; e < p.rows * p.classes; e += WG) {
+        z[e] *= g;
     }
     workgroupBarrier();
     return total;
@@ -183,21 +186,19 @@ fn finish(lid: u32, total: vec2<f32>) {
     }
 }
 
-// dx (rows lid, lid + WG, …) and dW (elements lid, lid + WG, …) from dz in z, one feature at a
-// time.
+// dx and dW (elements lid, lid + WG, … of each) from dz in z, one feature at a time.
 fn gradients(lid: u32) {
-    for (var r = lid; r < select(0u, p.rows, DX); r += WG) {
-        for (var d = 0u; d < p.features; d++) {
-            var s = 0.0;
-            for (var c = 0u; c < p.classes; c++) {
-                s = fma(z[r * p.classes + c], w[c * p.features + d], s);
-            }
-            let i = r * p.features + d;
-            if GATE {
-                s = select(0.0, s, x[i] > 0.0);
-            }
-            dx[i] = s;
+    for (var i = lid; i < select(0u, p.rows * p.features, DX); i += WG) {
+        let r = i / p.features;
+        let d = i % p.features;
+        var s = 0.0;
+        for (var c = 0u; c < p.classes; c++) {
+            s = fma(z[r * p.classes + c], w[c * p.features + d], s);
         }
+        if GATE {
+            s = select(0.0, s, x[i] > 0.0);
+        }
+        dx[i] = s;
     }
     for (var e = lid; e < p.classes * p.features; e += WG) {
         let c = e / p.features;
@@ -213,18 +214,17 @@ fn gradients(lid: u32) {
 // gradients, four features at a time.
 fn gradients4(lid: u32) {
     let quads = p.features / 4u;
-    for (var r = lid; r < select(0u, p.rows, DX); r += WG) {
-        for (var q = 0u; q < quads; q++) {
-            var s = vec4(0.0);
-            for (var c = 0u; c < p.classes; c++) {
-                s = fma(vec4(z[r * p.classes + c]), w4[c * quads + q], s);
-            }
-            let i = r * quads + q;
-            if GATE {
-                s = select(vec4(0.0), s, x4[i] > vec4(0.0));
-            }
-            dx4[i] = s;
+    for (var i = lid; i < select(0u, p.rows * quads, DX); i += WG) {
+        let r = i / quads;
+        let q = i % quads;
+        var s = vec4(0.0);
+        for (var c = 0u; c < p.classes; c++) {
+            s = fma(vec4(z[r * p.classes + c]), w4[c * quads + q], s);
         }
+        if GATE {
+            s = select(vec4(0.0), s, x4[i] > vec4(0.0));
+        }
+        dx4[i] = s;
     }
     for (var e = lid; e < p.classes * quads; e += WG) {
         let c = e / quads;

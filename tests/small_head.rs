@@ -172,6 +172,14 @@ fn small_head_matches_the_reference_over_odd_shapes() {
             gated: false,
             ..base
         },
+        // More rows than a GPU's workgroup has invocations, logits near the held maximum.
+        Case {
+            rows: 300,
+            features: 8,
+            classes: 12,
+            ignore_every: 5,
+            ..base
+        },
         // Logits in the thousands: the max is subtracted before exp.
         Case {
             rows: 33,

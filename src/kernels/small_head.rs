@@ -63,15 +63,18 @@ pub fn uniform_layouts() -> Vec<super::UniformLayout> {
     )
 }
 
-/// Invocations of the workgroup on this adapter: one 8-lane subgroup on a CPU adapter, 64 on a
-/// GPU.
+/// Invocations of the workgroup on this adapter: one 8-lane subgroup on a CPU adapter, 256 (the
+/// most WebGPU allows by default) on a GPU, where one workgroup does all the work.
 fn workgroup(profile: &Profile) -> usize {
     if profile.cpu {
         8
     } else {
-        64
+        256
     }
 }
+
+/// Invocations that take the loss's rows (the shader's `LOSS_WG`).
+const LOSS_WORKGROUP: usize = 64;
 
 /// Whether `gpu` runs the small head at all: it binds [`STORAGE_BUFFERS`] storage buffers.
 pub fn supported(gpu: &Gpu) -> bool {
@@ -82,17 +85,21 @@ pub fn supported(gpu: &Gpu) -> bool {
 /// the logits fit its memory ([`HELD`]), and each invocation's loops the adapter's loop budget.
 pub fn fits(profile: &Profile, rows: usize, features: usize, classes: usize) -> bool {
     let wg = workgroup(profile);
-    let weights = classes.saturating_mul(features);
-    // An invocation's iterations: its rows' logits, loss and dx, then its share of dW and db.
-    let loops = rows
-        .div_ceil(wg)
-        .saturating_mul(
-            weights
-                .saturating_mul(2)
-                .saturating_add(classes.saturating_mul(4)),
-        )
-        .saturating_add(weights.div_ceil(wg).saturating_mul(rows))
-        .saturating_add(classes.div_ceil(wg).saturating_mul(rows));
+    let logits = rows.saturating_mul(classes);
+    let share = |elements: usize, each: usize| elements.div_ceil(wg).saturating_mul(each);
+    // An invocation's iterations: its logits, its rows' losses, dz's scaling, then its share of
+    // dx, dW and db.
+    let loops = [
+        share(logits, features),
+        rows.div_ceil(wg.min(LOSS_WORKGROUP))
+            .saturating_mul(classes.saturating_mul(4)),
+        share(logits, 1),
+        share(rows.saturating_mul(features), classes),
+        share(classes.saturating_mul(features), rows),
+        share(classes, rows),
+    ]
+    .into_iter()
+    .fold(0, usize::saturating_add);
     let budget = policy::loop_budget(profile).unwrap_or(usize::MAX);
     rows > 0
         && classes > 0
