@@ -14,10 +14,11 @@
 //   matmul_rows   CPU adapters, B read along its rows. No barriers: a workgroup owns 8 rows × 256
 //                 columns; its 32 invocations run along the columns (8 each, 32 apart), so B is
 //                 read in contiguous runs across invocations and A's element is the same for all.
-//   matmul_dot    A workgroup owns an 8×8 block of C; its 32 invocations split K between them and
-//                 one barrier precedes a fixed-order sum of the 32 partial results. For CPU
-//                 adapters computing A·Bᵀ (both operands read along their contiguous K), and for
-//                 GPUs when C is too small to occupy them.
+//   matmul_dot    A workgroup owns an 8×8 block of C; its DOT_LANES invocations (32, or up to
+//                 256 on GPUs for a long K) split K between them, and their partial results are
+//                 summed in a fixed order, 32 at a time between barriers. For CPU adapters
+//                 computing A·Bᵀ (both operands read along their contiguous K), and for GPUs
+//                 when C is too small to occupy them.
 //
 // On a CPU adapter every storage load is a loop over the SIMD lanes, whatever its address, so
 // speed follows FMAs per load: the 8×8 blocks of matmul_rows and matmul_dot do 64 for 16.
@@ -288,12 +289,16 @@ fn matmul_rows(
     store_block(row0 + 4u, col0 + 4u * ROW_LANES, ROW_LANES, br);
 }
 
-const DOT_LANES: u32 = 32u;
+// Invocations per tile, splitting K between them: a multiple of DOT_GROUP, 256 at most (more on
+// GPUs where few tiles and a long K would leave most of the chip idle).
+override DOT_LANES: u32 = 32u;
+// Invocations whose partial sums one round of the final reduction gathers.
+const DOT_GROUP: u32 = 32u;
 
-var<workgroup> partial: array<vec4<f32>, 512>; // [16 row-halves][32 lanes]
-var<workgroup> partial_sums: array<vec4<f32>, 64>; // ROW_SUMS: [2 row-quads][32 lanes]
+var<workgroup> partial: array<vec4<f32>, 512>; // [16 row-halves][DOT_GROUP lanes]
+var<workgroup> partial_sums: array<vec4<f32>, 64>; // ROW_SUMS: [2 row-quads][DOT_GROUP lanes]
 
-@compute @workgroup_size(32)
+@compute @workgroup_size(DOT_LANES)
 fn matmul_dot(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -317,30 +322,42 @@ fn matmul_dot(
             sums[1] += a8[1];
         }
     }
-    if ROW_SUMS {
-        partial_sums[lane] = sums[0];
-        partial_sums[DOT_LANES + lane] = sums[1];
-    }
-    // Row r's left half at partial[(2r) · 32 + lane], its right half at partial[(2r + 1) · 32 + lane].
+    // Row r's left half at partial[(2r) · DOT_GROUP + l], its right half at
+    // partial[(2r + 1) · DOT_GROUP + l], for lane l of the group handing in; lanes 0..15 add
+    // the groups' halves in a fixed order, lane 16 the row sums.
     let halves = array(tl.r0, tr.r0, tl.r1, tr.r1, tl.r2, tr.r2, tl.r3, tr.r3, bl.r0, br.r0, bl.r1, br.r1, bl.r2, br.r2, bl.r3, br.r3);
-    for (var h = 0u; h < 16u; h++) {
-        partial[h * DOT_LANES + lane] = halves[h];
-    }
-    workgroupBarrier();
-    if lane < 16u {
-        var s = vec4(0.0);
-        for (var l = 0u; l < DOT_LANES; l++) {
-            s += partial[lane * DOT_LANES + l];
+    var s = vec4(0.0);
+    var row_sums8 = array(vec4(0.0), vec4(0.0));
+    for (var group = 0u; group < DOT_LANES / DOT_GROUP; group++) {
+        if lane / DOT_GROUP == group {
+            let l = lane % DOT_GROUP;
+            for (var h = 0u; h < 16u; h++) {
+                partial[h * DOT_GROUP + l] = halves[h];
+            }
+            if ROW_SUMS {
+                partial_sums[l] = sums[0];
+                partial_sums[DOT_GROUP + l] = sums[1];
+            }
         }
+        workgroupBarrier();
+        if lane < 16u {
+            for (var l = 0u; l < DOT_GROUP; l++) {
+                s += partial[lane * DOT_GROUP + l];
+            }
+        }
+        if ROW_SUMS && lane == 16u && col0 == 0u {
+            for (var l = 0u; l < DOT_GROUP; l++) {
+                row_sums8[0] += partial_sums[l];
+                row_sums8[1] += partial_sums[DOT_GROUP + l];
+            }
+        }
+        workgroupBarrier();
+    }
+    if lane < 16u {
         store4(row0 + lane / 2u, col0 + (lane % 2u) * 4u, 1u, s);
     }
     if ROW_SUMS && lane == 16u && col0 == 0u {
-        var s = array(vec4(0.0), vec4(0.0));
-        for (var l = 0u; l < DOT_LANES; l++) {
-            s[0] += partial_sums[l];
-            s[1] += partial_sums[DOT_LANES + l];
-        }
-        store_row_sums8(row0, s);
+        store_row_sums8(row0, row_sums8);
     }
 }
 

@@ -53,6 +53,9 @@ fn matmul_matches_reference_over_odd_shapes_and_every_option() {
         (64, 128, 10),
         (10, 128, 64),
         (9, 6, 8),
+        // A long K over few tiles (a weight gradient over a batch's image positions): GPUs
+        // split it between more invocations per tile.
+        (9, 17, 20_000),
     ];
     let mut seed = 0;
     for &(m, n, k) in &shapes {
@@ -277,6 +280,7 @@ fn matmul_writes_row_sums_beside_the_product() {
         (10, 128, 64),
         (128, 784, 64),
         (1, 4, 8),
+        (9, 17, 20_000),
     ];
     let mut seed = 500;
     for &(m, n, k) in &shapes {

@@ -433,6 +433,10 @@ pub fn matmul_dispatch(
     if kernel.sums_rows() {
         constants.push(("ROW_SUMS", flag(opts.row_sums.is_some())));
     }
+    if kernel == MatmulKernel::Dot {
+        let lanes = policy::dot_lanes(gpu.profile(), tiles, dims.2);
+        constants.push(("DOT_LANES", f64::from(lanes)));
+    }
     // Unused epilogue bindings get A as a stand-in.
     let gate = opts.gate.unwrap_or(a);
     let mut tensors = vec![

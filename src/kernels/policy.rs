@@ -77,6 +77,20 @@ pub fn matmul_layout(
     }
 }
 
+/// Invocations of a `Dot` tile, splitting K between them: 32, doubled on GPUs (up to 256) while
+/// the product's `tiles` leave the chip short of invocations and each still walks 64 values of
+/// K or more (a weight gradient over a whole batch of image positions: K in the tens of
+/// thousands, a few dozen tiles).
+pub fn dot_lanes(profile: &Profile, tiles: usize, k: usize) -> u32 {
+    // Invocations a large GPU keeps in flight.
+    const FILL: usize = 1 << 16;
+    let mut lanes = 32;
+    while !profile.cpu && lanes < 256 && tiles * lanes < FILL && k >= 2 * lanes * 64 {
+        lanes *= 2;
+    }
+    lanes as u32
+}
+
 /// Whether a layout's loops over K fit the adapter's loop budget. `Rows`, `Wide` and `Tiled`
 /// can take an iteration per k in each invocation (`Tiled` where the back end keeps its inner
 /// loops, as llvmpipe's GL path does), so on CPU adapters they need K within half the budget;
@@ -155,4 +169,33 @@ pub fn row_team(profile: &Profile) -> u32 {
 /// (Mesa's CPU adapters stop an invocation's loops after 65,535 iterations).
 pub fn loop_budget(profile: &Profile) -> Option<usize> {
     profile.cpu.then_some(65_535)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(cpu: bool) -> Profile {
+        Profile {
+            cpu,
+            subgroup_lanes: Some(32),
+            int64: true,
+            storage_buffers: 16,
+            host_cores: 16,
+        }
+    }
+
+    #[test]
+    fn dot_tiles_take_more_invocations_only_for_a_long_k_on_a_gpu() {
+        let gpu = profile(false);
+        // The CNN's weight gradients: 8 and 288 tiles of 8×8 over K = 43,264 and 36,864.
+        assert_eq!(dot_lanes(&gpu, 8, 43_264), 256);
+        assert_eq!(dot_lanes(&gpu, 288, 36_864), 256);
+        // The MLP's first layer: 128 tiles over K = 784.
+        assert_eq!(dot_lanes(&gpu, 128, 784), 32);
+        // Many tiles fill the chip already; a middling K doubles once.
+        assert_eq!(dot_lanes(&gpu, 4096, 43_264), 32);
+        assert_eq!(dot_lanes(&gpu, 8, 4096), 64);
+        assert_eq!(dot_lanes(&profile(true), 8, 43_264), 32);
+    }
 }
