@@ -13,6 +13,8 @@ pub struct Profile {
     pub int64: bool,
     /// Storage buffers one shader stage may bind.
     pub storage_buffers: u32,
+    /// Invocations one workgroup may have along x (and in all).
+    pub workgroup_invocations: u32,
     /// Cores of the host, over which a CPU adapter spreads its workgroups.
     pub host_cores: usize,
 }
@@ -27,6 +29,9 @@ impl Profile {
                 .then_some(info.subgroup_min_size),
             int64: features.contains(wgpu::Features::SHADER_INT64),
             storage_buffers: limits.max_storage_buffers_per_shader_stage,
+            workgroup_invocations: limits
+                .max_compute_invocations_per_workgroup
+                .min(limits.max_compute_workgroup_size_x),
             host_cores: std::thread::available_parallelism().map_or(1, |c| c.get()),
         }
     }

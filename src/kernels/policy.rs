@@ -181,6 +181,7 @@ mod tests {
             subgroup_lanes: Some(32),
             int64: true,
             storage_buffers: 16,
+            workgroup_invocations: 1024,
             host_cores: 16,
         }
     }

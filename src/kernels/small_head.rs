@@ -63,13 +63,14 @@ pub fn uniform_layouts() -> Vec<super::UniformLayout> {
     )
 }
 
-/// Invocations of the workgroup on this adapter: one 8-lane subgroup on a CPU adapter, 256 (the
-/// most WebGPU allows by default) on a GPU, where one workgroup does all the work.
+/// Invocations of the workgroup on this adapter: one 8-lane subgroup on a CPU adapter; on a GPU,
+/// where one workgroup does all the work, as many as the device allows up to 1024 (the more
+/// invocations, the more loads in flight).
 fn workgroup(profile: &Profile) -> usize {
     if profile.cpu {
         8
     } else {
-        256
+        profile.workgroup_invocations.clamp(64, 1024) as usize
     }
 }
 
