@@ -78,14 +78,14 @@ pub fn matmul_layout(
 }
 
 /// Invocations of a `Dot` tile, splitting K between them: 32, doubled on GPUs (up to 256) while
-/// the product's `tiles` leave the chip short of invocations and each still walks 64 values of
+/// the product's `tiles` leave the chip short of invocations and each still walks 16 values of
 /// K or more (a weight gradient over a whole batch of image positions: K in the tens of
-/// thousands, a few dozen tiles).
+/// thousands over a few dozen tiles; a first Linear layer over 9,216 features).
 pub fn dot_lanes(profile: &Profile, tiles: usize, k: usize) -> u32 {
     // Invocations a large GPU keeps in flight.
     const FILL: usize = 1 << 16;
     let mut lanes = 32;
-    while !profile.cpu && lanes < 256 && tiles * lanes < FILL && k >= 2 * lanes * 64 {
+    while !profile.cpu && lanes < 256 && tiles * lanes < FILL && k >= 32 * lanes {
         lanes *= 2;
     }
     lanes as u32
@@ -192,11 +192,12 @@ mod tests {
         // The CNN's weight gradients: 8 and 288 tiles of 8×8 over K = 43,264 and 36,864.
         assert_eq!(dot_lanes(&gpu, 8, 43_264), 256);
         assert_eq!(dot_lanes(&gpu, 288, 36_864), 256);
-        // The MLP's first layer: 128 tiles over K = 784.
+        // The first Linear layers of the CNN and of the MLP: 128 tiles over K = 9,216 and 784.
+        assert_eq!(dot_lanes(&gpu, 128, 9216), 256);
         assert_eq!(dot_lanes(&gpu, 128, 784), 32);
-        // Many tiles fill the chip already; a middling K doubles once.
+        // Many tiles fill the chip already; a short K doubles once.
         assert_eq!(dot_lanes(&gpu, 4096, 43_264), 32);
-        assert_eq!(dot_lanes(&gpu, 8, 4096), 64);
+        assert_eq!(dot_lanes(&gpu, 8, 1024), 64);
         assert_eq!(dot_lanes(&profile(true), 8, 43_264), 32);
     }
 }
