@@ -65,14 +65,23 @@ pub struct LinearCrossEntropyTime {
     pub d: usize,
     /// Classes.
     pub v: usize,
-    /// Milliseconds per loss + gradients, fused.
-    pub ms: f64,
-    /// Bytes of the buffers the fused op creates beyond inputs and outputs.
-    pub extra_bytes: u64,
     /// Classes per chunk of the fused op.
     pub chunk: usize,
+    /// The fused op's cost.
+    pub fused: LossCost,
     /// The same through matmul + cross-entropy + matmuls, where its N × V logits fit.
-    pub unfused: Option<(f64, u64)>,
+    pub unfused: Option<LossCost>,
+}
+
+/// What one way of computing a loss and its gradients costs.
+#[derive(Clone, Copy, Debug)]
+pub struct LossCost {
+    /// Milliseconds per loss + gradients.
+    pub ms: f64,
+    /// Bytes of the buffers it creates beyond inputs and outputs.
+    pub extra_bytes: u64,
+    /// Dispatches per loss + gradients.
+    pub dispatches: usize,
 }
 
 /// Shapes `wgml bench` times the fused linear cross-entropy at: the unfused path fits the
@@ -122,7 +131,11 @@ pub fn linear_cross_entropy(
     let extra_bytes = gpu.creations().buffer_bytes - before;
     let mut program = fused.forward.clone();
     program.append(fused.backward.clone().unwrap_or_default());
-    let ms = time_program(gpu, &program, budget_s)? * 1e3;
+    let fused_cost = LossCost {
+        ms: time_program(gpu, &program, budget_s)? * 1e3,
+        extra_bytes,
+        dispatches: program.dispatches().len(),
+    };
 
     let max = gpu.limits().max_storage_buffer_binding_size;
     let unfused = if (n * v * 4) as u64 <= max {
@@ -154,8 +167,12 @@ pub fn linear_cross_entropy(
         }
         program.push(matmul_dispatch(gpu, &grad, &x, &dw, trans_a)?);
         program.push(matmul_dispatch(gpu, &grad, &w, &dx, Default::default())?);
-        let bytes = gpu.creations().buffer_bytes - before;
-        Some((time_program(gpu, &program, budget_s)? * 1e3, bytes))
+        let extra_bytes = gpu.creations().buffer_bytes - before;
+        Some(LossCost {
+            ms: time_program(gpu, &program, budget_s)? * 1e3,
+            extra_bytes,
+            dispatches: program.dispatches().len(),
+        })
     } else {
         None
     };
@@ -163,9 +180,8 @@ pub fn linear_cross_entropy(
         n,
         d,
         v,
-        ms,
-        extra_bytes,
         chunk: fused.chunk_classes(),
+        fused: fused_cost,
         unfused,
     })
 }

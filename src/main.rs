@@ -371,9 +371,11 @@ fn bench(args: &BenchArgs) -> wgml::Result<()> {
     let lce_json: Vec<_> = lce
         .iter()
         .map(|r| {
-            json!({"n": r.n, "d": r.d, "v": r.v, "ms": r.ms, "extra_bytes": r.extra_bytes,
-                   "chunk": r.chunk, "unfused_ms": r.unfused.map(|u| u.0),
-                   "unfused_extra_bytes": r.unfused.map(|u| u.1)})
+            json!({"n": r.n, "d": r.d, "v": r.v, "chunk": r.chunk, "ms": r.fused.ms,
+                   "extra_bytes": r.fused.extra_bytes, "dispatches": r.fused.dispatches,
+                   "unfused_ms": r.unfused.map(|u| u.ms),
+                   "unfused_extra_bytes": r.unfused.map(|u| u.extra_bytes),
+                   "unfused_dispatches": r.unfused.map(|u| u.dispatches)})
         })
         .collect();
     if !args.lce.is_empty() {
@@ -522,30 +524,41 @@ fn bench(args: &BenchArgs) -> wgml::Result<()> {
     Ok(())
 }
 
-/// The fused linear cross-entropy's table: time and memory beside the unfused path's.
+/// The fused linear cross-entropy's table: time, memory and dispatches beside the unfused
+/// path's.
 fn print_lce(lce: &[wgml::bench::LinearCrossEntropyTime]) {
-    let mib = |b: u64| b as f64 / f64::from(1 << 20);
+    let cost = |c: &wgml::bench::LossCost| {
+        let mib = c.extra_bytes as f64 / f64::from(1 << 20);
+        format!("{:>10.2} {mib:>10.1} {:>10}", c.ms, c.dispatches)
+    };
     println!(
         "linear + cross-entropy, loss and gradients (fused: chunks of classes, no logits held):"
     );
     println!(
-        "  {:>6} {:>5} {:>7} {:>6}  {:>10} {:>10}  {:>10} {:>10}",
-        "N", "D", "V", "chunk", "fused ms", "extra MiB", "unfused ms", "extra MiB"
+        "  {:>6} {:>5} {:>7} {:>6}  {:>10} {:>10} {:>10}  {:>10} {:>10} {:>10}",
+        "N",
+        "D",
+        "V",
+        "chunk",
+        "fused ms",
+        "extra MiB",
+        "dispatches",
+        "unfused ms",
+        "extra MiB",
+        "dispatches"
     );
     for r in lce {
         let unfused = r
             .unfused
-            .map_or("  (logits do not fit)".to_string(), |(ms, b)| {
-                format!("{ms:>10.2} {:>10.1}", mib(b))
-            });
+            .as_ref()
+            .map_or("  (logits do not fit)".to_string(), cost);
         println!(
-            "  {:>6} {:>5} {:>7} {:>6}  {:>10.2} {:>10.1}  {unfused}",
+            "  {:>6} {:>5} {:>7} {:>6}  {}  {unfused}",
             r.n,
             r.d,
             r.v,
             r.chunk,
-            r.ms,
-            mib(r.extra_bytes)
+            cost(&r.fused)
         );
     }
 }
