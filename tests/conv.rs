@@ -90,6 +90,20 @@ fn odd_cases() -> Vec<([usize; 4], [usize; 4], Conv2dOptions)> {
     ]
 }
 
+/// Builds and runs a backward pass.
+fn run_backward(
+    x: &Tensor,
+    w: &Tensor,
+    dy: &Tensor,
+    grads: Conv2dGrads,
+    scratch: &Conv2dScratch,
+    opts: &Conv2dOptions,
+) {
+    let g = gpu();
+    let program = conv2d_backward(g, x, w, dy, grads, scratch, opts).unwrap();
+    program.run(g).unwrap();
+}
+
 #[test]
 fn conv2d_matches_the_reference_over_odd_shapes() {
     let g = gpu();
@@ -126,11 +140,40 @@ fn conv2d_matches_the_reference_over_odd_shapes() {
                 taps_grad,
             };
             dx.write(g, &vec![f32::NAN; dx.len()]).unwrap();
-            conv2d_backward(g, &x, &w, &dy, grads, &scratch, &opts)
+            run_backward(&x, &w, &dy, grads, &scratch, &opts);
+            assert_sum_close(&read(&dx), &edx, &format!("{what}: dx, {taps_grad:?}"));
+        }
+        // The scratch a model gives one convolution holds the product matrix only where its
+        // passes go through it: forward alone, and backward without and with dx, run with it.
+        let full = scratch.bytes();
+        for backward in [None, Some(false), Some(true)] {
+            let scratch = Conv2dScratch::for_convolution(g, &shape, backward).unwrap();
+            assert!(scratch.bytes() <= full, "{what}: {backward:?}");
+            let what = format!("{what}, scratch for {backward:?}");
+            y.write(g, &vec![f32::NAN; y.len()]).unwrap();
+            conv2d_forward(g, &x, &w, Some(&b), false, &y, &scratch, &opts)
                 .unwrap()
                 .run(g)
                 .unwrap();
-            assert_sum_close(&read(&dx), &edx, &format!("{what}: dx, {taps_grad:?}"));
+            assert_sum_close(&read(&y), &expected, &what);
+            let Some(with_dx) = backward else { continue };
+            for t in [&dx, &dw, &db] {
+                t.write(g, &vec![f32::NAN; t.len()]).unwrap();
+            }
+            let grads = Conv2dGrads {
+                dx: with_dx.then_some(&dx),
+                gate: None,
+                dweight: &dw,
+                dbias: Some(&db),
+                taps_kept: true,
+                taps_grad: TapsGradLayout::Auto,
+            };
+            run_backward(&x, &w, &dy, grads, &scratch, &opts);
+            assert_sum_close(&read(&dw), &edw, &format!("{what}: dw"));
+            assert_sum_close(&read(&db), &edb, &format!("{what}: db"));
+            if with_dx {
+                assert_sum_close(&read(&dx), &edx, &format!("{what}: dx"));
+            }
         }
     }
 }
@@ -232,10 +275,7 @@ fn fused_epilogues_apply_bias_relu_and_gate() {
         taps_kept: true,
         taps_grad: TapsGradLayout::Auto,
     };
-    conv2d_backward(g, &x, &w, &dy, grads, &scratch, &opts)
-        .unwrap()
-        .run(g)
-        .unwrap();
+    run_backward(&x, &w, &dy, grads, &scratch, &opts);
     let (edx, edw, _) = reference::conv2d_backward(&xs, &ws, &dys, &shape, &opts);
     let gated: Vec<f32> = (edx.iter().zip(&xs))
         .map(|(&d, &x)| if x > 0.0 { d } else { 0.0 })
@@ -278,4 +318,24 @@ fn bad_shapes_get_clear_errors() {
         panic!("a scratch too small was taken");
     };
     assert!(err.to_string().contains("scratch"), "{err}");
+}
+
+/// `Net`'s second convolution where the subgroup matmul runs: its products read and write NCHW
+/// in place, so the scratch a model gives it holds no product matrix (9.4 MB at batch 64).
+#[test]
+fn a_model_s_convolution_scratch_holds_only_what_its_passes_use() {
+    let g = gpu();
+    let shape = Conv2dShape::new(&[64, 32, 26, 26], &[64, 32, 3, 3], &Default::default()).unwrap();
+    let full = Conv2dScratch::for_shapes(g, &[shape]).unwrap().bytes();
+    let product = 4 * (shape.out_channels * shape.positions()) as u64;
+    for backward in [None, Some(false), Some(true)] {
+        let bytes = Conv2dScratch::for_convolution(g, &shape, backward)
+            .unwrap()
+            .bytes();
+        if wgml::kernels::policy::subgroup_matmul(g.profile()) {
+            assert_eq!(bytes + product - 4, full, "{backward:?}");
+        } else {
+            assert_eq!(bytes, full, "{backward:?}");
+        }
+    }
 }

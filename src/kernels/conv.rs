@@ -22,7 +22,7 @@
 //! # Ok::<(), wgml::Error>(())
 //! ```
 
-use super::matmul::{fuse_row_sums, matmul_dispatch, output_dims, MatmulOptions};
+use super::matmul::{fuse_row_sums, matmul_dispatch, MatmulOptions};
 use super::{policy, u32_param};
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Dispatch, Gpu, Program, Shader, Tensor};
@@ -196,9 +196,10 @@ pub fn output_size(
 }
 
 /// The matrices a convolution works in, allocated once: the input's taps `[taps, positions]`
-/// (and, in backward, their gradient), the product `[out_channels, positions]`, and the weight
-/// reordered for a position-major taps' gradient ([`TapsGradLayout::PositionMajor`]). One
-/// scratch serves every convolution it is large enough for.
+/// (and, in backward, their gradient), the product `[out_channels, positions]` (where the
+/// products cannot read and write NCHW in place), and the weight reordered for a
+/// position-major taps' gradient ([`TapsGradLayout::PositionMajor`]). One scratch serves every
+/// convolution it is large enough for.
 pub struct Conv2dScratch {
     col: Tensor,
     product: Tensor,
@@ -227,30 +228,58 @@ impl Conv2dScratch {
         )
     }
 
+    /// Scratch for one convolution of `shape` as `gpu` runs it in a model: its forward pass
+    /// and, when `backward` is `Some(dx wanted)`, its backward pass (with the adapter's own
+    /// [`TapsGradLayout`]). It holds the product matrix only where one of them goes through it.
+    pub fn for_convolution(gpu: &Gpu, shape: &Conv2dShape, backward: Option<bool>) -> Result<Self> {
+        let dx_layout = |dx: bool| dx.then(|| TapsGradLayout::Auto.resolve(gpu, shape));
+        let in_place = forward_in_planes(gpu, shape)
+            && backward.is_none_or(|dx| backward_in_planes(gpu, shape, dx_layout(dx)));
+        let product = if in_place {
+            0
+        } else {
+            shape.out_channels * shape.positions()
+        };
+        Self::new(
+            gpu,
+            shape.taps() * shape.positions(),
+            product,
+            shape.out_channels * shape.taps(),
+        )
+    }
+
     /// Bytes it holds.
     pub fn bytes(&self) -> u64 {
         4 * (self.col.len() + self.product.len() + self.weight.len()) as u64
     }
 
-    /// The views for `shape`: col `[taps, positions]`, product `[out_channels, positions]`,
-    /// weight `[out_channels, taps]`.
-    fn views(&self, shape: &Conv2dShape) -> Result<(Tensor, Tensor, Tensor)> {
+    /// The views for `shape`: col `[taps, positions]`, weight `[out_channels, taps]`.
+    fn views(&self, shape: &Conv2dShape) -> Result<(Tensor, Tensor)> {
         let (taps, positions, out) = (shape.taps(), shape.positions(), shape.out_channels);
-        let fits = taps * positions <= self.col.len()
-            && out * positions <= self.product.len()
-            && out * taps <= self.weight.len();
-        if !fits {
-            return Err(Error::shape(format!(
-                "conv2d: the scratch holds {}, {} and {} values, too few for {shape:?}",
-                self.col.len(),
-                self.product.len(),
-                self.weight.len()
-            )));
+        if taps * positions > self.col.len() || out * taps > self.weight.len() {
+            return Err(self.too_small(shape));
         }
         Ok((
             self.col.view(0, &[taps, positions])?,
-            self.product.view(0, &[out, positions])?,
             self.weight.view(0, &[out, taps])?,
+        ))
+    }
+
+    /// The product's view for `shape`, `[out_channels, positions]`.
+    fn product(&self, shape: &Conv2dShape) -> Result<Tensor> {
+        let (out, positions) = (shape.out_channels, shape.positions());
+        if out * positions > self.product.len() {
+            return Err(self.too_small(shape));
+        }
+        self.product.view(0, &[out, positions])
+    }
+
+    fn too_small(&self, shape: &Conv2dShape) -> Error {
+        Error::shape(format!(
+            "conv2d: the scratch holds {}, {} and {} values, too few for {shape:?}",
+            self.col.len(),
+            self.product.len(),
+            self.weight.len()
         ))
     }
 }
@@ -419,22 +448,23 @@ pub fn conv2d_forward(
         expect(b, &[shape.out_channels], "bias")?;
     }
     let params = Params::new(&shape, opts)?;
-    let (col, product, _) = scratch.views(&shape)?;
+    let (col, _) = scratch.views(&shape)?;
     let w = weight.reshape(&[shape.out_channels, shape.taps()])?;
     let mut program = Program::new();
     program.push(im2col(gpu, &shape, &params, x, &col)?);
-    let nchw = MatmulOptions {
-        bias,
-        bias_rows: bias.is_some(),
-        relu,
-        c_planes: Some(shape.out_height * shape.out_width),
-        ..Default::default()
-    };
-    if in_planes(gpu, &w, &col, &nchw)? {
+    if forward_in_planes(gpu, &shape) {
+        let nchw = MatmulOptions {
+            bias,
+            bias_rows: bias.is_some(),
+            relu,
+            c_planes: planes(&shape),
+            ..Default::default()
+        };
         let y = y.reshape(&[shape.out_channels, shape.positions()])?;
         program.push(matmul_dispatch(gpu, &w, &col, &y, nchw)?);
         return Ok(program);
     }
+    let product = scratch.product(&shape)?;
     program.push(matmul_dispatch(
         gpu,
         &w,
@@ -456,12 +486,52 @@ pub fn conv2d_forward(
     Ok(program)
 }
 
-/// Whether the product `opts` describes, with its planes, runs on `gpu`: the layout it
+/// The planes of a convolution's output and of its gradient as products read and write them in
+/// place: one plane of OH·OW values per sample and channel of the NCHW tensor.
+fn planes(shape: &Conv2dShape) -> Option<usize> {
+    Some(shape.out_height * shape.out_width)
+}
+
+/// Whether the forward product writes y in NCHW itself, with the epilogue, on `gpu`.
+fn forward_in_planes(gpu: &Gpu, shape: &Conv2dShape) -> bool {
+    let nchw = MatmulOptions {
+        c_planes: planes(shape),
+        ..Default::default()
+    };
+    in_planes(
+        gpu,
+        (shape.out_channels, shape.positions(), shape.taps()),
+        &nchw,
+    )
+}
+
+/// Whether the backward products read dy in place on `gpu`: the weight gradient's, and the taps'
+/// gradient's when dx is wanted (`dx_layout`; taps-major reads dy as B, which planes do not
+/// cover).
+fn backward_in_planes(gpu: &Gpu, shape: &Conv2dShape, dx_layout: Option<TapsGradLayout>) -> bool {
+    let (out, positions, taps) = (shape.out_channels, shape.positions(), shape.taps());
+    let weight_grad = MatmulOptions {
+        trans_b: true,
+        a_planes: planes(shape),
+        ..Default::default()
+    };
+    let taps_grad = MatmulOptions {
+        trans_a: true,
+        a_planes: planes(shape),
+        ..Default::default()
+    };
+    in_planes(gpu, (out, taps, positions), &weight_grad)
+        && dx_layout.is_none_or(|layout| {
+            layout == TapsGradLayout::PositionMajor
+                && in_planes(gpu, (positions, taps, out), &taps_grad)
+        })
+}
+
+/// Whether the M×N×K product `opts` describes, with its planes, runs on `gpu`: the layout it
 /// resolves to reads and writes them, and writes row sums (the bias gradient's).
-fn in_planes(gpu: &Gpu, a: &Tensor, b: &Tensor, opts: &MatmulOptions) -> Result<bool> {
-    let dims = output_dims(a, b, opts)?;
+fn in_planes(gpu: &Gpu, dims: (usize, usize, usize), opts: &MatmulOptions) -> bool {
     let kernel = opts.kernel.resolve(gpu, dims, opts);
-    Ok(kernel.supports(gpu, dims, opts) && kernel.sums_rows())
+    kernel.supports(gpu, dims, opts) && kernel.sums_rows()
 }
 
 /// Where a convolution's backward pass writes.
@@ -553,35 +623,22 @@ pub fn conv2d_backward(
         }
     }
     let params = Params::new(&shape, opts)?;
-    let (col, product, reordered) = scratch.views(&shape)?;
+    let (col, reordered) = scratch.views(&shape)?;
     let w = weight.reshape(&[shape.out_channels, shape.taps()])?;
     let dw = grads.dweight.reshape(&[shape.out_channels, shape.taps()])?;
     let mut program = Program::new();
     if !grads.taps_kept {
         program.push(im2col(gpu, &shape, &params, x, &col)?);
     }
-    let position_major =
-        grads.dx.is_some() && grads.taps_grad.resolve(gpu, &shape) == TapsGradLayout::PositionMajor;
-    // The products read dy in place, as planes of [O, positions], where their layouts can
-    // (the taps-major input gradient reads it as B, which they cannot); else a copy.
-    let planes = Some(shape.out_height * shape.out_width);
-    let dy_rows = dy.reshape(&[shape.out_channels, shape.positions()])?;
-    let weight_grad_read = MatmulOptions {
-        trans_b: true,
-        a_planes: planes,
-        ..Default::default()
-    };
-    let taps_grad_read = MatmulOptions {
-        trans_a: true,
-        a_planes: planes,
-        ..Default::default()
-    };
-    let in_place = in_planes(gpu, &dy_rows, &col, &weight_grad_read)?
-        && (grads.dx.is_none()
-            || (position_major && in_planes(gpu, &dy_rows, &reordered, &taps_grad_read)?));
-    let (product, planes) = if in_place {
-        (dy_rows, planes)
+    let dx_layout = grads.dx.map(|_| grads.taps_grad.resolve(gpu, &shape));
+    let position_major = dx_layout == Some(TapsGradLayout::PositionMajor);
+    // The products read dy in place, as planes of [O, positions], where their layouts can;
+    // else a copy.
+    let (product, planes) = if backward_in_planes(gpu, &shape, dx_layout) {
+        let dy_rows = dy.reshape(&[shape.out_channels, shape.positions()])?;
+        (dy_rows, planes(&shape))
     } else {
+        let product = scratch.product(&shape)?;
         program.push(if quads(gpu, &shape) {
             let plane = shape.out_channels * shape.out_height * shape.out_width;
             Dispatch::new(

@@ -320,11 +320,26 @@ impl Sequential {
                 _ => None,
             });
         }
+        // Each convolution's backward pass, in training: whether it computes dx.
+        let backward = if training {
+            let (forward, _) = plan::forward(&self.modules, true);
+            plan::backward(&self.modules, &forward)?
+        } else {
+            Vec::new()
+        };
+        let wants_dx = |i: usize| {
+            backward.iter().find_map(|step| match *step {
+                Backward::Weighted { module, dx, .. } if module == i => Some(dx.is_some()),
+                _ => None,
+            })
+        };
         let mut convs = self.conv_shapes(rows)?.into_iter();
-        let scratch = (self.modules.iter())
-            .map(|m| match m {
+        let scratch = (self.modules.iter().enumerate())
+            .map(|(i, m)| match m {
                 Module::Conv2d(_) => match convs.next() {
-                    Some(shape) => Conv2dScratch::for_shapes(gpu, &[shape]).map(Some),
+                    Some(shape) => {
+                        Conv2dScratch::for_convolution(gpu, &shape, wants_dx(i)).map(Some)
+                    }
                     None => Err(Error::invalid("a convolution without its shape")),
                 },
                 _ => Ok(None),
