@@ -125,8 +125,9 @@ pub fn taps_grad_layout(profile: &Profile, shape: &Conv2dShape) -> TapsGradLayou
 
 /// Whether training computes a small classifier head and its loss as one dispatch
 /// ([`crate::kernels::small_head`]): on GPUs, where each dispatch costs a launch and a barrier.
-/// Not on CPU adapters: its one workgroup runs on one core, which costs there about what the
-/// saved dispatches gain.
+/// Not on CPU adapters: there its one workgroup runs on one core, without the subgroup
+/// matmul's wide loads and broadcasts, and does more work than the dispatches it saves (the
+/// README has the count).
 pub fn small_head(profile: &Profile) -> bool {
     !profile.cpu
 }
