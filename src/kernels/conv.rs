@@ -510,21 +510,32 @@ fn forward_in_planes(gpu: &Gpu, shape: &Conv2dShape) -> bool {
 /// cover).
 fn backward_in_planes(gpu: &Gpu, shape: &Conv2dShape, dx_layout: Option<TapsGradLayout>) -> bool {
     let (out, positions, taps) = (shape.out_channels, shape.positions(), shape.taps());
-    let weight_grad = MatmulOptions {
+    in_planes(
+        gpu,
+        (out, taps, positions),
+        &weight_grad_read(planes(shape)),
+    ) && dx_layout.is_none_or(|layout| {
+        layout == TapsGradLayout::PositionMajor
+            && in_planes(gpu, (positions, taps, out), &taps_grad_read(planes(shape)))
+    })
+}
+
+/// The weight gradient's product dy·colᵀ, reading dy in `planes` when given.
+fn weight_grad_read(planes: Option<usize>) -> MatmulOptions<'static> {
+    MatmulOptions {
         trans_b: true,
-        a_planes: planes(shape),
+        a_planes: planes,
         ..Default::default()
-    };
-    let taps_grad = MatmulOptions {
+    }
+}
+
+/// The taps' gradient's product dyᵀ·W, reading dy in `planes` when given.
+fn taps_grad_read(planes: Option<usize>) -> MatmulOptions<'static> {
+    MatmulOptions {
         trans_a: true,
-        a_planes: planes(shape),
+        a_planes: planes,
         ..Default::default()
-    };
-    in_planes(gpu, (out, taps, positions), &weight_grad)
-        && dx_layout.is_none_or(|layout| {
-            layout == TapsGradLayout::PositionMajor
-                && in_planes(gpu, (positions, taps, out), &taps_grad)
-        })
+    }
 }
 
 /// Whether the M×N×K product `opts` describes, with its planes, runs on `gpu`: the layout it
@@ -656,11 +667,7 @@ pub fn conv2d_backward(
         });
         (product, None)
     };
-    let mut weight_grad = MatmulOptions {
-        trans_b: true,
-        a_planes: planes,
-        ..Default::default()
-    };
+    let mut weight_grad = weight_grad_read(planes);
     // The bias gradient: the product's row sums, beside the weight gradient where its layout
     // writes them.
     if let Some(db) = grads.dbias {
@@ -674,11 +681,7 @@ pub fn conv2d_backward(
     }
     program.push(matmul_dispatch(gpu, &product, &col, &dw, weight_grad)?);
     if let Some(dx) = grads.dx {
-        let transposed = MatmulOptions {
-            trans_a: true,
-            a_planes: planes,
-            ..Default::default()
-        };
+        let transposed = taps_grad_read(planes);
         if position_major {
             // dy'ᵀ·W with W's taps reordered (u, v, c): each tap's channels side by side.
             let tensors = [(1, weight), (2, &reordered)];
