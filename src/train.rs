@@ -216,6 +216,12 @@ struct Pass {
 }
 
 impl Pass {
+    /// Waits for the pipelines' compiles and makes the bind groups ([`Program::ready`]).
+    fn ready(&self) -> Result<()> {
+        self.full.ready()?;
+        self.tail.as_ref().map_or(Ok(()), Program::ready)
+    }
+
     fn steps(&self) -> usize {
         self.full_batches + usize::from(self.tail.is_some())
     }
@@ -558,6 +564,10 @@ impl Trainer {
         // Evaluation counts correct predictions, so it keeps the logits.
         let eval_pass = Batches::new(gpu, &model, &config, &test, eval_batch, None)?
             .evaluation(&correct, &eval_losses)?;
+        // Every kernel above compiled side by side; the bind groups are made now, not in the
+        // first epoch.
+        train_pass.ready()?;
+        eval_pass.ready()?;
         Ok(Trainer {
             gpu: gpu.clone(),
             model,

@@ -1,6 +1,7 @@
 //! Device and buffer manager: adapter choice, device, queue, limits and the pipeline cache.
 
 mod awake;
+mod compile;
 mod profile;
 mod recorder;
 mod tensor;
@@ -140,7 +141,9 @@ struct GpuInner {
     info: wgpu::AdapterInfo,
     limits: wgpu::Limits,
     profile: Profile,
-    pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
+    pipelines: Mutex<HashMap<PipelineKey, compile::PendingPipeline>>,
+    /// Compiles that may run at once.
+    compiling: Arc<compile::Permits>,
     /// The first GPU error reported outside an error scope, kept until [`Gpu::check`].
     fault: Arc<Mutex<Option<String>>>,
     created: Counters,
@@ -317,6 +320,7 @@ impl Gpu {
                 limits,
                 profile,
                 pipelines: Mutex::new(HashMap::new()),
+                compiling: compile::Permits::per_core(),
                 fault,
                 created: Default::default(),
                 spare: std::sync::OnceLock::new(),
@@ -408,6 +412,11 @@ impl Gpu {
         self.device().create_bind_group(desc)
     }
 
+    /// Keeps `message` as a GPU error for the next [`Gpu::check`] (unless one is kept already).
+    pub(crate) fn fault(&self, message: String) {
+        record_fault(&self.inner.fault, message);
+    }
+
     /// Returns, and clears, the first GPU error reported since the last check.
     pub fn check(&self) -> Result<()> {
         match lock(&self.inner.fault).take() {
@@ -436,18 +445,50 @@ impl Gpu {
     }
 
     /// The compute pipeline for `entry` in `shader` with its `override` constants set to
-    /// `constants`, compiled once and cached.
+    /// `constants`, compiled once and cached; waits for the compile.
     pub fn pipeline(
         &self,
         shader: Shader,
         entry: &'static str,
         constants: &[(&'static str, f64)],
     ) -> Result<wgpu::ComputePipeline> {
+        self.compile(shader, entry, constants)
+            .wait()
+            .map_err(Error::Gpu)
+    }
+
+    /// [`Gpu::pipeline`] without the wait: the compile starts on a background thread unless
+    /// the pipeline is cached or already compiling.
+    pub(crate) fn compile(
+        &self,
+        shader: Shader,
+        entry: &'static str,
+        constants: &[(&'static str, f64)],
+    ) -> compile::PendingPipeline {
         let bits = constants.iter().map(|&(n, v)| (n, v.to_bits())).collect();
         let key = (shader.name, entry, bits);
-        if let Some(p) = lock(&self.inner.pipelines).get(&key) {
-            return Ok(p.clone());
+        let mut pipelines = lock(&self.inner.pipelines);
+        if let Some(pending) = pipelines.get(&key) {
+            return pending.clone();
         }
+        let pending = compile::PendingPipeline::default();
+        pipelines.insert(key, pending.clone());
+        drop(pipelines);
+        let gpu = self.clone();
+        let constants = constants.to_vec();
+        pending.start(&self.inner.compiling, move || {
+            gpu.create_pipeline(shader, entry, &constants)
+        });
+        pending
+    }
+
+    /// Compiles a pipeline (no cache); the error is the message for [`Error::Gpu`].
+    fn create_pipeline(
+        &self,
+        shader: Shader,
+        entry: &'static str,
+        constants: &[(&'static str, f64)],
+    ) -> std::result::Result<wgpu::ComputePipeline, String> {
         let device = self.device();
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let desc = wgpu::ShaderModuleDescriptor {
@@ -477,14 +518,10 @@ impl Gpu {
             },
             cache: None,
         });
-        if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::Gpu(one_line(&format!(
-                "{}::{entry}: {e}",
-                shader.name
-            ))));
+        match pollster::block_on(scope.pop()) {
+            Some(e) => Err(one_line(&format!("{}::{entry}: {e}", shader.name))),
+            None => Ok(pipeline),
         }
-        lock(&self.inner.pipelines).insert(key, pipeline.clone());
-        Ok(pipeline)
     }
 
     /// Splits `groups` workgroups into an x/y grid within `max_compute_workgroups_per_dimension`.

@@ -1,19 +1,68 @@
 //! Prepared dispatches, and programs that record many of them into one submit.
 
+use super::compile::PendingPipeline;
 use super::{Gpu, Shader, Tensor};
 use crate::error::{Error, Result};
+use std::sync::{Arc, OnceLock};
 
 /// One kernel launch with everything bound: pipeline, bind group, workgroup grid.
 ///
 /// Built once (when a model or op is created) and recorded as often as needed, so the hot loop
 /// creates nothing. Binding 0 is the kernel's uniform parameters (absent when `P` is `()`); each tensor is bound at the
-/// binding number paired with it, as declared in the WGSL.
+/// binding number paired with it, as declared in the WGSL. The pipeline compiles in the
+/// background (see [`Gpu::pipeline`]) and the bind group is made once it has, by
+/// [`Dispatch::ready`] or the first recording.
 #[derive(Clone)]
 pub struct Dispatch {
     label: &'static str,
-    pipeline: wgpu::ComputePipeline,
-    bind_group: wgpu::BindGroup,
     grid: [u32; 3],
+    binding: Arc<Binding>,
+}
+
+/// What a dispatch binds, and the pipeline and bind group made from it once its compile is
+/// over.
+struct Binding {
+    gpu: Gpu,
+    what: String,
+    pipeline: PendingPipeline,
+    uniform: Option<wgpu::Buffer>,
+    tensors: Vec<(u32, Tensor)>,
+    made: OnceLock<std::result::Result<(wgpu::ComputePipeline, wgpu::BindGroup), String>>,
+}
+
+impl Binding {
+    /// The pipeline and bind group, made on first call (waiting for the compile).
+    fn made(&self) -> std::result::Result<&(wgpu::ComputePipeline, wgpu::BindGroup), &str> {
+        let made = self.made.get_or_init(|| {
+            let pipeline = self.pipeline.wait()?;
+            let mut entries: Vec<_> = (self.uniform.iter())
+                .map(|u| wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: u.as_entire_binding(),
+                })
+                .collect();
+            entries.extend(
+                self.tensors
+                    .iter()
+                    .map(|(binding, t)| wgpu::BindGroupEntry {
+                        binding: *binding,
+                        resource: t.binding(),
+                    }),
+            );
+            let device = self.gpu.device();
+            let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+            let bind_group = self.gpu.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(&self.what),
+                layout: &pipeline.get_bind_group_layout(0),
+                entries: &entries,
+            });
+            match pollster::block_on(scope.pop()) {
+                Some(e) => Err(super::one_line(&format!("{}: {e}", self.what))),
+                None => Ok((pipeline, bind_group)),
+            }
+        });
+        made.as_ref().map_err(String::as_str)
+    }
 }
 
 impl Dispatch {
@@ -64,8 +113,7 @@ impl Dispatch {
                 )));
             }
         }
-        let pipeline = gpu.pipeline(shader, entry, constants)?;
-        let device = gpu.device();
+        let grid = gpu.grid(groups)?;
         let mut bytes = bytemuck::bytes_of(params).to_vec();
         let uniform = (!bytes.is_empty()).then(|| {
             bytes.resize(bytes.len().next_multiple_of(16), 0);
@@ -75,35 +123,29 @@ impl Dispatch {
                 usage: wgpu::BufferUsages::UNIFORM,
             })
         });
-        let mut entries: Vec<_> = uniform
-            .iter()
-            .map(|u| wgpu::BindGroupEntry {
-                binding: 0,
-                resource: u.as_entire_binding(),
-            })
-            .collect();
-        entries.extend(tensors.iter().map(|(binding, t)| wgpu::BindGroupEntry {
-            binding: *binding,
-            resource: t.binding(),
-        }));
-        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let bind_group = gpu.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(entry),
-            layout: &pipeline.get_bind_group_layout(0),
-            entries: &entries,
-        });
-        if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::Gpu(super::one_line(&format!(
-                "{}::{entry}: {e}",
-                shader.name
-            ))));
-        }
+        let binding = Binding {
+            gpu: gpu.clone(),
+            what: format!("{}::{entry}", shader.name),
+            pipeline: gpu.compile(shader, entry, constants),
+            uniform,
+            tensors: tensors.iter().map(|&(b, t)| (b, t.clone())).collect(),
+            made: OnceLock::new(),
+        };
         Ok(Dispatch {
             label: entry,
-            pipeline,
-            bind_group,
-            grid: gpu.grid(groups)?,
+            grid,
+            binding: Arc::new(binding),
         })
+    }
+
+    /// Waits for the pipeline's compile and makes the bind group, reporting a failure of either.
+    /// Recording does this too, but reports nothing: call this (or [`Program::ready`]) once a
+    /// dispatch is built.
+    pub fn ready(&self) -> Result<()> {
+        self.binding
+            .made()
+            .map(|_| ())
+            .map_err(|e| Error::Gpu(e.to_string()))
     }
 
     /// The same launch over an explicit `[x, y, z]` grid of workgroups (for kernels that take
@@ -122,14 +164,17 @@ impl Dispatch {
         Ok(self)
     }
 
-    /// Records the launch into `pass` (nothing when the grid is empty).
+    /// Records the launch into `pass` (nothing when the grid is empty, or when the pipeline or
+    /// bind group failed: [`Dispatch::ready`] says why).
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
         if self.grid.contains(&0) {
             return;
         }
-        pass.set_pipeline(&self.pipeline);
-        pass.set_bind_group(0, &self.bind_group, &[]);
-        pass.dispatch_workgroups(self.grid[0], self.grid[1], self.grid[2]);
+        if let Ok((pipeline, bind_group)) = self.binding.made() {
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, bind_group, &[]);
+            pass.dispatch_workgroups(self.grid[0], self.grid[1], self.grid[2]);
+        }
     }
 
     /// The kernel entry point's name.
@@ -139,6 +184,7 @@ impl Dispatch {
 
     /// Submits this one dispatch and waits for it, reporting any GPU error.
     pub fn run(&self, gpu: &Gpu) -> Result<()> {
+        self.ready()?;
         submit(gpu, |pass| self.record(pass));
         gpu.wait()
     }
@@ -189,6 +235,12 @@ impl Program {
 
     /// Records the program `times` times into one command buffer and submits it (no wait).
     pub fn submit(&self, gpu: &Gpu, times: usize) {
+        // A dispatch that cannot be made records nothing; the next wait reports why.
+        for d in &self.dispatches {
+            if let Err(e) = d.binding.made() {
+                gpu.fault(e.to_string());
+            }
+        }
         submit(gpu, |pass| {
             for _ in 0..times {
                 self.record(pass);
@@ -196,8 +248,14 @@ impl Program {
         });
     }
 
+    /// Waits for every dispatch's pipeline and makes its bind group ([`Dispatch::ready`]).
+    pub fn ready(&self) -> Result<()> {
+        self.dispatches.iter().try_for_each(Dispatch::ready)
+    }
+
     /// Submits the program once and waits for it, reporting any GPU error.
     pub fn run(&self, gpu: &Gpu) -> Result<()> {
+        self.ready()?;
         self.submit(gpu, 1);
         gpu.wait()
     }

@@ -350,7 +350,13 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         config.data_dir.as_deref(),
     )?;
     let gpu = Gpu::from_env()?;
-    let mut trainer = build(&gpu, &config, &data, state.as_ref())?;
+    let started = std::time::Instant::now();
+    // Building compiles the kernels (side by side, on background threads).
+    let compiling = spinner("compiling kernels…");
+    let built = build(&gpu, &config, &data, state.as_ref());
+    compiling.finish_and_clear();
+    let mut trainer = built?;
+    let build_seconds = started.elapsed().as_secs_f64();
     // Everything is in place: only now does a new run's folder appear.
     let folder = match resumed {
         Some(folder) => folder,
@@ -379,10 +385,9 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     if let Some(state) = &state {
         log(format!("resuming after epoch {}", state.epoch));
     }
-    let started = std::time::Instant::now();
     let compile_seconds = if trainer.epochs_done() < config.epochs {
-        let spinner = spinner("compiling kernels (first run only)…");
-        let seconds = trainer.warm_up()?;
+        let spinner = spinner("compiling kernels…");
+        let seconds = build_seconds + trainer.warm_up()?;
         spinner.finish_and_clear();
         log(format!("kernels ready in {seconds:.2}s"));
         seconds
