@@ -1,9 +1,10 @@
 //! Pipelines compiled on background threads, so that a model's kernels compile side by side.
 //!
-//! Creating a compute pipeline can take a CPU adapter half a second for a large kernel (Mesa's
-//! lavapipe lowers and optimises the shader there), and a model needs dozens. Each one asked
-//! for is compiled on a thread of its own, at most one per core at a time, while the caller
-//! goes on binding and recording; whoever needs the pipeline waits for it.
+//! Creating a compute pipeline is slow on a CPU adapter for a large kernel (Mesa's lavapipe
+//! lowers and optimises the shader there; the README has the times), and a model needs
+//! dozens. Each one asked for is compiled on a thread of its own, at most one per core at a
+//! time, while the caller goes on binding and recording; whoever needs the pipeline waits for
+//! it.
 
 use super::lock;
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
