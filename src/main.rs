@@ -31,7 +31,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Train an MLP classifier (PyTorch's MNIST tutorial by default) into a run folder.
+    /// Train a classifier (PyTorch's MNIST tutorial MLP by default, or a CNN) into a run folder.
     Train(Box<run::TrainArgs>),
     /// Accuracy, per-class accuracy and confusion matrix of saved weights on a test split.
     Eval {
@@ -58,7 +58,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Measure matmul GFLOP/s, the tutorial MLP's epoch time, and a training step kernel by kernel.
+    /// Measure matmul GFLOP/s, a model's epoch time, and its training step kernel by kernel.
     Bench(BenchArgs),
 }
 

@@ -172,6 +172,8 @@ fn bad_hyper_parameters_are_errors_in_pytorchs_words() {
         stderr
     };
     assert!(run(&["--lr=-1"]).contains("Invalid learning rate: -1"));
+    // A negative value may also follow its option as the next argument.
+    assert!(run(&["--lr", "-1"]).contains("Invalid learning rate: -1"));
     assert!(
         run(&["--optimizer", "sgd", "--momentum=-0.5"]).contains("Invalid momentum value: -0.5")
     );

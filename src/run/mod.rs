@@ -34,7 +34,7 @@ pub struct TrainArgs {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     batch_size: Option<u64>,
     /// The learning rate [default: 0.001; 1.0 for adadelta].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr: Option<f32>,
     /// Seed for initialisation and shuffling: same seed, same adapter, same numbers [default: 0].
     #[arg(long)]
@@ -50,19 +50,19 @@ pub struct TrainArgs {
     #[arg(long, value_enum)]
     optimizer: Option<OptimizerKind>,
     /// Weight decay (default: 0, or 0.01 for AdamW).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     weight_decay: Option<f32>,
     /// SGD's momentum [default: 0].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     momentum: Option<f32>,
     /// Multiply the learning rate by this every --lr-step epochs (PyTorch's StepLR).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr_gamma: Option<f32>,
     /// Epochs between the learning rate's decays [default: 1].
     #[arg(long, requires = "lr_gamma", value_parser = clap::value_parser!(u64).range(1..))]
     lr_step: Option<u64>,
     /// Cross-entropy's label smoothing, in [0, 1] [default: 0].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     label_smoothing: Option<f32>,
     /// Start from these weights (safetensors with nn.Sequential names: 0.weight, 0.bias, 2.weight,
     /// …; for --model cnn also examples/mnist's Net names: conv1.weight, …, fc2.bias).
