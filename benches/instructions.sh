@@ -7,9 +7,10 @@
 #     benches/instructions.sh [WGML_BINARY ...]      (default: target/release/wgml)
 #
 # Needs valgrind and a Vulkan lavapipe; takes about three minutes per binary. Lavapipe runs the
-# kernels on one worker thread per core and compiles them on its queue thread, so the count
-# sums the threads that ran neither the program's main nor the queue (callgrind's parts 01, 02),
-# with wgml's spinners off (WGML_KEEP_AWAKE=0): they would add whatever they spun.
+# kernels on one worker thread per core, so the count sums the threads that ran neither the
+# program's main nor lavapipe's queue (callgrind's parts 01, 02) nor wgml's kernel compiles
+# (`wgml::gpu::compile`), with wgml's spinners off (WGML_KEEP_AWAKE=0): they would add
+# whatever they spun.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${WGML_DATA:-../shared/datasets/mnist-10k}
@@ -24,6 +25,7 @@ for bin in "$@"; do
   total=0
   for part in "$work"/cg-*; do
     case $part in *-01 | *-02) continue ;; esac
+    grep -q 'wgml::gpu::compile::' "$part" && continue
     n=$(awk '/^summary:/ { print $2; exit }' "$part")
     total=$((total + ${n:-0}))
   done
