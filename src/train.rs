@@ -437,8 +437,8 @@ impl<'a> Batches<'a> {
         let (classes, features) = (head.weight.shape()[0], head.weight.shape()[1]);
         // The kernel reads its input row by row.
         let rows_in = index > 0 || self.layout == BatchLayout::Rows;
-        let wanted =
-            (self.config.small_head).unwrap_or_else(|| policy::small_head(self.gpu.profile()));
+        let wanted = (self.config.small_head)
+            .unwrap_or_else(|| policy::small_head(self.gpu.profile(), rows, features, classes));
         let usable = wanted
             && rows_in
             && self.head.is_none()

@@ -68,7 +68,9 @@ fn every_entry_point_validates_and_translates_to_all_four_back_ends() {
             // The subgroup matmul, for CPU adapters, needs more; the host checks the device.
             let max_storage = if shader.name == SUBGROUP_SHADER.name {
                 SUBGROUP_STORAGE_BUFFERS as usize
-            } else if shader.name == small_head::SHADER.name {
+            } else if [small_head::SHADER.name, small_head::LANES_SHADER.name]
+                .contains(&shader.name)
+            {
                 small_head::STORAGE_BUFFERS as usize
             } else {
                 MAX_STORAGE_BUFFERS

@@ -5,6 +5,7 @@ mod common;
 use common::{assert_close, gpu, random};
 use wgml::gpu::{DType, Tensor};
 use wgml::kernels::cross_entropy::{CrossEntropyOptions, Reduction};
+use wgml::kernels::policy;
 use wgml::kernels::small_head::{fits, supported, SmallHeadGrads, SmallHeadKernel};
 use wgml::reference::{self, Targets};
 
@@ -18,7 +19,21 @@ struct Case {
     /// Inputs in ±scale.
     scale: f32,
     gated: bool,
+    /// Whether dx is asked for (not for a first layer).
+    dx: bool,
 }
+
+/// The MNIST tutorial's head: 64 rows × 128 features → 10 classes after a ReLU.
+const TUTORIAL: Case = Case {
+    rows: 64,
+    features: 128,
+    classes: 10,
+    smoothing: 0.0,
+    ignore_every: 0,
+    scale: 1.0,
+    gated: true,
+    dx: true,
+};
 
 fn check(case: &Case, seed: u64) {
     let g = gpu();
@@ -55,7 +70,7 @@ fn check(case: &Case, seed: u64) {
     );
     let (loss, cursor) = (zeros(&[1]), Tensor::zeros(g, &[1], DType::U32).unwrap());
     let grads = SmallHeadGrads {
-        dx: Some(&dx),
+        dx: case.dx.then_some(&dx),
         gate: case.gated,
         dweight: &dw,
         dbias: &db,
@@ -64,10 +79,11 @@ fn check(case: &Case, seed: u64) {
         label_smoothing: case.smoothing,
         ..Default::default()
     };
-    SmallHeadKernel::new(g, (&x, &w, &b), &y, &opts, grads, &loss, &cursor)
-        .unwrap()
-        .run(g)
-        .unwrap();
+    let head = SmallHeadKernel::new(g, (&x, &w, &b), &y, &opts, grads, &loss, &cursor).unwrap();
+    // The variant this adapter takes for these sizes is the one tested.
+    let lanes = policy::small_head_lanes(g.profile(), rows, features, classes);
+    assert_eq!(head.dispatch.label() == "small_head_lanes", lanes);
+    head.run(g).unwrap();
 
     let logits = reference::matmul(
         &xs,
@@ -90,8 +106,11 @@ fn check(case: &Case, seed: u64) {
         Reduction::Mean,
         case.smoothing,
     );
-    let mut want_dx =
-        reference::matmul(&dz, &ws, rows, features, classes, false, false, None, false);
+    let mut want_dx = if case.dx {
+        reference::matmul(&dz, &ws, rows, features, classes, false, false, None, false)
+    } else {
+        vec![0.0; rows * features]
+    };
     if case.gated {
         for (d, &x) in want_dx.iter_mut().zip(&xs) {
             if x <= 0.0 {
@@ -102,8 +121,14 @@ fn check(case: &Case, seed: u64) {
     let want_dw = reference::matmul(&dz, &xs, classes, features, rows, true, false, None, false);
     let want_db = reference::column_sum(&dz, rows, classes);
     let what = format!(
-        "{rows} rows × {features} → {classes}, ε {}, ignore every {}, scale {}",
-        case.smoothing, case.ignore_every, case.scale
+        "{rows} rows × {features} → {classes}, ε {}, ignore every {}, scale {}, gated {}, dx {} \
+         ({})",
+        case.smoothing,
+        case.ignore_every,
+        case.scale,
+        case.gated,
+        case.dx,
+        head.dispatch.label()
     );
     let read = |t: &Tensor| t.to_vec::<f32>(g).unwrap();
     let got_loss = read(&loss)[0];
@@ -131,15 +156,7 @@ fn small_head_matches_the_reference_over_odd_shapes() {
         eprintln!("this adapter binds too few storage buffers for the small head");
         return;
     }
-    let base = Case {
-        rows: 64,
-        features: 128,
-        classes: 10,
-        smoothing: 0.0,
-        ignore_every: 0,
-        scale: 1.0,
-        gated: true,
-    };
+    let base = TUTORIAL;
     let cases = [
         Case { ..base },
         Case {
@@ -202,6 +219,69 @@ fn small_head_matches_the_reference_over_odd_shapes() {
     }
 }
 
+/// Shapes the one-subgroup variant takes on CPU adapters (features a multiple of 8, up to 64
+/// rows and 16 classes), checked wherever they run: rows short of a lane's eight, a class per
+/// vec4 lane of its registers, every class quad, no dx, every target ignored.
+#[test]
+fn small_head_matches_the_reference_where_one_subgroup_holds_it() {
+    if !supported(gpu()) {
+        return;
+    }
+    let base = TUTORIAL;
+    let cases = [
+        Case {
+            rows: 1,
+            features: 8,
+            classes: 1,
+            gated: false,
+            ..base
+        },
+        Case {
+            rows: 7,
+            features: 16,
+            classes: 7,
+            smoothing: 0.1,
+            ..base
+        },
+        Case {
+            rows: 63,
+            features: 24,
+            classes: 16,
+            ignore_every: 4,
+            ..base
+        },
+        Case {
+            rows: 57,
+            features: 136,
+            classes: 13,
+            smoothing: 0.25,
+            ignore_every: 3,
+            dx: false,
+            gated: false,
+            ..base
+        },
+        Case {
+            rows: 33,
+            features: 64,
+            classes: 5,
+            scale: 300.0,
+            ..base
+        },
+        Case {
+            rows: 9,
+            features: 8,
+            classes: 3,
+            ignore_every: 1,
+            ..base
+        },
+        // Past one subgroup's rows: the generic layout.
+        Case { rows: 65, ..base },
+    ];
+    for (i, case) in cases.iter().enumerate() {
+        check(case, 90 + 5 * i as u64);
+    }
+}
+
 #[test]
 fn out_of_range_targets_are_reported_and_large_heads_refused() {
     let g = gpu();
@@ -209,20 +289,35 @@ fn out_of_range_targets_are_reported_and_large_heads_refused() {
         return;
     }
     let zeros = |shape: &[usize]| Tensor::zeros(g, shape, DType::F32).unwrap();
-    let (x, w, b) = (zeros(&[4, 3]), zeros(&[5, 3]), zeros(&[5]));
-    let (dw, db, loss) = (zeros(&[5, 3]), zeros(&[5]), zeros(&[1]));
     let cursor = Tensor::zeros(g, &[1], DType::U32).unwrap();
     let y = Tensor::from_slice(g, &[0i32, 12, 1, 2], &[4]).unwrap();
+    let opts = CrossEntropyOptions::default();
+    // 3 features: the generic layout; 8: one subgroup's, where the adapter has it.
+    for features in [3, 8] {
+        let (x, w, b) = (zeros(&[4, features]), zeros(&[5, features]), zeros(&[5]));
+        let (dw, db, loss) = (zeros(&[5, features]), zeros(&[5]), zeros(&[1]));
+        let grads = SmallHeadGrads {
+            dx: None,
+            gate: false,
+            dweight: &dw,
+            dbias: &db,
+        };
+        let head = SmallHeadKernel::new(g, (&x, &w, &b), &y, &opts, grads, &loss, &cursor).unwrap();
+        let err = head.run(g).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Target 12 is out of bounds.",
+            "{features} features"
+        );
+    }
+    let (x, w, b) = (zeros(&[4, 3]), zeros(&[5, 3]), zeros(&[5]));
+    let (dw, db, loss) = (zeros(&[5, 3]), zeros(&[5]), zeros(&[1]));
     let grads = SmallHeadGrads {
         dx: None,
         gate: false,
         dweight: &dw,
         dbias: &db,
     };
-    let opts = CrossEntropyOptions::default();
-    let head = SmallHeadKernel::new(g, (&x, &w, &b), &y, &opts, grads, &loss, &cursor).unwrap();
-    let err = head.run(g).unwrap_err();
-    assert_eq!(err.to_string(), "Target 12 is out of bounds.");
     assert!(
         !fits(g.profile(), 4000, 3, 2),
         "8000 logits fit no workgroup"

@@ -3,6 +3,7 @@
 mod common;
 use common::gpu;
 use wgml::data::{Mnist, Split};
+use wgml::kernels::policy;
 use wgml::nn::Sequential;
 use wgml::train::{TrainConfig, Trainer};
 
@@ -401,7 +402,7 @@ fn a_batch_too_large_for_the_device_is_a_clear_error() {
 }
 
 /// Dispatches per training step of the MNIST tutorial's MLP: its last layer, loss and their
-/// backward as one (the small head, which GPUs take by default) against the four of the
+/// backward as one (the small head, which GPUs and lavapipe take by default) against the four of the
 /// unfused path; each bias gradient written by its weight gradient's product; the optimizer's
 /// step count advanced by the gather, the batch cursor by the update.
 #[test]
@@ -412,18 +413,26 @@ fn the_tutorial_step_takes_five_dispatches() {
         test: head(&full.test, 100),
     };
     let g = gpu();
-    let labels = |small_head: bool| -> Vec<&'static str> {
+    let labels = |small_head: Option<bool>| -> Vec<&'static str> {
         let model = Sequential::mlp(g, &[784, 128, 10], 0).unwrap();
         let config = TrainConfig {
-            small_head: Some(small_head),
+            small_head,
             ..TrainConfig::default()
         };
         let trainer = Trainer::new(g, model, &data, config).unwrap();
         let program = trainer.step_program();
         program.dispatches().iter().map(|d| d.label()).collect()
     };
-    let (unfused, fused) = (labels(false), labels(true));
+    let (unfused, fused) = (labels(Some(false)), labels(Some(true)));
     eprintln!("unfused: {unfused:?}\nsmall head: {fused:?}");
+    // By default, what the adapter's policy picks: the small head on GPUs and on CPU adapters
+    // with 8-lane subgroups and 64-bit integers (lavapipe).
+    let default = if policy::small_head(g.profile(), 64, 128, 10) {
+        &fused
+    } else {
+        &unfused
+    };
+    assert_eq!(&labels(None), default);
     assert_eq!(unfused.len(), 8, "{unfused:?}");
     if wgml::kernels::small_head::supported(g) {
         assert_eq!(fused.len(), 5, "{fused:?}");

@@ -79,7 +79,7 @@ pub fn shader_constants() -> Vec<(Shader, &'static str, u32)> {
 }
 
 /// Every shader in `shaders/`, for validation and tooling.
-pub const SHADERS: [Shader; 14] = [
+pub const SHADERS: [Shader; 15] = [
     matmul::SHADER,
     matmul::SUBGROUP_SHADER,
     elementwise::SHADER,
@@ -94,6 +94,7 @@ pub const SHADERS: [Shader; 14] = [
     dropout::SHADER,
     conv::SHADER,
     small_head::SHADER,
+    small_head::LANES_SHADER,
 ];
 
 /// The two dimensions of a matrix tensor, or a shape error naming `what`.

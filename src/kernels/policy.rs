@@ -123,13 +123,26 @@ pub fn taps_grad_layout(profile: &Profile, shape: &Conv2dShape) -> TapsGradLayou
     }
 }
 
-/// Whether training computes a small classifier head and its loss as one dispatch
-/// ([`crate::kernels::small_head`]): on GPUs, where each dispatch costs a launch and a barrier.
-/// Not on CPU adapters: there its one workgroup runs on one core, without the subgroup
-/// matmul's wide loads and broadcasts, and does more work than the dispatches it saves (the
-/// README has the count).
-pub fn small_head(profile: &Profile) -> bool {
-    !profile.cpu
+/// Whether training computes a small classifier head of `rows` × `features` → `classes` and
+/// its loss as one dispatch ([`crate::kernels::small_head`]): on GPUs, where each dispatch
+/// costs a launch and a barrier; on CPU adapters where its one-subgroup variant applies
+/// ([`small_head_lanes`]). Their generic one-workgroup layout runs on one core, without wide
+/// loads, and does more work there than the dispatches it saves.
+pub fn small_head(profile: &Profile, rows: usize, features: usize, classes: usize) -> bool {
+    !profile.cpu || small_head_lanes(profile, rows, features, classes)
+}
+
+/// Whether the small head runs as `small_head_lanes.wgsl`: one 8-lane subgroup with 64-bit
+/// integers (a CPU adapter), up to 64 rows (8 per lane) and 16 classes (in registers), features
+/// a multiple of 8 (read eight at a time).
+pub fn small_head_lanes(profile: &Profile, rows: usize, features: usize, classes: usize) -> bool {
+    profile.cpu
+        && profile.subgroup_lanes == Some(8)
+        && profile.int64
+        && (1..=64).contains(&rows)
+        && (1..=16).contains(&classes)
+        && features > 0
+        && features.is_multiple_of(8)
 }
 
 /// Whether a first Linear layer of `inputs` → `outputs` features computes batches of `rows`

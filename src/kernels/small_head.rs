@@ -1,6 +1,8 @@
 //! `shaders/small_head.wgsl`: a classifier's last Linear layer, its mean cross-entropy and both
 //! backward passes in one dispatch, for few rows and classes (a training step of the MNIST
-//! tutorial's 64 × 10 head: one dispatch where the unfused path takes five).
+//! tutorial's 64 × 10 head: one dispatch where the unfused path takes five). CPU adapters with
+//! 8-lane subgroups and 64-bit integers take `small_head_lanes.wgsl` instead, one subgroup
+//! holding up to 64 rows × 16 classes in registers ([`policy::small_head_lanes`]).
 //!
 //! ```
 //! use wgml::gpu::{DType, Gpu, Tensor};
@@ -32,6 +34,18 @@ pub const SHADER: Shader = Shader {
     source: include_str!("../../shaders/small_head.wgsl"),
 };
 
+/// The head in one 8-lane subgroup with 32-byte accesses (`small_head_lanes.wgsl` after
+/// `small_head.wgsl` and `int64.wgsl`), for CPU adapters; [`policy::small_head_lanes`] says
+/// where it applies.
+pub const LANES_SHADER: Shader = Shader {
+    name: "small_head_lanes.wgsl",
+    source: concat!(
+        include_str!("../../shaders/small_head.wgsl"),
+        include_str!("../../shaders/int64.wgsl"),
+        include_str!("../../shaders/small_head_lanes.wgsl"),
+    ),
+};
+
 /// rows × classes the workgroup holds (the shader's `HELD`).
 pub const HELD: usize = 3840;
 
@@ -52,7 +66,7 @@ struct Params {
 /// WGSL in `tests/shaders.rs`).
 pub fn uniform_layouts() -> Vec<super::UniformLayout> {
     super::layouts_of!(
-        [SHADER],
+        [SHADER, LANES_SHADER],
         Params {
             rows,
             features,
@@ -83,8 +97,12 @@ pub fn supported(gpu: &Gpu) -> bool {
 }
 
 /// Whether one workgroup of this adapter computes a head of `rows` × `features` → `classes`:
-/// the logits fit its memory ([`HELD`]), and each invocation's loops the adapter's loop budget.
+/// the one-subgroup variant applies ([`policy::small_head_lanes`]), or the logits fit its
+/// memory ([`HELD`]) and each invocation's loops the adapter's loop budget.
 pub fn fits(profile: &Profile, rows: usize, features: usize, classes: usize) -> bool {
+    if policy::small_head_lanes(profile, rows, features, classes) {
+        return true;
+    }
     let wg = workgroup(profile);
     let logits = rows.saturating_mul(classes);
     let share = |elements: usize, each: usize| elements.div_ceil(wg).saturating_mul(each);
@@ -201,17 +219,32 @@ impl SmallHeadKernel {
             smoothing: opts.label_smoothing,
         };
         let flag = |on: bool| f64::from(u8::from(on));
+        let lanes = policy::small_head_lanes(gpu.profile(), rows, features, classes);
+        let (shader, entry, size) = if lanes {
+            (
+                LANES_SHADER,
+                "small_head_lanes",
+                ("CLASSES", classes as f64),
+            )
+        } else if features.is_multiple_of(4) {
+            // Four features per access where rows hold whole vec4s.
+            (
+                SHADER,
+                "small_head4",
+                ("WG", workgroup(gpu.profile()) as f64),
+            )
+        } else {
+            (
+                SHADER,
+                "small_head",
+                ("WG", workgroup(gpu.profile()) as f64),
+            )
+        };
         let constants = [
-            ("WG", workgroup(gpu.profile()) as f64),
+            size,
             ("GATE", flag(grads.gate)),
             ("DX", flag(grads.dx.is_some())),
         ];
-        // Four features per access where rows hold whole vec4s.
-        let entry = if features.is_multiple_of(4) {
-            "small_head4"
-        } else {
-            "small_head"
-        };
         // Bindings nothing reads or writes get stand-ins of their access.
         let tensors = [
             (1, x),
@@ -225,7 +258,7 @@ impl SmallHeadKernel {
             (10, out),
             (11, targets_check.tensor()),
         ];
-        let dispatch = Dispatch::specialized(gpu, SHADER, entry, &constants, &params, &tensors, 1)?;
+        let dispatch = Dispatch::specialized(gpu, shader, entry, &constants, &params, &tensors, 1)?;
         Ok(SmallHeadKernel {
             dispatch,
             targets_check,
