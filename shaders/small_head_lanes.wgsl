@@ -247,32 +247,13 @@ fn row_grad(logp: vec4<f32>, is_target: vec4<bool>, eps: f32, spread: f32) -> ve
     return (1.0 - eps) * hard + spread * soft;
 }
 
-// Σ over the lane's rows of dz[row, c] · x[row, ·] (c a constant at every call).
+// Σ over the lane's rows of dz[row, c] · x[row, ·] in order, then across the lanes (c a
+// constant at every call).
 fn class_grad(dz: RowClasses, x: RowEights, c: u32) -> Eight {
-    var low = vec4(0.0);
-    var high = vec4(0.0);
-    let d = array(
-        class_at(dz.j0, c), class_at(dz.j1, c), class_at(dz.j2, c), class_at(dz.j3, c),
-        class_at(dz.j4, c), class_at(dz.j5, c), class_at(dz.j6, c), class_at(dz.j7, c),
-    );
-    low = fma(vec4(d[0]), x.j0.low, low);
-    high = fma(vec4(d[0]), x.j0.high, high);
-    low = fma(vec4(d[1]), x.j1.low, low);
-    high = fma(vec4(d[1]), x.j1.high, high);
-    low = fma(vec4(d[2]), x.j2.low, low);
-    high = fma(vec4(d[2]), x.j2.high, high);
-    low = fma(vec4(d[3]), x.j3.low, low);
-    high = fma(vec4(d[3]), x.j3.high, high);
-    low = fma(vec4(d[4]), x.j4.low, low);
-    high = fma(vec4(d[4]), x.j4.high, high);
-    low = fma(vec4(d[5]), x.j5.low, low);
-    high = fma(vec4(d[5]), x.j5.high, high);
-    low = fma(vec4(d[6]), x.j6.low, low);
-    high = fma(vec4(d[6]), x.j6.high, high);
-    low = fma(vec4(d[7]), x.j7.low, low);
-    high = fma(vec4(d[7]), x.j7.high, high);
-    // Then across the lanes.
-    return Eight(subgroupAdd(low), subgroupAdd(high));
+    let first = vec4(class_at(dz.j0, c), class_at(dz.j1, c), class_at(dz.j2, c), class_at(dz.j3, c));
+    let last = vec4(class_at(dz.j4, c), class_at(dz.j5, c), class_at(dz.j6, c), class_at(dz.j7, c));
+    let mine = quad_fma(quad_fma(Eight(), first, x.j0, x.j1, x.j2, x.j3), last, x.j4, x.j5, x.j6, x.j7);
+    return Eight(subgroupAdd(mine.low), subgroupAdd(mine.high));
 }
 
 // dW's eight features at step s for class c, when the pipeline has it.
@@ -282,7 +263,7 @@ fn store_class_grad(dz: RowClasses, x: RowEights, c: u32, s: u32, steps: u32) {
     }
 }
 
-// acc + Σ d[i] · w_i over one quad of classes, eight features.
+// acc + d.x·w0 + d.y·w1 + d.z·w2 + d.w·w3 in that order, eight features.
 fn quad_fma(acc: Eight, d: vec4<f32>, w0: Eight, w1: Eight, w2: Eight, w3: Eight) -> Eight {
     var low = fma(vec4(d.x), w0.low, acc.low);
     var high = fma(vec4(d.x), w0.high, acc.high);

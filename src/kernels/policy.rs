@@ -126,8 +126,8 @@ pub fn taps_grad_layout(profile: &Profile, shape: &Conv2dShape) -> TapsGradLayou
 /// Whether training computes a small classifier head of `rows` × `features` → `classes` and
 /// its loss as one dispatch ([`crate::kernels::small_head`]): on GPUs, where each dispatch
 /// costs a launch and a barrier; on CPU adapters where its one-subgroup variant applies
-/// ([`small_head_lanes`]). Their generic one-workgroup layout runs on one core, without wide
-/// loads, and does more work there than the dispatches it saves.
+/// ([`small_head_lanes`]). Elsewhere on CPU adapters the generic one-workgroup layout runs on
+/// one core without wide loads, and costs more than the dispatches it saves.
 pub fn small_head(profile: &Profile, rows: usize, features: usize, classes: usize) -> bool {
     !profile.cpu || small_head_lanes(profile, rows, features, classes)
 }

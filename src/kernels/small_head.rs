@@ -219,29 +219,24 @@ impl SmallHeadKernel {
             smoothing: opts.label_smoothing,
         };
         let flag = |on: bool| f64::from(u8::from(on));
-        let lanes = policy::small_head_lanes(gpu.profile(), rows, features, classes);
-        let (shader, entry, size) = if lanes {
-            (
-                LANES_SHADER,
-                "small_head_lanes",
-                ("CLASSES", classes as f64),
-            )
-        } else if features.is_multiple_of(4) {
-            // Four features per access where rows hold whole vec4s.
-            (
-                SHADER,
-                "small_head4",
-                ("WG", workgroup(gpu.profile()) as f64),
-            )
-        } else {
-            (
-                SHADER,
-                "small_head",
-                ("WG", workgroup(gpu.profile()) as f64),
-            )
-        };
+        // The layout, and the override that sizes it: the classes held in registers, or the
+        // workgroup's invocations.
+        let wg = ("WG", workgroup(gpu.profile()) as f64);
+        let (shader, entry, sizing) =
+            if policy::small_head_lanes(gpu.profile(), rows, features, classes) {
+                (
+                    LANES_SHADER,
+                    "small_head_lanes",
+                    ("CLASSES", classes as f64),
+                )
+            } else if features.is_multiple_of(4) {
+                // Four features per access where rows hold whole vec4s.
+                (SHADER, "small_head4", wg)
+            } else {
+                (SHADER, "small_head", wg)
+            };
         let constants = [
-            size,
+            sizing,
             ("GATE", flag(grads.gate)),
             ("DX", flag(grads.dx.is_some())),
         ];
