@@ -7,7 +7,8 @@
 //     registers: four vec4s of classes (CLASSES, at most 16, fixed per pipeline);
 //   - features (a multiple of 8) are walked eight at a time through 32-byte loads and stores
 //     (int64.wgsl): each step loads the lane's 8 rows of x and the CLASSES rows of W, twice in
-//     all (logits, then the gradients), where the unfused path reads them in four dispatches;
+//     all (logits, then the gradients; W only when dx is asked for), where the unfused path
+//     reads them in four dispatches;
 //   - dW's and db's sums over rows are each lane's 8 rows in order, then subgroupAdd across the
 //     lanes: a fixed order, so runs are bit-identical.
 //
@@ -378,7 +379,6 @@ fn small_head_lanes(@builtin(subgroup_invocation_id) lane: u32) {
     // dW and dx, eight features at a time.
     for (var s = 0u; s < steps; s++) {
         let x = load_rows(lane, s, steps);
-        let w = load_classes(s, steps);
         store_class_grad(dz, x, 0u, s, steps);
         store_class_grad(dz, x, 1u, s, steps);
         store_class_grad(dz, x, 2u, s, steps);
@@ -396,6 +396,7 @@ fn small_head_lanes(@builtin(subgroup_invocation_id) lane: u32) {
         store_class_grad(dz, x, 14u, s, steps);
         store_class_grad(dz, x, 15u, s, steps);
         if DX {
+            let w = load_classes(s, steps);
             store_row_grad(lane, 0u, dz.j0, w, x.j0, s, steps);
             store_row_grad(lane, 1u, dz.j1, w, x.j1, s, steps);
             store_row_grad(lane, 2u, dz.j2, w, x.j2, s, steps);
